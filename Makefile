@@ -1,0 +1,120 @@
+# connect-numbers: build, test, install. Everything but daemon/main.c goes
+# into one static library that the daemon and every test link.
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr
+SBINDIR    ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /usr/lib/systemd/system
+CATALOGDIR ?= /usr/lib/systemd/catalog
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/connect-numbers
+DESTDIR    ?=
+
+BUILD      ?= build
+CC         ?= cc
+PKGS       := libcurl openssl yaml-0.1 libsystemd jansson
+DEPS_OK    := $(BUILD)/.deps-ok
+
+ifeq ($(SANITIZE),1)
+BUILD      := build-sanitize
+SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+WARN       := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
+ifneq ($(CI),)
+WARN       += -Werror
+endif
+
+PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
+
+CFLAGS     ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DVERSION=\"$(VERSION)\" $(WARN) $(SANFLAGS) $(CFLAGS) $(PKG_CFLAGS)
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRCS   := $(filter-out daemon/main.c,$(wildcard daemon/*.c daemon/aws/*.c))
+LIB_OBJS   := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+LIB        := $(BUILD)/libconnect-numbers.a
+DAEMON     := $(BUILD)/connect-numbersd
+TEST_SRCS  := $(wildcard tests/unit/test-*.c)
+TEST_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+
+.PHONY: all check check-unit check-fake check-integration check-style check-system check-valgrind \
+        demo install clean deps fuzz bench deb rpm
+.DEFAULT_GOAL := all
+
+all: $(DAEMON) daemon/connect-numbersd
+
+# A stable path for people and scripts: daemon/connect-numbersd.
+daemon/connect-numbersd: $(DAEMON)
+	ln -sf ../$(DAEMON) $@
+
+deps: $(DEPS_OK)
+$(DEPS_OK): packaging/install-deps.sh
+	sh packaging/install-deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/%.o: %.c $(DEPS_OK) $(wildcard daemon/*.h daemon/aws/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(DAEMON): $(BUILD)/daemon/main.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
+
+check: all $(TEST_BINS) check-style check-unit check-fake check-integration
+	@echo "make check: all suites passed"
+
+check-style:
+	sh tests/check-banned.sh
+
+check-unit: $(TEST_BINS)
+	@BUILD=$(BUILD) sh tests/run-unit.sh $(TEST_BINS)
+
+check-fake: $(DEPS_OK)
+	@sh tests/run-fake-tests.sh
+
+check-integration: all
+	@BUILD=$(BUILD) sh tests/run-integration.sh
+
+check-valgrind: $(TEST_BINS)
+	@VALGRIND=1 BUILD=$(BUILD) sh tests/run-unit.sh $(TEST_BINS)
+
+check-system: all
+	sh tests/system/run.sh
+
+demo: all
+	sh tests/demo.sh
+
+fuzz:
+	$(MAKE) -f tests/fuzz/Makefile FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+bench: all
+	sh bench/run.sh
+
+deb:
+	sh packaging/build-deb.sh
+
+rpm:
+	sh packaging/build-rpm.sh
+
+install: all
+	install -D -m 0755 $(DAEMON) $(DESTDIR)$(SBINDIR)/connect-numbersd
+	install -D -m 0644 systemd/connect-numbersd.service $(DESTDIR)$(UNITDIR)/connect-numbersd.service
+	install -D -m 0644 systemd/connect-numbers.catalog $(DESTDIR)$(CATALOGDIR)/connect-numbers.catalog
+	install -D -m 0644 config/numbers.example.yaml $(DESTDIR)$(DOCDIR)/numbers.example.yaml
+	test -e $(DESTDIR)$(SYSCONFDIR)/connect-numbers/numbers.yaml || \
+		install -D -m 0640 config/numbers.example.yaml $(DESTDIR)$(SYSCONFDIR)/connect-numbers/numbers.yaml
+	for m in man/*.[0-9]; do [ -e "$$m" ] || continue; s=$${m##*.}; \
+		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
+
+clean:
+	rm -rf build build-sanitize daemon/connect-numbersd

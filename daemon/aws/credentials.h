@@ -1,0 +1,35 @@
+/* credentials.h: the standard AWS credential chain (SPEC "Credentials,
+ * region, endpoint"): environment, $CREDENTIALS_DIRECTORY/aws, shared
+ * credentials/config files, container credentials, EC2 IMDSv2. Fetching
+ * from the container or IMDS endpoints is a short, bounded, blocking HTTP
+ * call (1-2 s timeouts) to a loopback or link-local address. */
+#pragma once
+
+#include "sigv4.h"
+
+struct credentials_provider;
+
+/* profile: the YAML's profile:, or NULL (then AWS_PROFILE, else "default"). */
+int credentials_provider_new(const char *profile, struct credentials_provider **ret);
+struct credentials_provider *credentials_provider_free(struct credentials_provider *p);
+DEFINE_FREEP(struct credentials_provider, credentials_provider_free)
+
+/* Returns valid credentials, walking the chain the first time and
+ * refreshing temporary credentials at least 5 minutes before they expire
+ * (a failed refresh keeps the old ones until they expire, logged once).
+ * now: wall seconds. The pointer stays valid until the next call.
+ * Errors: -ENOKEY nothing in the chain has credentials; -EOPNOTSUPP a
+ * profile needs role_arn/credential_process/SSO/web identity; -EIO an
+ * endpoint failed. credentials_provider_error() then says why in one line
+ * (never containing a secret). */
+int credentials_get(struct credentials_provider *p, uint64_t now, const struct aws_credentials **ret);
+const char *credentials_provider_error(const struct credentials_provider *p);
+
+/* Pure parsers, exposed for tests and fuzzing. */
+/* Shared credentials/config file text: the named profile's keys. In a
+ * config file (is_config) sections are "[default]" and "[profile NAME]". */
+int credentials_parse_ini(const char *text, size_t len, const char *profile, bool is_config,
+                          struct aws_credentials **ret, char **ret_error);
+/* The container/IMDS JSON document (AccessKeyId, SecretAccessKey, Token,
+ * Expiration ISO-8601). */
+int credentials_parse_json(const char *text, size_t len, struct aws_credentials **ret);

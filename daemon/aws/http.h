@@ -1,0 +1,52 @@
+/* http.h: HTTPS requests through the libcurl multi interface, driven by the
+ * sd-event loop (socket and timer callbacks): many requests in flight, the
+ * loop never blocks. TLS is always verified. Bounded: connect and total
+ * timeouts, a response size cap enforced in the write callback. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "../util.h"
+
+struct http_client;
+
+struct http_request {
+        const char *method;            /* "GET", "POST", "PUT", "DELETE" */
+        const char *url;               /* https://host[:port]/path?query */
+        char *const *headers;          /* NULL-terminated "Name: value" list */
+        const void *body;              /* may be NULL */
+        size_t body_len;
+        usec_t connect_timeout_usec;   /* 0: default 5 s */
+        usec_t timeout_usec;           /* 0: default 30 s */
+        size_t max_response_bytes;     /* 0: default 8 MiB */
+};
+
+struct http_response {
+        long status;                   /* HTTP status, 0 if none was received */
+        char *body;                    /* NUL-terminated */
+        size_t body_len;
+        char *request_id;              /* x-amzn-RequestId header, or NULL */
+        char *error_type;              /* x-amzn-ErrorType header, or NULL */
+        char *retry_after;             /* x-amz-retry-after header, or NULL */
+};
+
+/* r: 0 when an HTTP response arrived (any status); else a negative errno:
+ * -ETIMEDOUT timeout, -ECONNREFUSED/-ECONNRESET/-EPIPE connection errors,
+ * -EPROTO TLS failure (certificate not verified...), -EFBIG response too
+ * large, -ENOMEM. error_text: curl's one-line explanation, or NULL. */
+typedef void (*http_callback_t)(int r, const struct http_response *resp, const char *error_text, void *userdata);
+
+/* ca_file: extra CA bundle used instead of the system store, or NULL. */
+int http_client_new(sd_event *event, const char *ca_file, struct http_client **ret);
+struct http_client *http_client_free(struct http_client *c);
+DEFINE_FREEP(struct http_client, http_client_free)
+int http_client_set_ca_file(struct http_client *c, const char *ca_file);
+
+/* Starts a request; cb is called exactly once from the event loop (never
+ * from inside http_submit). The request is copied. */
+int http_submit(struct http_client *c, const struct http_request *req, http_callback_t cb, void *userdata);
+size_t http_client_in_flight(const struct http_client *c);
+/* Aborts every request in flight; their callbacks get -ECANCELED. */
+void http_client_cancel_all(struct http_client *c);
+
+void http_response_clear(struct http_response *r);

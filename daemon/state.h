@@ -1,0 +1,137 @@
+/* state.h: what the service remembers between passes and across restarts,
+ * kept as JSON (jansson) in $STATE_DIRECTORY/state.json. Written
+ * atomically (temp file, fsync, rename, fsync dir); read tolerantly (an
+ * unknown version or a corrupt file is moved aside and the state is rebuilt
+ * from the API). Times are wall-clock seconds (clock_wall_sec()). */
+#pragma once
+
+#include "util.h"
+
+#define STATE_VERSION 1
+#define STATE_FILE "state.json"
+#define STATE_LOCK_FILE "lock"
+
+enum number_phase {
+        PHASE_UNKNOWN,      /* seen in a list, not described yet */
+        PHASE_INTENT,       /* claim intent on disk; request sent or about to be; no id known */
+        PHASE_IN_PROGRESS,  /* claim answered (id known), status IN_PROGRESS */
+        PHASE_CLAIMED,      /* status CLAIMED */
+        PHASE_FAILED,       /* last claim FAILED, inside the one-day window */
+        PHASE_GIVEN_UP,     /* window expired: never claimed again by us */
+        PHASE_RELEASED,     /* released by us: gone for good */
+        PHASE_FOREIGN,      /* described: not ours (untagged or someone else's tag) */
+        PHASE_GONE,         /* ours once, no longer listed nor describable */
+};
+const char *number_phase_name(enum number_phase p);
+int number_phase_from_name(const char *s);
+
+struct state_tag {
+        char *key;
+        char *value;
+};
+
+struct state_number {
+        char *phone_number;          /* E.164; with target, the record's key */
+        char *target;                /* target name at the time it was recorded */
+        char *target_arn;
+        char *pool;                  /* pool name of our ownership tag, or NULL */
+        char *owner_tag;             /* the connect-numbers:pool value seen on the number, or NULL */
+        char *id;                    /* PhoneNumberId, or NULL until known */
+        char *arn;                   /* PhoneNumberArn, or NULL */
+        char *country, *type;        /* as listed or described */
+        char *description;           /* as last described, or NULL */
+        struct state_tag *tags;      /* as last described (all tags) */
+        size_t n_tags;
+        enum number_phase phase;
+        bool listed;                 /* seen in the last list of its target */
+        bool adopted;                /* taken over by adopt: true */
+
+        /* Claim bookkeeping. */
+        char *client_token;          /* token of the claim attempt in flight (INTENT/IN_PROGRESS) */
+        char *claim_description;     /* exact parameters of that claim request */
+        struct state_tag *claim_tags;
+        size_t n_claim_tags;
+        unsigned slot;               /* slot in the pool the claim was made for */
+        uint64_t intent_at;          /* when the intent was written */
+        uint64_t claim_sent_at;      /* when the current attempt's first request was sent */
+        uint64_t claimed_at;         /* recorded claim time (orders our own numbers) */
+        uint64_t first_failure_at;   /* send time of the first claim request that FAILED; 0 none */
+        uint64_t next_retry_at;      /* FAILED: next claim attempt not before */
+        unsigned attempts;           /* claim attempts made on this number */
+        char *failure_message;       /* last FAILED status message or error */
+        bool quota_failure;          /* that failure was a quota refusal */
+
+        /* What the service applied, since the API cannot read some back. */
+        char *flow_applied;          /* contact flow id associated, or NULL */
+        char **tag_keys_applied;     /* user tag keys this service set (for untag) */
+        char *pool_digest;           /* pool_config.digest when last reconciled */
+        uint64_t last_described_at;  /* for the daily audit */
+};
+
+struct state_churn {
+        uint64_t at;
+        bool release;                /* false: a claim */
+        char *phone_number;
+};
+
+struct state_target {
+        char *name;
+        char *arn;
+        /* Quota episode (SPEC "What a pass does" 6). */
+        uint64_t quota_at;           /* when the current episode began; 0 none */
+        uint64_t quota_until;        /* new claims pause until then */
+        char *quota_digest;          /* target_config.digest at the refusal */
+        char *quota_message;
+        char *quota_pool;
+        bool quota_logged;           /* the one error record was written */
+        uint64_t quota_last_retry_at; /* last claim attempt while paused */
+        struct state_churn *churn;   /* claims and releases, rolling 180 days */
+        size_t n_churn;
+        char **no_numbers_pools;     /* pools whose empty search was logged (once) */
+        bool listed_ok;              /* the last list of this target succeeded */
+};
+
+struct state {
+        unsigned version;
+        uint64_t last_pass_started_at;
+        uint64_t last_pass_finished_at;
+        uint64_t next_pass_at;
+        int last_pass_result;        /* 0, 75 or 1, like --once */
+        char *last_error;            /* last pass-level error, or NULL */
+        double claim_latency_sec;    /* EWMA of claim -> CLAIMED, for describe polling */
+        struct state_number *numbers;
+        size_t n_numbers;
+        struct state_target *targets;
+        size_t n_targets;
+};
+
+struct state *state_new(void);
+struct state *state_free(struct state *s);
+DEFINE_FREEP(struct state, state_free)
+
+/* Pure (de)serialisation; state_from_json returns -EBADMSG on a corrupt or
+ * unknown-version document. */
+int state_to_json(const struct state *s, char **ret);
+int state_from_json(const char *text, size_t len, struct state **ret);
+
+/* I/O edge. state_load: no file -> a new empty state (returns 0); corrupt
+ * -> the file is renamed to state.json.corrupt-<time>, a new empty state is
+ * returned and *ret_warning says what happened. state_save: atomic. */
+int state_load(const char *dir, struct state **ret, char **ret_warning);
+int state_save(const char *dir, const struct state *s);
+/* Advisory flock on DIR/lock (non-blocking): -EBUSY when another process
+ * holds it. The lock lives as long as the returned fd. */
+int state_lock(const char *dir, int *ret_fd);
+
+/* Lookups and edits. */
+struct state_number *state_find_number(struct state *s, const char *target, const char *phone_number);
+struct state_number *state_find_number_by_id(struct state *s, const char *id);
+/* Appends a zeroed record with these keys; returns it (pointer valid until
+ * the next add/remove). */
+struct state_number *state_add_number(struct state *s, const char *target, const char *phone_number);
+void state_remove_number(struct state *s, struct state_number *n);
+struct state_target *state_get_target(struct state *s, const char *name, const char *arn); /* finds or adds */
+const struct state_tag *state_number_tag(const struct state_number *n, const char *key);
+int state_churn_add(struct state_target *t, uint64_t at, bool release, const char *phone_number);
+/* Drops churn entries older than 180 days before now; returns how many remain. */
+size_t state_churn_prune(struct state_target *t, uint64_t now);

@@ -1,0 +1,249 @@
+/* util.c: string vectors, clocks with the test offset, durations, random
+ * numbers and digests. No logging. */
+#define _GNU_SOURCE
+#include "util.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+char **strv_free(char **l) {
+        if (!l)
+                return NULL;
+        for (char **i = l; *i; i++)
+                free(*i);
+        free(l);
+        return NULL;
+}
+
+size_t strv_length(char *const *l) {
+        size_t n = 0;
+        if (l)
+                while (l[n])
+                        n++;
+        return n;
+}
+
+int strv_push(char ***l, const char *s) {
+        size_t n = strv_length(*l);
+        char *c = strdup(s);
+        if (!c)
+                return -ENOMEM;
+        char **nl = realloc(*l, sizeof(char *) * (n + 2));
+        if (!nl) {
+                free(c);
+                return -ENOMEM;
+        }
+        nl[n] = c;
+        nl[n + 1] = NULL;
+        *l = nl;
+        return 0;
+}
+
+char *strdup_or_null(const char *s) {
+        return s ? strdup(s) : NULL;
+}
+
+int free_and_strdup(char **p, const char *s) {
+        char *c = NULL;
+        if (s) {
+                c = strdup(s);
+                if (!c)
+                        return -ENOMEM;
+        }
+        free(*p);
+        *p = c;
+        return 0;
+}
+
+char *strprintf(const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+static int64_t clock_offset = 0;
+
+usec_t clock_boottime_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_BOOTTIME, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
+int clock_set_offset_sec(int64_t offset) {
+        clock_offset = offset;
+        return 0;
+}
+
+int64_t clock_offset_sec(void) {
+        return clock_offset;
+}
+
+usec_t clock_wall_usec(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t us = (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + clock_offset * 1000000;
+        return us < 0 ? 0 : (usec_t) us;
+}
+
+uint64_t clock_wall_sec(void) {
+        return clock_wall_usec() / USEC_PER_SEC;
+}
+
+int parse_duration_sec(const char *s, bool allow_sign, int64_t *ret) {
+        int sign = 1;
+        uint64_t total = 0;
+
+        if (!s)
+                return -EINVAL;
+        if (allow_sign && (*s == '+' || *s == '-')) {
+                sign = *s == '-' ? -1 : 1;
+                s++;
+        }
+        if (!*s)
+                return -EINVAL;
+        while (*s) {
+                uint64_t v = 0, mult;
+                if (*s < '0' || *s > '9')
+                        return -EINVAL;
+                while (*s >= '0' && *s <= '9') {
+                        if (v > (UINT64_MAX - 9) / 10)
+                                return -ERANGE;
+                        v = v * 10 + (uint64_t) (*s - '0');
+                        s++;
+                }
+                switch (*s) {
+                case 's': mult = 1; break;
+                case 'm': mult = 60; break;
+                case 'h': mult = 3600; break;
+                default: return -EINVAL;
+                }
+                s++;
+                if (v > (uint64_t) INT64_MAX / mult || total > (uint64_t) INT64_MAX - v * mult)
+                        return -ERANGE;
+                total += v * mult;
+        }
+        *ret = sign * (int64_t) total;
+        return 0;
+}
+
+const char *format_duration_sec(uint64_t sec, char *buf, size_t n) {
+        uint64_t h = sec / 3600, m = (sec % 3600) / 60, s = sec % 60;
+        size_t off = 0;
+        buf[0] = 0;
+        if (h)
+                off += (size_t) snprintf(buf + off, n - off, "%" PRIu64 "h", h);
+        if (m && off < n)
+                off += (size_t) snprintf(buf + off, n - off, "%" PRIu64 "m", m);
+        if ((s || off == 0) && off < n)
+                snprintf(buf + off, n - off, "%" PRIu64 "s", s);
+        return buf;
+}
+
+const char *format_timestamp_sec(uint64_t sec, char *buf, size_t n) {
+        time_t t = (time_t) sec;
+        struct tm tm;
+        if (!gmtime_r(&t, &tm) || strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                snprintf(buf, n, "@%" PRIu64, sec);
+        return buf;
+}
+
+int random_bytes(void *p, size_t n) {
+        if (n > INT_MAX || RAND_bytes(p, (int) n) != 1)
+                return -EIO;
+        return 0;
+}
+
+double random_unit(void) {
+        uint64_t v = 0;
+        if (random_bytes(&v, sizeof v) < 0)
+                v = (uint64_t) clock_boottime_usec() * 6364136223846793005ULL;
+        return (double) (v >> 11) / (double) (1ULL << 53);
+}
+
+static void uuid_format(uint8_t b[16], char ret[static 37]) {
+        static const char hex[] = "0123456789abcdef";
+        b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40);
+        b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80);
+        size_t j = 0;
+        for (size_t i = 0; i < 16; i++) {
+                if (i == 4 || i == 6 || i == 8 || i == 10)
+                        ret[j++] = '-';
+                ret[j++] = hex[b[i] >> 4];
+                ret[j++] = hex[b[i] & 15];
+        }
+        ret[j] = 0;
+}
+
+int uuid_random(char ret[static 37]) {
+        uint8_t b[16];
+        int r = random_bytes(b, sizeof b);
+        if (r < 0)
+                return r;
+        uuid_format(b, ret);
+        return 0;
+}
+
+void uuid_from_digest(const void *data, size_t n, char ret[static 37]) {
+        uint8_t md[SHA256_DIGEST_LENGTH];
+        SHA256(data, n, md);
+        uuid_format(md, ret);
+}
+
+void sha256_hex(const void *data, size_t n, char ret[static 65]) {
+        static const char hex[] = "0123456789abcdef";
+        uint8_t md[SHA256_DIGEST_LENGTH];
+        SHA256(data, n, md);
+        for (size_t i = 0; i < sizeof md; i++) {
+                ret[2 * i] = hex[md[i] >> 4];
+                ret[2 * i + 1] = hex[md[i] & 15];
+        }
+        ret[64] = 0;
+}
+
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        size_t cap = 4096, len = 0;
+        _cleanup_(freep) char *buf = malloc(cap + 1);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                if (len == cap) {
+                        if (cap >= max)
+                                return -EFBIG;
+                        size_t ncap = MIN(cap * 2, max);
+                        char *nb = realloc(buf, ncap + 1);
+                        if (!nb)
+                                return -ENOMEM;
+                        buf = nb;
+                        cap = ncap;
+                }
+                ssize_t k = read(fd, buf + len, cap - len);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                len += (size_t) k;
+        }
+        if (len > max)
+                return -EFBIG;
+        buf[len] = 0;
+        if (ret_size)
+                *ret_size = len;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
