@@ -134,6 +134,9 @@ struct connect_client_options {
 
 struct connect_client;
 int connect_client_new(sd_event *event, const struct connect_client_options *o, struct connect_client **ret);
+/* Pending calls are dropped WITHOUT their callbacks (their userdata may be
+ * gone already); use connect_client_cancel_all() first to have them called
+ * with -ECANCELED. Safe to call from inside a callback. */
 struct connect_client *connect_client_free(struct connect_client *c);
 DEFINE_FREEP(struct connect_client, connect_client_free)
 /* After a configuration reload: new endpoint, CA, profile, rates. */
@@ -184,3 +187,57 @@ int connect_parse_list(const char *body, size_t len, struct connect_number **num
 int connect_parse_describe(const char *body, size_t len, struct connect_number *ret);
 int connect_parse_search(const char *body, size_t len, struct connect_available **ret, size_t *n);
 int connect_parse_claim(const char *body, size_t len, char **ret_id, char **ret_arn);
+
+/* ---- Request building, endpoints (pure; for the client, tests and logs) ---- */
+
+/* The arguments of one operation; members an operation does not use are
+ * ignored. */
+struct connect_args {
+        const char *target_arn;           /* CLAIM, LIST, SEARCH */
+        const char *phone_number_id;      /* DESCRIBE, RELEASE, UPDATE_METADATA, ASSOCIATE_FLOW */
+        const char *resource_arn;         /* TAG, UNTAG */
+        const char *phone_number;         /* CLAIM */
+        const char *description;          /* CLAIM (omitted when NULL), UPDATE_METADATA */
+        const struct connect_tag *tags;   /* CLAIM "Tags" (omitted when none), TAG "tags" (1..50) */
+        size_t n_tags;
+        char *const *tag_keys;            /* UNTAG (1..50) */
+        size_t n_tag_keys;
+        const char *client_token;         /* CLAIM, RELEASE, UPDATE_METADATA (omitted when NULL) */
+        const char *country;              /* SEARCH */
+        const char *type;                 /* SEARCH */
+        const char *prefix;               /* SEARCH, or NULL */
+        unsigned max_results;             /* SEARCH: 1..10, 0 or larger = 10 */
+        const char *next_token;           /* LIST, or NULL */
+        const char *instance_id;          /* ASSOCIATE_FLOW */
+        const char *contact_flow_id;      /* ASSOCIATE_FLOW */
+};
+
+/* One operation's HTTP request exactly as sent (before signing). */
+struct connect_request {
+        const char *method;               /* static string */
+        char *path;                       /* path labels percent-encoded (aws_uri_encode) */
+        char *query;                      /* without '?', or NULL */
+        char *body;                       /* compact JSON, or NULL when no body is sent */
+        size_t body_len;
+};
+void connect_request_clear(struct connect_request *r);
+/* -EINVAL when a required argument is missing or a string is not UTF-8. */
+int connect_build_request(enum connect_op op, const struct connect_args *a, struct connect_request *ret);
+
+/* The endpoint: endpoint_url (the option), else $AWS_ENDPOINT_URL_CONNECT,
+ * else $AWS_ENDPOINT_URL (each without trailing '/'), else NULL meaning
+ * https://connect.REGION.amazonaws.com. Only https:// is accepted
+ * (-EPROTONOSUPPORT), a malformed URL gives -EINVAL. */
+int connect_resolve_endpoint(const char *endpoint_url, char **ret);
+/* Splits a base URL into what goes into the Host header (":port" kept
+ * unless it is 443) and the base path ("" or "/prefix"). */
+int connect_endpoint_split(const char *base_url, char **ret_host, char **ret_base_path);
+
+/* Outcome errno of a failed call, by kind (res->r): THROTTLED -EAGAIN,
+ * TRANSIENT the transport errno (-ETIMEDOUT, -ECONNRESET...) or -EIO (5xx)
+ * or -EBADMSG (unparsable 2xx body), NOT_FOUND -ENOENT, IN_USE -EBUSY,
+ * IDEMPOTENCY -EEXIST, QUOTA -EDQUOT, INVALID -EINVAL, ACCESS_DENIED
+ * -EACCES, AUTH -EPERM (AWS refused the signature or key) or the
+ * credential chain's errno (-ENOKEY, -EOPNOTSUPP, -EIO), TLS -EPROTO,
+ * OTHER -EIO or the transport errno; -ECANCELED when cancelled. For LIST,
+ * attempts counts every HTTP request of every page. */

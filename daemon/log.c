@@ -1,7 +1,6 @@
 /* log.c: writes records natively to journald (sd_journal_send) or as
  * console lines with the "<N>" priority prefix that journald understands
  * when it captures stderr. Owns the repeat-suppression table. */
-#define _GNU_SOURCE
 #include "log.h"
 
 #include <stdio.h>

@@ -1,6 +1,5 @@
 /* util.c: string vectors, clocks with the test offset, durations, random
  * numbers and digests. No logging. */
-#define _GNU_SOURCE
 #include "util.h"
 
 #include <fcntl.h>

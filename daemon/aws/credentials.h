@@ -20,8 +20,9 @@ DEFINE_FREEP(struct credentials_provider, credentials_provider_free)
  * now: wall seconds. The pointer stays valid until the next call.
  * Errors: -ENOKEY nothing in the chain has credentials; -EOPNOTSUPP a
  * profile needs role_arn/credential_process/SSO/web identity; -EIO an
- * endpoint failed. credentials_provider_error() then says why in one line
- * (never containing a secret). */
+ * endpoint failed (-EINVAL: a credentials file or variable is malformed).
+ * credentials_provider_error() then says why in one line (never
+ * containing a secret). */
 int credentials_get(struct credentials_provider *p, uint64_t now, const struct aws_credentials **ret);
 const char *credentials_provider_error(const struct credentials_provider *p);
 
@@ -33,3 +34,7 @@ int credentials_parse_ini(const char *text, size_t len, const char *profile, boo
 /* The container/IMDS JSON document (AccessKeyId, SecretAccessKey, Token,
  * Expiration ISO-8601). */
 int credentials_parse_json(const char *text, size_t len, struct aws_credentials **ret);
+/* ISO-8601 UTC time as the container and IMDS endpoints send it
+ * ("2026-11-27T10:00:00Z", also with fractional seconds or an offset such
+ * as "+00:00") -> wall seconds. -EINVAL if malformed. */
+int credentials_parse_iso8601(const char *s, uint64_t *ret);

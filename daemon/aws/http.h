@@ -38,12 +38,17 @@ typedef void (*http_callback_t)(int r, const struct http_response *resp, const c
 
 /* ca_file: extra CA bundle used instead of the system store, or NULL. */
 int http_client_new(sd_event *event, const char *ca_file, struct http_client **ret);
+/* Requests in flight are dropped without their callbacks. Safe to call
+ * from inside a callback (the memory goes when it returns). */
 struct http_client *http_client_free(struct http_client *c);
 DEFINE_FREEP(struct http_client, http_client_free)
 int http_client_set_ca_file(struct http_client *c, const char *ca_file);
 
 /* Starts a request; cb is called exactly once from the event loop (never
- * from inside http_submit). The request is copied. */
+ * from inside http_submit). The request is copied. On an error return
+ * (-EINVAL, -ENOMEM, -ESHUTDOWN while being freed) cb is never called.
+ * resp is never NULL in cb; only https:// URLs are accepted (other schemes
+ * end in cb with -EPROTONOSUPPORT). */
 int http_submit(struct http_client *c, const struct http_request *req, http_callback_t cb, void *userdata);
 size_t http_client_in_flight(const struct http_client *c);
 /* Aborts every request in flight; their callbacks get -ECANCELED. */

@@ -1,0 +1,159 @@
+/* pacing.c: token buckets, the retry quota, backoff and the retryable
+ * code lists of the SDK standard retry mode. Pure: no clock (time is an
+ * argument), no randomness (the random number is an argument), no logging,
+ * no I/O. */
+#include "pacing.h"
+
+#include <math.h>
+
+/* Refills computed with doubles can land a hair under a whole token at the
+ * very microsecond a wait said it would be there; this slack keeps the
+ * promise of token_bucket_wait_usec(). */
+#define TOKEN_EPSILON 1e-9
+
+static void token_bucket_refill(struct token_bucket *b, usec_t now) {
+        if (now <= b->last_usec)
+                return; /* the same instant, or a clock that went back: earn nothing */
+        b->tokens += (double) (now - b->last_usec) * b->rate / (double) USEC_PER_SEC;
+        if (b->tokens > b->burst)
+                b->tokens = b->burst;
+        b->last_usec = now;
+}
+
+static void token_bucket_sanitize(double *rate, double *burst) {
+        if (!(*rate > 0.0) || !isfinite(*rate))
+                *rate = 0.001;
+        if (!(*burst >= 1.0) || !isfinite(*burst))
+                *burst = 1.0;
+}
+
+void token_bucket_init(struct token_bucket *b, double rate, double burst, usec_t now) {
+        token_bucket_sanitize(&rate, &burst);
+        *b = (struct token_bucket){
+                .rate = rate,
+                .burst = burst,
+                .tokens = burst,
+                .last_usec = now,
+        };
+}
+
+void token_bucket_set_rate(struct token_bucket *b, double rate, double burst, usec_t now) {
+        token_bucket_refill(b, now);
+        token_bucket_sanitize(&rate, &burst);
+        b->rate = rate;
+        b->burst = burst;
+        if (b->tokens > burst)
+                b->tokens = burst;
+}
+
+bool token_bucket_take(struct token_bucket *b, usec_t now) {
+        token_bucket_refill(b, now);
+        if (b->tokens < 1.0 - TOKEN_EPSILON)
+                return false;
+        b->tokens -= 1.0;
+        if (b->tokens < 0.0)
+                b->tokens = 0.0;
+        return true;
+}
+
+usec_t token_bucket_wait_usec(struct token_bucket *b, usec_t now) {
+        token_bucket_refill(b, now);
+        if (b->tokens >= 1.0 - TOKEN_EPSILON)
+                return 0;
+        double usec = ceil((1.0 - b->tokens) * (double) USEC_PER_SEC / b->rate);
+        if (usec < 1.0)
+                usec = 1.0;
+        return (usec_t) usec;
+}
+
+void retry_quota_init(struct retry_quota *q) {
+        q->available = RETRY_QUOTA_CAPACITY;
+}
+
+unsigned retry_quota_acquire(struct retry_quota *q, bool is_timeout) {
+        unsigned cost = is_timeout ? RETRY_QUOTA_TIMEOUT_COST : RETRY_QUOTA_RETRY_COST;
+        if (q->available < cost)
+                return 0;
+        q->available -= cost;
+        return cost;
+}
+
+void retry_quota_success(struct retry_quota *q, unsigned last_retry_cost) {
+        unsigned refund = last_retry_cost > 0 ? last_retry_cost : RETRY_QUOTA_NO_RETRY_INCREMENT;
+        q->available = MIN(RETRY_QUOTA_CAPACITY, q->available + refund);
+}
+
+usec_t retry_backoff_usec(unsigned attempt, double random_unit) {
+        if (!(random_unit >= 0.0)) /* also NaN */
+                random_unit = 0.0;
+        if (random_unit >= 1.0)
+                random_unit = nextafter(1.0, 0.0);
+        if (attempt < 1)
+                attempt = 1;
+        /* 2^(attempt-1) s, capped: 2^5 = 32 s is already past the cap, so
+         * larger exponents (and their overflow) never need computing. */
+        usec_t cap = attempt - 1 >= 5 ? RETRY_BACKOFF_MAX_USEC
+                                      : MIN(RETRY_BACKOFF_MAX_USEC, (USEC_PER_SEC << (attempt - 1)));
+        return (usec_t) (random_unit * (double) cap);
+}
+
+static bool str_in(const char *s, const char *const *list, size_t n) {
+        if (!s)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (streq(s, list[i]))
+                        return true;
+        return false;
+}
+
+bool retry_is_throttling_code(const char *code) {
+        static const char *const codes[] = {
+                "Throttling",
+                "ThrottlingException",
+                "ThrottledException",
+                "RequestThrottledException",
+                "TooManyRequestsException",
+                "ProvisionedThroughputExceededException",
+                "TransactionInProgressException",
+                "RequestLimitExceeded",
+                "BandwidthLimitExceeded",
+                "LimitExceededException",
+                "RequestThrottled",
+                "SlowDown",
+                "PriorRequestNotComplete",
+                "EC2ThrottledException",
+        };
+        return str_in(code, codes, ELEMENTSOF(codes));
+}
+
+bool retry_is_transient_code(const char *code) {
+        static const char *const codes[] = {
+                "RequestTimeout",
+                "RequestTimeoutException",
+                "PriorRequestNotComplete",
+        };
+        return str_in(code, codes, ELEMENTSOF(codes));
+}
+
+bool retry_is_transient_status(long http_status) {
+        return http_status == 500 || http_status == 502 || http_status == 503 || http_status == 504;
+}
+
+bool retry_is_transient_errno(int r) {
+        switch (r) {
+        case -ETIMEDOUT:
+        case -ECONNREFUSED:
+        case -ECONNRESET:
+        case -ECONNABORTED:
+        case -EPIPE:
+        case -ENOTCONN:
+        case -EHOSTUNREACH:
+        case -ENETUNREACH:
+        case -ENETDOWN:
+        case -EHOSTDOWN:
+        case -EADDRNOTAVAIL:
+                return true;
+        default:
+                return false;
+        }
+}

@@ -1,0 +1,423 @@
+/* manager.c: owns the event loop and everything long-lived: the config (and
+ * a reloaded one waiting for the pass in progress to end), the state and its
+ * lock, the Connect client, the pass timer and the signals. Tells systemd
+ * what it does (READY, STATUS, RELOADING, STOPPING, WATCHDOG). Decides
+ * nothing about numbers: that is reconcile.c's job. */
+#include "manager.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "connect.h"
+#include "log.h"
+#include "pass.h"
+#include "state.h"
+
+#define STOP_GRACE_USEC (10 * USEC_PER_SEC)   /* calls in flight may finish within this on SIGTERM */
+#define SERVICE_FOLLOW_MAX_USEC (5 * USEC_PER_MINUTE)
+#define MIN_PASS_DELAY_USEC (1 * USEC_PER_SEC)
+
+struct manager {
+        sd_event *event;
+        struct config *config;        /* in force */
+        struct config *pending;       /* reloaded while a pass ran; swapped in when it ends */
+        char *config_path;
+        char *state_dir;
+        struct state *state;
+        int lock_fd;
+        struct connect_client *client;
+        struct pass *pass;            /* the pass in progress, or NULL */
+        sd_event_source *pass_timer;  /* CLOCK_BOOTTIME */
+        sd_event_source *stop_timer;
+        sd_event_source *signals[4];
+        bool once;                    /* --once/--plan: exit after one pass */
+        bool plan;
+        bool json;
+        usec_t wait_usec;
+        bool rerun;                   /* SIGUSR1/SIGHUP during a pass: another right after */
+        bool stopping;
+        int exit_status;
+        char *last_summary;           /* of the last pass, to log repeats at debug only */
+};
+
+static void connect_options_from_config(const struct config *c, bool read_only, struct connect_client_options *o) {
+        *o = (struct connect_client_options){
+                .endpoint_url = c->endpoint_url,
+                .ca_file = c->ca_file,
+                .profile = c->profile,
+                .rate_default = c->rate_default,
+                .rate_burst = c->rate_burst,
+                .read_only = read_only,
+        };
+        for (size_t i = 0; i < c->n_rates; i++) {
+                int op = connect_op_from_name(c->rates[i].operation);
+                if (op >= 0 && op < _CONNECT_OP_MAX)
+                        o->rates[op] = c->rates[i].rate;
+        }
+}
+
+static int mkdir_p(const char *path, mode_t mode) {
+        _cleanup_(freep) char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++)
+                if (*s == '/') {
+                        *s = 0;
+                        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                                return -errno;
+                        *s = '/';
+                }
+        if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+int manager_new(const struct manager_options *o, struct config *config, struct manager **ret) {
+        _cleanup_(manager_freep) struct manager *m = calloc(1, sizeof *m);
+        int r;
+        if (!m) {
+                config_free(config);
+                return -ENOMEM;
+        }
+        m->lock_fd = -1;
+        m->config = config;
+        m->wait_usec = o->wait_usec;
+        m->json = o->json;
+        m->config_path = strdup(o->config_path);
+        m->state_dir = strdup(o->state_dir);
+        if (!m->config_path || !m->state_dir)
+                return -ENOMEM;
+
+        r = mkdir_p(m->state_dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the state directory %s", m->state_dir);
+        r = state_lock(m->state_dir, &m->lock_fd);
+        if (r == -EBUSY)
+                return log_error_errno(r, "Another connect-numbersd process is working on the state directory %s "
+                                          "(is the service running? stop it, or use another --state-dir)",
+                                       m->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Cannot lock the state directory %s", m->state_dir);
+        _cleanup_(freep) char *warning = NULL;
+        r = state_load(m->state_dir, &m->state, &warning);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the state from %s", m->state_dir);
+        if (warning)
+                log_warning("%s", warning);
+
+        r = sd_event_default(&m->event);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the event loop");
+        *ret = TAKE_PTR(m);
+        return 0;
+}
+
+struct manager *manager_free(struct manager *m) {
+        if (!m)
+                return NULL;
+        m->pass = pass_free(m->pass);
+        connect_client_free(m->client);
+        sd_event_source_disable_unref(m->pass_timer);
+        sd_event_source_disable_unref(m->stop_timer);
+        for (size_t i = 0; i < ELEMENTSOF(m->signals); i++)
+                sd_event_source_disable_unref(m->signals[i]);
+        sd_event_unref(m->event);
+        state_free(m->state);
+        config_free(m->config);
+        config_free(m->pending);
+        if (m->lock_fd >= 0)
+                close(m->lock_fd);
+        free(m->config_path);
+        free(m->state_dir);
+        free(m->last_summary);
+        free(m);
+        return NULL;
+}
+
+static unsigned audit_budget(const struct manager *m) {
+        size_t ours = 0;
+        for (size_t i = 0; i < m->state->n_numbers; i++)
+                if (m->state->numbers[i].pool && m->state->numbers[i].phase == PHASE_CLAIMED)
+                        ours++;
+        /* Spread the daily describe of every held number over the day's passes. */
+        uint64_t passes_per_day = MAX(1, (uint64_t) USEC_PER_DAY / MAX(m->config->interval_usec, USEC_PER_SEC));
+        return (unsigned) ((ours + passes_per_day - 1) / passes_per_day) + 1;
+}
+
+static void on_pass_done(struct pass *p, const struct pass_result *r, void *userdata);
+
+static int manager_start_pass(struct manager *m) {
+        if (m->pass || m->stopping)
+                return 0;
+        if (m->pending) {
+                struct connect_client_options co;
+                config_free(m->config);
+                m->config = TAKE_PTR(m->pending);
+                connect_options_from_config(m->config, m->plan, &co);
+                int r = connect_client_reconfigure(m->client, &co);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot apply the new endpoint, CA or rates");
+        }
+        m->rerun = false;
+        struct pass_options o = {
+                .read_only = m->plan,
+                .follow_usec = m->once ? m->wait_usec : MIN(m->config->interval_usec, SERVICE_FOLLOW_MAX_USEC),
+                .audit_budget = audit_budget(m),
+                .state_dir = m->plan ? NULL : m->state_dir,
+        };
+        log_debug("pass starting");
+        int r = pass_start(m->event, m->client, m->config, m->state, &o, on_pass_done, m, &m->pass);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start a pass");
+        return 0;
+}
+
+static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct manager *m = userdata;
+        (void) manager_start_pass(m);
+        return 0;
+}
+
+static usec_t manager_next_delay(struct manager *m, const struct pass_result *r) {
+        /* interval ±10 % jitter, so that many instances do not pass in step. */
+        double jitter = 0.9 + 0.2 * random_unit();
+        usec_t delay = (usec_t) ((double) m->config->interval_usec * jitter);
+        uint64_t now = clock_wall_sec();
+        if (r && r->next_wakeup_at && r->next_wakeup_at > now) {
+                usec_t w = (r->next_wakeup_at - now) * USEC_PER_SEC;
+                if (w < delay)
+                        delay = w;
+        } else if (r && r->next_wakeup_at && r->next_wakeup_at <= now)
+                delay = MIN(delay, MIN_PASS_DELAY_USEC * 5);
+        return MAX(delay, MIN_PASS_DELAY_USEC);
+}
+
+static int manager_schedule(struct manager *m, usec_t delay) {
+        usec_t when = clock_boottime_usec() + delay;
+        m->state->next_pass_at = clock_wall_sec() + delay / USEC_PER_SEC;
+        if (m->pass_timer) {
+                int r = sd_event_source_set_time(m->pass_timer, when);
+                if (r < 0)
+                        return r;
+                return sd_event_source_set_enabled(m->pass_timer, SD_EVENT_ONESHOT);
+        }
+        /* Accuracy 1 s: the kernel may batch this wakeup with others. */
+        return sd_event_add_time(m->event, &m->pass_timer, CLOCK_BOOTTIME, when, USEC_PER_SEC, on_pass_timer, m);
+}
+
+static void manager_finish_stop(struct manager *m) {
+        int r = state_save(m->state_dir, m->state);
+        if (r < 0)
+                log_error_errno(r, "Cannot save the state in %s", m->state_dir);
+        sd_event_exit(m->event, 0);
+}
+
+static void on_pass_done(struct pass *p, const struct pass_result *r, void *userdata) {
+        struct manager *m = userdata;
+
+        if (m->once) {
+                m->exit_status = r->exit_status;
+                if (m->plan && r->plan) {
+                        _cleanup_(freep) char *out = NULL;
+                        int k = m->json ? plan_format_json(r->plan, &out) : plan_format_text(r->plan, &out);
+                        if (k >= 0 && out) {
+                                fputs(out, stdout);
+                                if (!*out || out[strlen(out) - 1] != '\n')
+                                        fputc('\n', stdout);
+                                fflush(stdout);
+                        } else
+                                m->exit_status = EXIT_FAILURE_OTHER;
+                }
+                if (!m->plan) {
+                        _cleanup_(freep) char *sum = pass_result_summary(r, m->config, USEC_INFINITY);
+                        struct log_fields f = {.message_id = MESSAGE_ID_PASS};
+                        log_fields(LOG_INFO, 0, &f, "Pass completed: %s (exit status %d)", sum ? sum : "",
+                                   r->exit_status);
+                }
+                m->pass = pass_free(m->pass);
+                sd_event_exit(m->event, 0);
+                return;
+        }
+
+        usec_t delay = manager_next_delay(m, r);
+        if (m->rerun || m->pending)
+                delay = 0;
+        _cleanup_(freep) char *sum = pass_result_summary(r, m->config, m->stopping ? USEC_INFINITY : delay);
+        {
+                char c1[32], c2[32];
+                snprintf(c1, sizeof c1, "CLAIMS=%u", r->claims_made);
+                snprintf(c2, sizeof c2, "RELEASES=%u", r->releases_made);
+                const char *extra[] = {c1, c2, NULL};
+                struct log_fields f = {.message_id = MESSAGE_ID_PASS, .extra = extra};
+                /* Log changes of state, not repeats: an idle pass that
+                 * changes nothing is logged at debug. The comparison leaves
+                 * out "next pass in", which changes every time. */
+                _cleanup_(freep) char *stable = pass_result_summary(r, m->config, USEC_INFINITY);
+                bool same = m->last_summary && stable && streq(m->last_summary, stable) && r->claims_made == 0 &&
+                            r->releases_made == 0 && r->exit_status == 0;
+                log_fields(same ? LOG_DEBUG : LOG_INFO, 0, &f, "Pass completed: %s", sum ? sum : "");
+                free(m->last_summary);
+                m->last_summary = TAKE_PTR(stable);
+        }
+        if (sum)
+                sd_notifyf(false, "STATUS=%s", sum);
+        m->pass = pass_free(m->pass);
+        if (m->stopping) {
+                manager_finish_stop(m);
+                return;
+        }
+        if (manager_schedule(m, delay) < 0)
+                log_error("Cannot schedule the next pass");
+        (void) state_save(m->state_dir, m->state);
+}
+
+static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct manager *m = userdata;
+        log_warning("Calls still in flight after %" PRIu64 " s; cancelling them (intents stay on disk)",
+                    (uint64_t) (STOP_GRACE_USEC / USEC_PER_SEC));
+        connect_client_cancel_all(m->client);
+        return 0;
+}
+
+static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct manager *m = userdata;
+        if (m->stopping)
+                return 0;
+        m->stopping = true;
+        sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
+        log_info("Stopping (signal %u)%s", si->ssi_signo, m->pass ? "; letting calls in flight finish" : "");
+        if (m->pass) {
+                pass_stop(m->pass);
+                (void) sd_event_add_time_relative(m->event, &m->stop_timer, CLOCK_BOOTTIME, STOP_GRACE_USEC, 0,
+                                                  on_stop_timer, m);
+                return 0;
+        }
+        if (m->once) {
+                sd_event_exit(m->event, 0);
+                return 0;
+        }
+        manager_finish_stop(m);
+        return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct manager *m = userdata;
+        struct config *c = NULL;
+        struct config_problems problems = {0};
+        usec_t mono = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        mono = (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+        sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading %s", mono, m->config_path);
+
+        int r = config_load(m->config_path, &c, &problems);
+        if (r < 0) {
+                for (size_t i = 0; i < problems.n; i++)
+                        log_error("%s:%u:%u: %s", m->config_path, problems.items[i].line, problems.items[i].column,
+                                  problems.items[i].message);
+                struct log_fields f = {.message_id = MESSAGE_ID_CONFIG_REJECTED};
+                log_fields(LOG_ERR, 0, &f,
+                           "Configuration %s rejected (%zu problem%s); the previous desired state stays in force",
+                           m->config_path, problems.n, problems.n == 1 ? "" : "s");
+                config_problems_clear(&problems);
+                sd_notify(false, "READY=1\nSTATUS=Configuration rejected on reload; previous desired state in force");
+                return 0;
+        }
+        log_info("Configuration %s reloaded", m->config_path);
+        config_free(m->pending);
+        m->pending = c;
+        sd_notify(false, "READY=1");
+        if (m->pass)
+                m->rerun = true;
+        else
+                (void) manager_start_pass(m);
+        return 0;
+}
+
+static int on_sigusr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct manager *m = userdata;
+        if (m->pass) {
+                log_info("SIGUSR1: a pass is running; another starts right after it");
+                m->rerun = true;
+                return 0;
+        }
+        log_info("SIGUSR1: starting a pass now");
+        (void) manager_start_pass(m);
+        return 0;
+}
+
+static int manager_setup(struct manager *m, bool once, bool plan) {
+        struct connect_client_options co;
+        sigset_t ss;
+        int r;
+
+        m->once = once;
+        m->plan = plan;
+        connect_options_from_config(m->config, plan, &co);
+        r = connect_client_new(m->event, &co, &m->client);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the Connect client");
+
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGHUP);
+        sigaddset(&ss, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &ss, NULL);
+        r = sd_event_add_signal(m->event, &m->signals[0], SIGTERM, on_sigterm, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, &m->signals[1], SIGINT, on_sigterm, m);
+        if (r >= 0 && !once)
+                r = sd_event_add_signal(m->event, &m->signals[2], SIGHUP, on_sighup, m);
+        if (r >= 0 && !once)
+                r = sd_event_add_signal(m->event, &m->signals[3], SIGUSR1, on_sigusr1, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch signals");
+        return 0;
+}
+
+int manager_run_service(struct manager *m) {
+        int r = manager_setup(m, false, false);
+        if (r < 0)
+                return EXIT_FAILURE_OTHER;
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Cannot enable the watchdog");
+        r = manager_schedule(m, 0);
+        if (r < 0)
+                return log_error_errno(r, "Cannot schedule the first pass"), EXIT_FAILURE_OTHER;
+        sd_notifyf(false, "READY=1\nSTATUS=Started; first pass running (%u numbers wanted on %zu targets)",
+                   config_total_wanted(m->config), m->config->n_targets);
+        log_info("connect-numbersd " VERSION " started: %u numbers wanted on %zu targets, state in %s",
+                 config_total_wanted(m->config), m->config->n_targets, m->state_dir);
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed"), EXIT_FAILURE_OTHER;
+        return 0;
+}
+
+int manager_run_once(struct manager *m, bool plan) {
+        int r = manager_setup(m, true, plan);
+        if (r < 0)
+                return EXIT_FAILURE_OTHER;
+        m->exit_status = EXIT_FAILURE_OTHER;
+        r = manager_start_pass(m);
+        if (r < 0)
+                return EXIT_FAILURE_OTHER;
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "Event loop failed"), EXIT_FAILURE_OTHER;
+        if (!plan) {
+                r = state_save(m->state_dir, m->state);
+                if (r < 0) {
+                        log_error_errno(r, "Cannot save the state in %s", m->state_dir);
+                        return EXIT_FAILURE_OTHER;
+                }
+        }
+        return m->exit_status;
+}

@@ -1,0 +1,28 @@
+/* manager.h: the one object that owns the sd-event loop, the Connect
+ * client, the configuration, the state (and its lock), the pass timer and
+ * the signal sources. Service mode runs passes on the interval; --once and
+ * --plan run a single pass through the same machinery. */
+#pragma once
+
+#include "config.h"
+#include "util.h"
+
+struct manager_options {
+        const char *config_path;
+        const char *state_dir;
+        usec_t wait_usec;            /* --once: follow IN_PROGRESS claims this long */
+        bool json;                   /* --plan --json */
+};
+
+struct manager;
+
+/* Takes ownership of config. Locks and loads the state: -EBUSY when another
+ * process works on the state directory (the message is logged). */
+int manager_new(const struct manager_options *o, struct config *config, struct manager **ret);
+struct manager *manager_free(struct manager *m);
+DEFINE_FREEP(struct manager, manager_free)
+
+/* Runs until SIGTERM/SIGINT; returns the exit status (0 after a clean stop). */
+int manager_run_service(struct manager *m);
+/* One pass; returns the SPEC exit status. plan: read-only, prints the plan. */
+int manager_run_once(struct manager *m, bool plan);

@@ -1,0 +1,1244 @@
+/* pass.c: runs one reconcile pass on the sd-event loop. The decisions are
+ * reconcile.c's; this file only moves data between the Connect client, the
+ * state and the log: it lists, describes, asks for a plan, runs the steps
+ * (claims with their intents written and fsynced first), follows claims
+ * until they settle, and saves the state. It never decides what to claim
+ * or release by itself. */
+#include "pass.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define STEP_WINDOW 32                 /* steps (other than claims) in flight at once */
+#define FOLLOW_MAX_DELAY_USEC (30 * USEC_PER_SEC)
+#define CLAIM_SEARCH_SLACK 3           /* searches per pool beyond ceil(slots/10) */
+#define CLAIM_CANDIDATE_SLACK 5        /* "not available" answers tolerated per pool per pass */
+
+enum pass_phase {
+        PASS_LIST,
+        PASS_DESCRIBE,
+        PASS_EXECUTE,
+        PASS_DONE,
+};
+
+struct claimer;
+struct follow;
+
+struct pass {
+        sd_event *event;
+        struct connect_client *client;
+        const struct config *config;
+        struct state *state;
+        struct pass_options opts;
+        pass_done_t done;
+        void *userdata;
+
+        enum pass_phase phase;
+        unsigned outstanding;          /* connect calls in flight that this pass waits for */
+        bool stopping;
+        bool fatal;                    /* auth, access denied, TLS, internal: exit 1 */
+        bool retryable;                /* throttled/transient errors outlasted their retries */
+        char *error;
+
+        struct plan *plan;
+        size_t next_step;              /* next plan step to start (non-claim steps) */
+        unsigned steps_in_flight;
+
+        struct claimer **claimers;
+        size_t n_claimers;
+        struct follow **follows;
+        size_t n_follows;
+        usec_t follow_deadline;        /* CLOCK_BOOTTIME */
+
+        unsigned claims_made, releases_made;
+        sd_event_source *finish_source;
+        struct pass_result result;
+        bool finished;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const struct target_config *pass_target(struct pass *p, const char *name) {
+        return name ? config_find_target(p->config, name) : NULL;
+}
+
+static void pass_set_error(struct pass *p, bool fatal, const char *fmt, ...) _printf_(3, 4);
+static void pass_set_error(struct pass *p, bool fatal, const char *fmt, ...) {
+        va_list ap;
+        char *m = NULL;
+        va_start(ap, fmt);
+        if (vasprintf(&m, fmt, ap) < 0)
+                m = NULL;
+        va_end(ap);
+        if (fatal)
+                p->fatal = true;
+        else
+                p->retryable = true;
+        if (m && (!p->error || fatal)) {
+                free(p->error);
+                p->error = m;
+        } else
+                free(m);
+}
+
+static int pass_save(struct pass *p) {
+        if (p->opts.read_only || !p->opts.state_dir)
+                return 0;
+        int r = state_save(p->opts.state_dir, p->state);
+        if (r < 0) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "cannot save state in %s: %s", p->opts.state_dir, strerror(-r));
+                int prio = log_repeat_priority("state-save", msg, LOG_ERR);
+                log_full_errno(prio, 0, "%s; claiming nothing that could not be recorded", msg);
+                return r;
+        }
+        if (log_repeat_clear("state-save"))
+                log_notice("state saved again in %s", p->opts.state_dir);
+        return 0;
+}
+
+/* Logs an AWS error of a call with the fields an operator filters on. */
+static void log_call_error(int prio, const struct connect_result *res, const char *target, const char *pool,
+                           const char *phone_number, const char *what) {
+        struct log_fields f = {
+                .target = target,
+                .pool = pool,
+                .phone_number = phone_number,
+                .aws_operation = connect_op_name(res->op),
+                .aws_request_id = res->error.request_id ? res->error.request_id : res->request_id,
+                .aws_error_code = res->error.code,
+        };
+        log_fields(prio, 0, &f, "%s: %s%s%s", what, connect_error_kind_name(res->error.kind),
+                   res->error.message ? ": " : "", res->error.message ? res->error.message : "");
+}
+
+/* Classifies a failed call for the pass result. */
+static void pass_note_call_error(struct pass *p, const struct connect_result *res, const char *target) {
+        enum connect_error_kind k = res->error.kind;
+        if (res->r == -ECANCELED)
+                return;
+        if (k == CONNECT_ERROR_AUTH || k == CONNECT_ERROR_ACCESS_DENIED || k == CONNECT_ERROR_TLS)
+                pass_set_error(p, true, "%s on %s: %s", connect_op_name(res->op), target ? target : "-",
+                               res->error.message ? res->error.message : connect_error_kind_name(k));
+        else if (k == CONNECT_ERROR_THROTTLED || k == CONNECT_ERROR_TRANSIENT || k == CONNECT_ERROR_QUOTA)
+                pass_set_error(p, false, "%s on %s: %s", connect_op_name(res->op), target ? target : "-",
+                               res->error.message ? res->error.message : connect_error_kind_name(k));
+        else
+                pass_set_error(p, false, "%s on %s: %s", connect_op_name(res->op), target ? target : "-",
+                               res->error.message ? res->error.message : connect_error_kind_name(k));
+}
+
+static const char QUOTA_GUIDANCE[] =
+        "You've reached the limit of Phone Numbers. To increase the limit, contact support. "
+        "Ask for a higher \"Phone numbers per instance\" quota through the Amazon Connect service quotas "
+        "increase form in the AWS Support console "
+        "(https://console.aws.amazon.com/support/home#/case/create?issueType=service-limit-increase). "
+        "Even a first claim can hit this limit";
+
+static void log_event(struct pass *p, const struct reconcile_event *ev) {
+        char deadline[32] = "", held[32], wanted[32], quota[32] = "";
+        const struct target_config *t = pass_target(p, ev->target);
+        const char *extra[5] = {0};
+        size_t n = 0;
+        snprintf(held, sizeof held, "HELD=%u", ev->held);
+        snprintf(wanted, sizeof wanted, "WANTED=%u", ev->wanted);
+        struct log_fields f = {
+                .target = ev->target,
+                .target_arn = ev->target_arn ? ev->target_arn : (t ? t->arn : NULL),
+                .pool = ev->pool,
+                .phone_number = ev->phone_number,
+                .phone_number_id = ev->phone_number_id,
+                .extra = extra,
+        };
+        const char *who = ev->target ? ev->target : "-";
+        const char *pool = ev->pool ? ev->pool : "-";
+        const char *num = ev->phone_number ? ev->phone_number : "a number";
+
+        switch (ev->kind) {
+        case EVENT_CLAIMED:
+                f.message_id = MESSAGE_ID_CLAIMED;
+                log_fields(LOG_INFO, 0, &f, "Claimed %s for %s/%s", num, who, pool);
+                break;
+        case EVENT_CLAIM_FAILED:
+                f.message_id = MESSAGE_ID_CLAIM_FAILED;
+                format_timestamp_sec(ev->deadline, deadline, sizeof deadline);
+                log_fields(LOG_WARNING, 0, &f,
+                           "Claim of %s for %s/%s failed%s%s; it will be claimed again until %s (Amazon Connect "
+                           "keeps a FAILED number for you for one day, without charge)",
+                           num, who, pool, ev->message ? ": " : "", ev->message ? ev->message : "", deadline);
+                break;
+        case EVENT_WINDOW_EXPIRED:
+                f.message_id = MESSAGE_ID_WINDOW_EXPIRED;
+                log_fields(LOG_WARNING, 0, &f,
+                           "Gave up on %s for %s/%s: its one-day retry window has ended%s%s; another number will "
+                           "be claimed in its place",
+                           num, who, pool, ev->message ? " (" : "", ev->message ? ev->message : "");
+                if (ev->message)
+                        log_debug("last failure of %s: %s", num, ev->message);
+                break;
+        case EVENT_QUOTA: {
+                char backoff[32];
+                f.message_id = MESSAGE_ID_QUOTA;
+                if (t) {
+                        snprintf(quota, sizeof quota, "QUOTA=%u", t->quota);
+                        extra[n++] = quota;
+                }
+                extra[n++] = held;
+                extra[n++] = wanted;
+                format_duration_sec(p->config->quota_backoff_usec / USEC_PER_SEC, backoff, sizeof backoff);
+                log_fields(LOG_ERR, 0, &f,
+                           "Phone-number quota reached on target %s (%u held, %u wanted): %s. New claims for %s "
+                           "pause for %s or until its part of the YAML changes.%s%s",
+                           who, ev->held, ev->wanted, QUOTA_GUIDANCE, who, backoff,
+                           ev->message ? " Amazon Connect said: " : "", ev->message ? ev->message : "");
+                break;
+        }
+        case EVENT_QUOTA_CLEARED:
+                log_fields(LOG_NOTICE, 0, &f, "Claims for target %s resume%s%s", who, ev->message ? ": " : "",
+                           ev->message ? ev->message : "");
+                break;
+        case EVENT_NO_NUMBERS:
+                f.message_id = MESSAGE_ID_NO_NUMBERS;
+                log_fields(LOG_WARNING, 0, &f,
+                           "No phone numbers available for %s/%s%s%s. More numbers for a country or region, or a "
+                           "specific area code or prefix, can be requested through the Amazon Connect service "
+                           "quotas increase form in the AWS Support console",
+                           who, pool, ev->message ? " " : "", ev->message ? ev->message : "");
+                break;
+        case EVENT_RELEASED:
+                f.message_id = MESSAGE_ID_RELEASED;
+                log_fields(LOG_NOTICE, 0, &f,
+                           "Released %s from %s/%s. A released number can never be claimed again", num, who, pool);
+                break;
+        case EVENT_NUMBER_GONE:
+                log_fields(LOG_WARNING, 0, &f, "%s of %s/%s is no longer in Amazon Connect%s%s", num, who, pool,
+                           ev->message ? ": " : "", ev->message ? ev->message : "");
+                break;
+        case EVENT_NOTE:
+                log_fields(LOG_INFO, 0, &f, "%s", ev->message ? ev->message : "note");
+                break;
+        }
+}
+
+static void log_events(struct pass *p, struct reconcile_events *ev) {
+        for (size_t i = 0; i < ev->n; i++)
+                log_event(p, &ev->items[i]);
+        reconcile_events_clear(ev);
+}
+
+/* ---- finishing ---------------------------------------------------------- */
+
+static void pass_maybe_advance(struct pass *p);
+
+static bool pool_record_held(const struct state_number *n, uint64_t now) {
+        switch (n->phase) {
+        case PHASE_INTENT:
+        case PHASE_IN_PROGRESS:
+        case PHASE_CLAIMED:
+                return true;
+        case PHASE_FAILED:
+                return n->first_failure_at == 0 || now < n->first_failure_at + RECONCILE_WINDOW_SEC;
+        default:
+                return false;
+        }
+}
+
+static void pass_summarize(struct pass *p, struct pass_result *r) {
+        uint64_t now = clock_wall_sec();
+        bool all_claimed = true;
+        for (size_t i = 0; i < p->config->n_targets; i++) {
+                const struct target_config *t = &p->config->targets[i];
+                const struct state_target *st = NULL;
+                for (size_t k = 0; k < p->state->n_targets; k++)
+                        if (streq(p->state->targets[k].name, t->name))
+                                st = &p->state->targets[k];
+                if (st && st->quota_at && st->quota_until > now) {
+                        r->quota_paused = true;
+                        char *q = r->quota_targets ? strprintf("%s,%s", r->quota_targets, t->name)
+                                                   : strdup(t->name);
+                        if (q) {
+                                free(r->quota_targets);
+                                r->quota_targets = q;
+                        }
+                }
+                for (size_t j = 0; j < t->n_pools; j++) {
+                        const struct pool_config *pc = &t->pools[j];
+                        unsigned held = 0, claimed = 0, inprog = 0, failed = 0;
+                        for (size_t k = 0; k < p->state->n_numbers; k++) {
+                                const struct state_number *n = &p->state->numbers[k];
+                                if (!streq_ptr(n->target, t->name) || !streq_ptr(n->pool, pc->name))
+                                        continue;
+                                if (!pool_record_held(n, now))
+                                        continue;
+                                held++;
+                                if (n->phase == PHASE_CLAIMED)
+                                        claimed++;
+                                else if (n->phase == PHASE_FAILED) {
+                                        failed++;
+                                        uint64_t d = n->first_failure_at + RECONCILE_WINDOW_SEC;
+                                        if (n->first_failure_at &&
+                                            (!r->earliest_deadline || d < r->earliest_deadline))
+                                                r->earliest_deadline = d;
+                                } else
+                                        inprog++;
+                        }
+                        r->wanted += pc->count;
+                        r->held += MIN(held, pc->count);
+                        r->claimed += claimed;
+                        r->in_progress += inprog;
+                        r->failed += failed;
+                        if (claimed < pc->count || inprog > 0)
+                                all_claimed = false;
+                }
+        }
+        r->claims_made = p->claims_made;
+        r->releases_made = p->releases_made;
+        if (p->plan)
+                r->next_wakeup_at = p->plan->next_wakeup_at;
+
+        if (p->fatal)
+                r->exit_status = EXIT_FAILURE_OTHER;
+        else if (p->opts.read_only)
+                r->exit_status = p->plan && plan_count_changes(p->plan) > 0 ? EXIT_WORK_REMAINS
+                                 : p->retryable                            ? EXIT_WORK_REMAINS
+                                                                           : EXIT_DESIRED_HOLDS;
+        else if (!all_claimed || p->retryable || p->stopping)
+                r->exit_status = EXIT_WORK_REMAINS;
+        else
+                r->exit_status = EXIT_DESIRED_HOLDS;
+        r->error = strdup_or_null(p->error);
+}
+
+static int on_finish(sd_event_source *s, void *userdata) {
+        struct pass *p = userdata;
+        p->done(p, &p->result, p->userdata);
+        return 0;
+}
+
+static void pass_finish(struct pass *p) {
+        if (p->finished)
+                return;
+        p->finished = true;
+        p->phase = PASS_DONE;
+        uint64_t now = clock_wall_sec();
+        p->state->last_pass_finished_at = now;
+        pass_summarize(p, &p->result);
+        p->state->last_pass_result = p->result.exit_status;
+        free_and_strdup(&p->state->last_error, p->error);
+        p->result.plan = TAKE_PTR(p->plan);
+        (void) pass_save(p);
+        /* Report from the loop, never from inside a callback chain that the
+         * receiver might free. */
+        if (sd_event_add_defer(p->event, &p->finish_source, on_finish, p) < 0)
+                p->done(p, &p->result, p->userdata);
+}
+
+/* ---- follow claims with DescribePhoneNumber ----------------------------- */
+
+struct follow {
+        struct pass *pass;
+        char *target;
+        char *phone_number;
+        char *id;
+        char *region;
+        usec_t delay;
+        usec_t started;                /* CLOCK_BOOTTIME when the claim was answered */
+        sd_event_source *timer;
+        bool in_flight;
+        bool done;
+};
+
+static void follow_free(struct follow *f) {
+        if (!f)
+                return;
+        sd_event_source_disable_unref(f->timer);
+        free(f->target);
+        free(f->phone_number);
+        free(f->id);
+        free(f->region);
+        free(f);
+}
+
+static size_t pass_follows_active(struct pass *p) {
+        size_t n = 0;
+        for (size_t i = 0; i < p->n_follows; i++)
+                if (!p->follows[i]->done)
+                        n++;
+        return n;
+}
+
+static int follow_arm(struct follow *f);
+
+static void on_follow_describe(const struct connect_result *res, void *userdata) {
+        struct follow *f = userdata;
+        struct pass *p = f->pass;
+        struct reconcile_events ev = {0};
+        uint64_t now = clock_wall_sec();
+
+        f->in_flight = false;
+        p->outstanding--;
+        if (res->r >= 0 && res->n_numbers == 1) {
+                reconcile_ingest_describe(p->state, p->config, f->target, &res->numbers[0], now, &ev);
+                log_events(p, &ev);
+                struct state_number *n = state_find_number(p->state, f->target, f->phone_number);
+                if (!n || n->phase != PHASE_IN_PROGRESS) {
+                        /* Settled: learn how long claims take, for the next polls. */
+                        double took = (double) (clock_boottime_usec() - f->started) / 1e6;
+                        p->state->claim_latency_sec = p->state->claim_latency_sec > 0
+                                                              ? 0.7 * p->state->claim_latency_sec + 0.3 * took
+                                                              : took;
+                        f->done = true;
+                        (void) pass_save(p);
+                }
+        } else if (res->r == -ECANCELED)
+                f->done = true;
+        else if (res->error.kind != CONNECT_ERROR_NOT_FOUND) {
+                /* A claim just answered may not be describable for a moment
+                 * (NOT_FOUND): keep polling. Other errors: log once. */
+                char key[128];
+                snprintf(key, sizeof key, "follow:%s", f->phone_number);
+                log_call_error(log_repeat_priority(key, res->error.message, LOG_WARNING), res, f->target, NULL,
+                               f->phone_number, "following a claim");
+                if (res->error.kind == CONNECT_ERROR_AUTH || res->error.kind == CONNECT_ERROR_ACCESS_DENIED ||
+                    res->error.kind == CONNECT_ERROR_TLS) {
+                        pass_note_call_error(p, res, f->target);
+                        f->done = true;
+                }
+        }
+        if (!f->done && !p->stopping && clock_boottime_usec() < p->follow_deadline) {
+                f->delay = MIN(f->delay * 2, FOLLOW_MAX_DELAY_USEC);
+                if (follow_arm(f) < 0)
+                        f->done = true;
+        } else
+                f->done = true;
+        pass_maybe_advance(p);
+}
+
+static int on_follow_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct follow *f = userdata;
+        struct pass *p = f->pass;
+        if (p->stopping) {
+                f->done = true;
+                pass_maybe_advance(p);
+                return 0;
+        }
+        int r = connect_describe_number(p->client, f->region, f->id, on_follow_describe, f);
+        if (r < 0) {
+                f->done = true;
+                pass_maybe_advance(p);
+                return 0;
+        }
+        f->in_flight = true;
+        p->outstanding++;
+        return 0;
+}
+
+static int follow_arm(struct follow *f) {
+        usec_t now = clock_boottime_usec();
+        usec_t when = now + f->delay;
+        if (when > f->pass->follow_deadline)
+                when = f->pass->follow_deadline;
+        if (f->timer)
+                return sd_event_source_set_time(f->timer, when) < 0 ? -EIO
+                       : sd_event_source_set_enabled(f->timer, SD_EVENT_ONESHOT);
+        return sd_event_add_time(f->pass->event, &f->timer, CLOCK_BOOTTIME, when, 100 * USEC_PER_MSEC, on_follow_timer,
+                                 f);
+}
+
+static void pass_follow(struct pass *p, const char *target, const char *region, const char *phone_number,
+                        const char *id) {
+        if (p->stopping || !id)
+                return;
+        struct follow *f = calloc(1, sizeof *f);
+        if (!f)
+                return;
+        f->pass = p;
+        f->target = strdup(target);
+        f->phone_number = strdup(phone_number);
+        f->id = strdup(id);
+        f->region = strdup(region);
+        f->started = clock_boottime_usec();
+        double lat = p->state->claim_latency_sec;
+        f->delay = lat > 0 ? (usec_t) (lat * 1e6) : USEC_PER_SEC;
+        f->delay = MAX(f->delay, 500 * USEC_PER_MSEC);
+        f->delay = MIN(f->delay, FOLLOW_MAX_DELAY_USEC);
+        struct follow **nf = realloc(p->follows, sizeof *nf * (p->n_follows + 1));
+        if (!f->target || !f->phone_number || !f->id || !f->region || !nf || follow_arm(f) < 0) {
+                if (nf)
+                        p->follows = nf;
+                follow_free(f);
+                return;
+        }
+        p->follows = nf;
+        p->follows[p->n_follows++] = f;
+}
+
+/* ---- claims ------------------------------------------------------------ */
+
+struct claimer {
+        struct pass *pass;
+        const struct plan_step *step;  /* the pool's first claim step: parameters */
+        unsigned *slots;               /* slots still to fill, ascending */
+        unsigned *attempts;            /* attempt number per slot (parallel array) */
+        size_t n_slots;
+        char **candidates;             /* shuffled search results not yet tried */
+        char **tried;                  /* numbers tried this pass */
+        unsigned searches;
+        unsigned searches_max;
+        unsigned not_available;
+        unsigned in_flight;
+        bool searching;
+        bool stopped;
+        bool found_any;
+};
+
+struct claim_call {
+        struct pass *pass;
+        struct claimer *claimer;       /* NULL for replays and retries */
+        char *target;
+        char *pool;
+        char *region;
+        char *phone_number;
+        unsigned slot;
+        unsigned attempt;
+        bool retry;                    /* a FAILED number claimed again */
+};
+
+static void claim_call_free(struct claim_call *c) {
+        if (!c)
+                return;
+        free(c->target);
+        free(c->pool);
+        free(c->region);
+        free(c->phone_number);
+        free(c);
+}
+
+static void claimer_free(struct claimer *c) {
+        if (!c)
+                return;
+        free(c->slots);
+        free(c->attempts);
+        strv_free(c->candidates);
+        strv_free(c->tried);
+        free(c);
+}
+
+static void claimer_pump(struct claimer *c);
+
+static void claimers_stop_target(struct pass *p, const char *target) {
+        for (size_t i = 0; i < p->n_claimers; i++)
+                if (streq(p->claimers[i]->step->target, target))
+                        p->claimers[i]->stopped = true;
+}
+
+static void on_claim(const struct connect_result *res, void *userdata) {
+        struct claim_call *cc = userdata;
+        struct pass *p = cc->pass;
+        struct claimer *cl = cc->claimer;
+        struct reconcile_events ev = {0};
+        uint64_t now = clock_wall_sec();
+
+        p->outstanding--;
+        if (cl)
+                cl->in_flight--;
+        struct state_number *n = state_find_number(p->state, cc->target, cc->phone_number);
+        if (res->r >= 0 && n) {
+                reconcile_claim_answered(p->state, n, res->phone_number_id, res->phone_number_arn, now);
+                p->claims_made++;
+                struct log_fields f = {.target = cc->target, .pool = cc->pool, .phone_number = cc->phone_number,
+                                       .phone_number_id = res->phone_number_id, .aws_operation = "ClaimPhoneNumber",
+                                       .aws_request_id = res->request_id};
+                log_fields(LOG_INFO, 0, &f, "Claim of %s for %s/%s accepted, in progress", cc->phone_number,
+                           cc->target, cc->pool ? cc->pool : "-");
+                (void) pass_save(p);
+                pass_follow(p, cc->target, cc->region, cc->phone_number, res->phone_number_id);
+        } else if (res->r < 0 && n) {
+                enum claim_next next;
+                if (res->r == -ECANCELED)
+                        next = CLAIM_NEXT_KEEP_INTENT; /* outcome unknown: the intent is replayed */
+                else {
+                        log_call_error(LOG_WARNING, res, cc->target, cc->pool, cc->phone_number, "claim refused");
+                        next = reconcile_claim_refused(p->state, p->config, n, &res->error, now, &ev);
+                        log_events(p, &ev);
+                }
+                switch (next) {
+                case CLAIM_NEXT_CANDIDATE:
+                        if (cl && cc->slot != UINT_MAX) {
+                                /* Put the slot back with its next attempt number. */
+                                unsigned *ns = realloc(cl->slots, sizeof *ns * (cl->n_slots + 1));
+                                unsigned *na = ns ? realloc(cl->attempts, sizeof *na * (cl->n_slots + 1)) : NULL;
+                                if (ns)
+                                        cl->slots = ns;
+                                if (na) {
+                                        cl->attempts = na;
+                                        cl->slots[cl->n_slots] = cc->slot;
+                                        cl->attempts[cl->n_slots] = cc->attempt + 1;
+                                        cl->n_slots++;
+                                }
+                                cl->not_available++;
+                        }
+                        break;
+                case CLAIM_NEXT_STOP_POOL:
+                        if (cl)
+                                cl->stopped = true;
+                        break;
+                case CLAIM_NEXT_STOP_TARGET:
+                        claimers_stop_target(p, cc->target);
+                        p->retryable = true;
+                        break;
+                case CLAIM_NEXT_KEEP_INTENT:
+                        if (res->r != -ECANCELED)
+                                pass_note_call_error(p, res, cc->target);
+                        if (cl)
+                                cl->stopped = true;
+                        break;
+                case CLAIM_NEXT_FATAL:
+                        pass_note_call_error(p, res, cc->target);
+                        claimers_stop_target(p, cc->target);
+                        break;
+                }
+                (void) pass_save(p);
+        }
+        claim_call_free(cc);
+        if (cl)
+                claimer_pump(cl);
+        pass_maybe_advance(p);
+}
+
+static int send_claim(struct pass *p, struct claimer *cl, const char *target, const char *pool, const char *region,
+                      const char *target_arn, const struct state_number *n, unsigned slot, unsigned attempt,
+                      bool retry) {
+        _cleanup_(freep) struct connect_tag *tags = calloc(n->n_claim_tags + 1, sizeof *tags);
+        if (!tags)
+                return -ENOMEM;
+        for (size_t i = 0; i < n->n_claim_tags; i++)
+                tags[i] = (struct connect_tag){.key = n->claim_tags[i].key, .value = n->claim_tags[i].value};
+        struct claim_call *cc = calloc(1, sizeof *cc);
+        if (!cc)
+                return -ENOMEM;
+        *cc = (struct claim_call){.pass = p, .claimer = cl, .slot = slot, .attempt = attempt, .retry = retry};
+        cc->target = strdup(target);
+        cc->pool = strdup_or_null(pool);
+        cc->region = strdup(region);
+        cc->phone_number = strdup(n->phone_number);
+        if (!cc->target || !cc->region || !cc->phone_number) {
+                claim_call_free(cc);
+                return -ENOMEM;
+        }
+        int r = connect_claim_number(p->client, region, target_arn, n->phone_number, n->claim_description, tags,
+                                     n->n_claim_tags, n->client_token, on_claim, cc);
+        if (r < 0) {
+                claim_call_free(cc);
+                return r;
+        }
+        p->outstanding++;
+        if (cl)
+                cl->in_flight++;
+        return 0;
+}
+
+static bool strv_contains(char *const *l, const char *s) {
+        if (l)
+                for (; *l; l++)
+                        if (streq(*l, s))
+                                return true;
+        return false;
+}
+
+static void on_search(const struct connect_result *res, void *userdata) {
+        struct claimer *cl = userdata;
+        struct pass *p = cl->pass;
+        struct reconcile_events ev = {0};
+
+        p->outstanding--;
+        cl->searching = false;
+        if (res->r < 0) {
+                if (res->r != -ECANCELED) {
+                        log_call_error(LOG_WARNING, res, cl->step->target, cl->step->pool, NULL,
+                                       "searching for available numbers");
+                        pass_note_call_error(p, res, cl->step->target);
+                }
+                cl->stopped = true;
+        } else {
+                size_t fresh = 0;
+                for (size_t i = 0; i < res->n_available; i++) {
+                        const char *num = res->available[i].phone_number;
+                        if (!num || strv_contains(cl->tried, num) || strv_contains(cl->candidates, num) ||
+                            state_find_number(p->state, cl->step->target, num))
+                                continue;
+                        /* Insert at a random position: pick at random among results. */
+                        if (strv_push(&cl->candidates, num) < 0)
+                                break;
+                        size_t len = strv_length(cl->candidates);
+                        size_t j = (size_t) (random_unit() * (double) len);
+                        if (j < len) {
+                                char *t = cl->candidates[j];
+                                cl->candidates[j] = cl->candidates[len - 1];
+                                cl->candidates[len - 1] = t;
+                        }
+                        fresh++;
+                }
+                if (res->n_available > 0) {
+                        cl->found_any = true;
+                        reconcile_numbers_found(p->state, cl->step);
+                } else if (!cl->found_any) {
+                        reconcile_no_numbers(p->state, cl->step, &ev);
+                        log_events(p, &ev);
+                        cl->stopped = true;
+                }
+                if (fresh == 0 && res->n_available > 0 && cl->searches >= cl->searches_max)
+                        cl->stopped = true;
+        }
+        claimer_pump(cl);
+        pass_maybe_advance(p);
+}
+
+static void claimer_search(struct claimer *cl) {
+        struct pass *p = cl->pass;
+        const struct plan_step *s = cl->step;
+        if (cl->searches >= cl->searches_max) {
+                cl->stopped = true;
+                return;
+        }
+        int r = connect_search_available(p->client, s->region, s->target_arn, s->country, s->type, s->prefix, 10,
+                                         on_search, cl);
+        if (r < 0) {
+                cl->stopped = true;
+                return;
+        }
+        cl->searches++;
+        cl->searching = true;
+        p->outstanding++;
+}
+
+static void claimer_pump(struct claimer *cl) {
+        struct pass *p = cl->pass;
+        while (!cl->stopped && !p->stopping && cl->n_slots > 0) {
+                if (cl->not_available > cl->searches_max * 10 + CLAIM_CANDIDATE_SLACK) {
+                        cl->stopped = true;
+                        break;
+                }
+                if (!cl->candidates || !cl->candidates[0]) {
+                        if (!cl->searching)
+                                claimer_search(cl);
+                        return;
+                }
+                /* Next candidate: the last element (already shuffled). */
+                size_t len = strv_length(cl->candidates);
+                _cleanup_(freep) char *num = cl->candidates[len - 1];
+                cl->candidates[len - 1] = NULL;
+                (void) strv_push(&cl->tried, num);
+
+                unsigned slot = cl->slots[0], attempt = cl->attempts[0];
+                memmove(cl->slots, cl->slots + 1, sizeof *cl->slots * (cl->n_slots - 1));
+                memmove(cl->attempts, cl->attempts + 1, sizeof *cl->attempts * (cl->n_slots - 1));
+                cl->n_slots--;
+
+                char token[37];
+                reconcile_claim_token(cl->step->target, cl->step->pool, cl->step->view_digest, slot, attempt, token);
+                struct plan_step step = *cl->step;
+                step.slot = slot;
+                uint64_t now = clock_wall_sec();
+                struct state_number *n = reconcile_claim_intent(p->state, &step, num, token, now);
+                if (!n) {
+                        cl->stopped = true;
+                        break;
+                }
+                /* The intent must be on disk before the request leaves
+                 * (CLAIMS.md): no state, no claim. */
+                if (pass_save(p) < 0) {
+                        n = state_find_number(p->state, cl->step->target, num);
+                        if (n)
+                                state_remove_number(p->state, n);
+                        pass_set_error(p, false, "state could not be saved; claims stopped");
+                        cl->stopped = true;
+                        break;
+                }
+                n = state_find_number(p->state, cl->step->target, num);
+                if (!n || send_claim(p, cl, cl->step->target, cl->step->pool, cl->step->region, cl->step->target_arn,
+                                     n, slot, attempt, false) < 0) {
+                        cl->stopped = true;
+                        break;
+                }
+        }
+}
+
+static int pass_add_claimer(struct pass *p, const struct plan_step *s) {
+        struct claimer *cl = NULL;
+        for (size_t i = 0; i < p->n_claimers; i++)
+                if (streq(p->claimers[i]->step->target, s->target) && streq_ptr(p->claimers[i]->step->pool, s->pool))
+                        cl = p->claimers[i];
+        if (!cl) {
+                cl = calloc(1, sizeof *cl);
+                struct claimer **nc = realloc(p->claimers, sizeof *nc * (p->n_claimers + 1));
+                if (!cl || !nc) {
+                        free(cl);
+                        if (nc)
+                                p->claimers = nc;
+                        return -ENOMEM;
+                }
+                p->claimers = nc;
+                cl->pass = p;
+                cl->step = s;
+                p->claimers[p->n_claimers++] = cl;
+        }
+        unsigned *ns = realloc(cl->slots, sizeof *ns * (cl->n_slots + 1));
+        if (!ns)
+                return -ENOMEM;
+        cl->slots = ns;
+        unsigned *na = realloc(cl->attempts, sizeof *na * (cl->n_slots + 1));
+        if (!na)
+                return -ENOMEM;
+        cl->attempts = na;
+        cl->slots[cl->n_slots] = s->slot;
+        cl->attempts[cl->n_slots] = 0;
+        cl->n_slots++;
+        cl->searches_max = (unsigned) (cl->n_slots + 9) / 10 + CLAIM_SEARCH_SLACK;
+        return 0;
+}
+
+/* ---- other steps -------------------------------------------------------- */
+
+struct step_call {
+        struct pass *pass;
+        const struct plan_step *step;
+};
+
+static void on_step(const struct connect_result *res, void *userdata) {
+        struct step_call *sc = userdata;
+        struct pass *p = sc->pass;
+        const struct plan_step *s = sc->step;
+        struct reconcile_events ev = {0};
+        uint64_t now = clock_wall_sec();
+
+        free(sc);
+        p->outstanding--;
+        p->steps_in_flight--;
+        if (res->r >= 0) {
+                struct log_fields f = {.target = s->target, .target_arn = s->target_arn, .pool = s->pool,
+                                       .phone_number = s->phone_number, .phone_number_id = s->phone_number_id,
+                                       .aws_operation = connect_op_name(res->op), .aws_request_id = res->request_id};
+                if (s->action == STEP_RELEASE) {
+                        reconcile_released(p->state, s, now, &ev);
+                        p->releases_made++;
+                        log_events(p, &ev);
+                } else {
+                        reconcile_applied(p->state, p->config, s, now);
+                        log_fields(LOG_INFO, 0, &f, "%s %s of %s/%s", step_action_name(s->action),
+                                   s->phone_number ? s->phone_number : "", s->target, s->pool ? s->pool : "-");
+                }
+                (void) pass_save(p);
+        } else if (res->r != -ECANCELED) {
+                log_call_error(LOG_WARNING, res, s->target, s->pool, s->phone_number, step_action_name(s->action));
+                if (res->error.kind != CONNECT_ERROR_IN_USE && res->error.kind != CONNECT_ERROR_NOT_FOUND)
+                        pass_note_call_error(p, res, s->target);
+                else
+                        p->retryable = true;
+        }
+        pass_maybe_advance(p);
+}
+
+static int start_step_call(struct pass *p, const struct plan_step *s) {
+        struct step_call *sc = calloc(1, sizeof *sc);
+        char token[37];
+        int r;
+        if (!sc)
+                return -ENOMEM;
+        sc->pass = p;
+        sc->step = s;
+        const char *id = s->phone_number_id;
+        switch (s->action) {
+        case STEP_UPDATE_DESCRIPTION:
+                if (uuid_random(token) < 0)
+                        reconcile_claim_token(s->target, s->pool, "metadata", 0, 0, token);
+                r = connect_update_metadata(p->client, s->region, id, s->description ? s->description : "", token,
+                                            on_step, sc);
+                break;
+        case STEP_TAG:
+        case STEP_ADOPT: {
+                _cleanup_(freep) struct connect_tag *tags = calloc(s->n_tags + 1, sizeof *tags);
+                if (!tags) {
+                        r = -ENOMEM;
+                        break;
+                }
+                for (size_t i = 0; i < s->n_tags; i++)
+                        tags[i] = (struct connect_tag){.key = s->tags[i].key, .value = s->tags[i].value};
+                r = connect_tag_resource(p->client, s->region, s->phone_number_arn, tags, s->n_tags, on_step, sc);
+                break;
+        }
+        case STEP_UNTAG:
+                r = connect_untag_resource(p->client, s->region, s->phone_number_arn, s->keys, strv_length(s->keys),
+                                           on_step, sc);
+                break;
+        case STEP_ASSOCIATE_FLOW:
+                r = connect_associate_flow(p->client, s->region, id, s->instance_id, s->contact_flow, on_step, sc);
+                break;
+        case STEP_RELEASE:
+                r = connect_release_number(p->client, s->region, id, s->client_token, on_step, sc);
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r < 0) {
+                free(sc);
+                return r;
+        }
+        p->outstanding++;
+        p->steps_in_flight++;
+        return 0;
+}
+
+static void log_report(struct pass *p, const struct plan_step *s) {
+        char key[512];
+        snprintf(key, sizeof key, "%s:%s:%s:%s", step_action_name(s->action), s->target ? s->target : "",
+                 s->pool ? s->pool : "", s->phone_number ? s->phone_number : "");
+        const char *d = s->detail ? s->detail : step_action_name(s->action);
+        int prio = log_repeat_priority(key, d, s->action == STEP_REPORT_UNMANAGED ? LOG_INFO : LOG_WARNING);
+        struct log_fields f = {.target = s->target, .target_arn = s->target_arn, .pool = s->pool,
+                               .phone_number = s->phone_number, .phone_number_id = s->phone_number_id};
+        log_fields(prio, 0, &f, "%s", d);
+}
+
+/* Starts the plan's steps: claims through their pool's claimer, replays and
+ * retries at once, the rest through a window of STEP_WINDOW calls. */
+static void pass_run_steps(struct pass *p) {
+        uint64_t now = clock_wall_sec();
+        while (!p->stopping && p->next_step < p->plan->n_steps && p->steps_in_flight < STEP_WINDOW) {
+                const struct plan_step *s = &p->plan->steps[p->next_step++];
+                const struct target_config *t = pass_target(p, s->target);
+                switch (s->action) {
+                case STEP_CLAIM:
+                        break; /* started by the claimers below */
+                case STEP_REPLAY_CLAIM:
+                case STEP_RETRY_CLAIM: {
+                        struct state_number *n = state_find_number(p->state, s->target, s->phone_number);
+                        if (!n || !t)
+                                break;
+                        if (s->action == STEP_RETRY_CLAIM) {
+                                /* A new attempt on a FAILED number: a new token,
+                                 * recorded before the request leaves. */
+                                if (free_and_strdup(&n->client_token, s->client_token) < 0)
+                                        break;
+                                n->claim_sent_at = now;
+                                n->attempts++;
+                                struct state_target *st = state_get_target(p->state, t->name, t->arn);
+                                if (st && st->quota_at && st->quota_until > now)
+                                        st->quota_last_retry_at = now;
+                                if (pass_save(p) < 0)
+                                        break;
+                                n = state_find_number(p->state, s->target, s->phone_number);
+                        }
+                        if (n)
+                                (void) send_claim(p, NULL, s->target, s->pool, t->region, t->arn, n, UINT_MAX, 0,
+                                                  s->action == STEP_RETRY_CLAIM);
+                        break;
+                }
+                case STEP_GIVE_UP:
+                        break; /* the planner already moved the number out of the pool */
+                case STEP_UPDATE_DESCRIPTION:
+                case STEP_TAG:
+                case STEP_UNTAG:
+                case STEP_ASSOCIATE_FLOW:
+                case STEP_ADOPT:
+                case STEP_RELEASE:
+                        if (start_step_call(p, s) < 0)
+                                p->retryable = true;
+                        break;
+                default:
+                        log_report(p, s);
+                        break;
+                }
+        }
+}
+
+static void pass_execute(struct pass *p) {
+        p->phase = PASS_EXECUTE;
+        p->follow_deadline = clock_boottime_usec() + p->opts.follow_usec;
+        /* Follow claims that an earlier pass left IN_PROGRESS. */
+        for (size_t i = 0; i < p->state->n_numbers; i++) {
+                struct state_number *n = &p->state->numbers[i];
+                const struct target_config *t = pass_target(p, n->target);
+                if (n->phase == PHASE_IN_PROGRESS && n->id && t && n->pool)
+                        pass_follow(p, n->target, t->region, n->phone_number, n->id);
+        }
+        for (size_t i = 0; i < p->plan->n_steps; i++)
+                if (p->plan->steps[i].action == STEP_CLAIM)
+                        if (pass_add_claimer(p, &p->plan->steps[i]) < 0)
+                                p->retryable = true;
+        pass_run_steps(p);
+        for (size_t i = 0; i < p->n_claimers; i++)
+                claimer_pump(p->claimers[i]);
+        pass_maybe_advance(p);
+}
+
+/* ---- plan, describe, list ---------------------------------------------- */
+
+static void pass_plan(struct pass *p) {
+        struct reconcile_events ev = {0};
+        int r = reconcile_plan(p->config, p->state, clock_wall_sec(), &p->plan, &ev);
+        log_events(p, &ev);
+        if (r < 0) {
+                pass_set_error(p, true, "planning failed: %s", strerror(-r));
+                pass_finish(p);
+                return;
+        }
+        if (p->opts.read_only || p->stopping) {
+                pass_finish(p);
+                return;
+        }
+        pass_execute(p);
+}
+
+struct describe_call {
+        struct pass *pass;
+        char *target;
+        char *id;
+};
+
+static void on_describe(const struct connect_result *res, void *userdata) {
+        struct describe_call *dc = userdata;
+        struct pass *p = dc->pass;
+        struct reconcile_events ev = {0};
+        uint64_t now = clock_wall_sec();
+
+        p->outstanding--;
+        if (res->r >= 0 && res->n_numbers == 1)
+                reconcile_ingest_describe(p->state, p->config, dc->target, &res->numbers[0], now, &ev);
+        else if (res->r < 0 && res->error.kind == CONNECT_ERROR_NOT_FOUND)
+                reconcile_ingest_not_found(p->state, dc->target, dc->id, now, &ev);
+        else if (res->r < 0 && res->r != -ECANCELED) {
+                log_call_error(LOG_WARNING, res, dc->target, NULL, NULL, "describing a number");
+                pass_note_call_error(p, res, dc->target);
+        }
+        log_events(p, &ev);
+        free(dc->target);
+        free(dc->id);
+        free(dc);
+        pass_maybe_advance(p);
+}
+
+static void pass_describe(struct pass *p) {
+        _cleanup_(strv_freep) char **ids = NULL;
+        p->phase = PASS_DESCRIBE;
+        int r = reconcile_describe_wanted(p->config, p->state, clock_wall_sec(), p->opts.audit_budget, &ids);
+        if (r < 0) {
+                pass_set_error(p, true, "cannot work out what to describe: %s", strerror(-r));
+                pass_finish(p);
+                return;
+        }
+        for (char **i = ids; i && *i; i++) {
+                char *tab = strchr(*i, '\t');
+                if (!tab)
+                        continue;
+                *tab = 0;
+                const struct target_config *t = pass_target(p, *i);
+                if (!t)
+                        continue;
+                struct describe_call *dc = calloc(1, sizeof *dc);
+                if (!dc)
+                        break;
+                dc->pass = p;
+                dc->target = strdup(*i);
+                dc->id = strdup(tab + 1);
+                if (!dc->target || !dc->id ||
+                    connect_describe_number(p->client, t->region, dc->id, on_describe, dc) < 0) {
+                        free(dc->target);
+                        free(dc->id);
+                        free(dc);
+                        p->retryable = true;
+                        continue;
+                }
+                p->outstanding++;
+        }
+        log_debug("describing %zu numbers", strv_length(ids));
+        pass_maybe_advance(p);
+}
+
+struct list_call {
+        struct pass *pass;
+        const struct target_config *target;
+};
+
+static void on_list(const struct connect_result *res, void *userdata) {
+        struct list_call *lc = userdata;
+        struct pass *p = lc->pass;
+        const struct target_config *t = lc->target;
+        char key[128];
+
+        free(lc);
+        p->outstanding--;
+        snprintf(key, sizeof key, "list:%s", t->name);
+        if (res->r >= 0) {
+                reconcile_ingest_list(p->state, p->config, t->name, res->numbers, res->n_numbers, clock_wall_sec());
+                if (log_repeat_clear(key))
+                        log_fields(LOG_NOTICE, 0, &(struct log_fields){.target = t->name, .target_arn = t->arn},
+                                   "Listing numbers of %s works again", t->name);
+        } else {
+                reconcile_list_failed(p->state, t->name);
+                if (res->r != -ECANCELED) {
+                        int prio = log_repeat_priority(key, res->error.message, LOG_ERR);
+                        struct log_fields f = {.target = t->name, .target_arn = t->arn,
+                                               .aws_operation = connect_op_name(res->op),
+                                               .aws_request_id = res->error.request_id,
+                                               .aws_error_code = res->error.code};
+                        log_fields(prio, 0, &f, "Cannot list the numbers of %s: %s%s%s", t->name,
+                                   connect_error_kind_name(res->error.kind), res->error.message ? ": " : "",
+                                   res->error.message ? res->error.message : "");
+                        pass_note_call_error(p, res, t->name);
+                }
+        }
+        pass_maybe_advance(p);
+}
+
+static void pass_maybe_advance(struct pass *p) {
+        if (p->finished || p->outstanding > 0)
+                return;
+        switch (p->phase) {
+        case PASS_LIST:
+                if (p->stopping || p->fatal) {
+                        pass_finish(p);
+                        return;
+                }
+                pass_describe(p);
+                return;
+        case PASS_DESCRIBE:
+                if (p->fatal) {
+                        pass_finish(p);
+                        return;
+                }
+                pass_plan(p);
+                return;
+        case PASS_EXECUTE:
+                if (!p->stopping && p->next_step < p->plan->n_steps) {
+                        pass_run_steps(p);
+                        if (p->outstanding > 0)
+                                return;
+                }
+                for (size_t i = 0; i < p->n_claimers; i++)
+                        if (!p->claimers[i]->stopped && !p->stopping && p->claimers[i]->n_slots > 0)
+                                return; /* a claimer is waiting for nothing? it pumps itself */
+                if (pass_follows_active(p) > 0 && !p->stopping)
+                        return;
+                pass_finish(p);
+                return;
+        case PASS_DONE:
+                return;
+        }
+}
+
+/* ---- lifecycle ---------------------------------------------------------- */
+
+int pass_start(sd_event *event, struct connect_client *client, const struct config *config, struct state *state,
+               const struct pass_options *o, pass_done_t done, void *userdata, struct pass **ret) {
+        _cleanup_(pass_freep) struct pass *p = calloc(1, sizeof *p);
+        if (!p)
+                return -ENOMEM;
+        p->event = sd_event_ref(event);
+        p->client = client;
+        p->config = config;
+        p->state = state;
+        p->opts = *o;
+        p->done = done;
+        p->userdata = userdata;
+        p->phase = PASS_LIST;
+        state->last_pass_started_at = clock_wall_sec();
+
+        for (size_t i = 0; i < config->n_targets; i++) {
+                const struct target_config *t = &config->targets[i];
+                struct list_call *lc = calloc(1, sizeof *lc);
+                if (!lc)
+                        return -ENOMEM;
+                lc->pass = p;
+                lc->target = t;
+                (void) state_get_target(state, t->name, t->arn);
+                int r = connect_list_numbers(client, t->region, t->arn, on_list, lc);
+                if (r < 0) {
+                        free(lc);
+                        reconcile_list_failed(state, t->name);
+                        pass_set_error(p, r == -ENOKEY, "cannot list %s: %s", t->name, strerror(-r));
+                        continue;
+                }
+                p->outstanding++;
+        }
+        /* Nothing in flight (no targets, or every call refused at once):
+         * move on from the loop, not from here. */
+        if (p->outstanding == 0)
+                pass_maybe_advance(p);
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+void pass_stop(struct pass *p) {
+        if (!p || p->stopping)
+                return;
+        p->stopping = true;
+        for (size_t i = 0; i < p->n_follows; i++)
+                if (!p->follows[i]->in_flight) {
+                        p->follows[i]->done = true;
+                        sd_event_source_set_enabled(p->follows[i]->timer, SD_EVENT_OFF);
+                }
+        for (size_t i = 0; i < p->n_claimers; i++)
+                p->claimers[i]->stopped = true;
+        pass_maybe_advance(p);
+}
+
+bool pass_is_stopping(const struct pass *p) {
+        return p && p->stopping;
+}
+
+void pass_result_clear(struct pass_result *r) {
+        if (!r)
+                return;
+        plan_free(r->plan);
+        free(r->quota_targets);
+        free(r->error);
+        *r = (struct pass_result){0};
+}
+
+struct pass *pass_free(struct pass *p) {
+        if (!p)
+                return NULL;
+        sd_event_source_disable_unref(p->finish_source);
+        for (size_t i = 0; i < p->n_follows; i++)
+                follow_free(p->follows[i]);
+        free(p->follows);
+        for (size_t i = 0; i < p->n_claimers; i++)
+                claimer_free(p->claimers[i]);
+        free(p->claimers);
+        plan_free(p->plan);
+        pass_result_clear(&p->result);
+        free(p->error);
+        sd_event_unref(p->event);
+        free(p);
+        return NULL;
+}
+
+char *pass_result_summary(const struct pass_result *r, const struct config *c, usec_t next_pass_in_usec) {
+        char buf[1024];
+        size_t off = 0;
+        off += (size_t) snprintf(buf + off, sizeof buf - off, "%u/%u numbers held on %zu target%s", r->held,
+                                 r->wanted, c->n_targets, c->n_targets == 1 ? "" : "s");
+        if (r->in_progress && off < sizeof buf)
+                off += (size_t) snprintf(buf + off, sizeof buf - off, "; %u in progress", r->in_progress);
+        if (r->failed && off < sizeof buf) {
+                char ts[32];
+                format_timestamp_sec(r->earliest_deadline, ts, sizeof ts);
+                off += (size_t) snprintf(buf + off, sizeof buf - off, "; %u failed (retry until %s)", r->failed, ts);
+        }
+        if (r->quota_paused && off < sizeof buf)
+                off += (size_t) snprintf(buf + off, sizeof buf - off, "; quota reached on %s",
+                                         r->quota_targets ? r->quota_targets : "?");
+        if (r->error && off < sizeof buf)
+                off += (size_t) snprintf(buf + off, sizeof buf - off, "; last error: %s", r->error);
+        if (next_pass_in_usec != USEC_INFINITY && off < sizeof buf) {
+                char d[32];
+                format_duration_sec((next_pass_in_usec + USEC_PER_SEC / 2) / USEC_PER_SEC, d, sizeof d);
+                snprintf(buf + off, sizeof buf - off, "; next pass in %s", d);
+        }
+        return strdup(buf);
+}

@@ -1,0 +1,53 @@
+/* pass.h: one reconcile pass, run asynchronously on the sd-event loop:
+ * list every target, describe what the state does not know, plan, then run
+ * the plan's steps through the Connect client (many in flight, paced by
+ * the client), follow new claims until CLAIMED or FAILED, and save the
+ * state. Owns no long-lived resource: the manager (or main, for --once and
+ * --plan) owns the loop, the client, the config and the state. */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "connect.h"
+#include "reconcile.h"
+#include "state.h"
+
+/* Exit statuses shared with the command line (SPEC "Command line"). */
+#define EXIT_DESIRED_HOLDS 0
+#define EXIT_FAILURE_OTHER 1
+#define EXIT_WORK_REMAINS 75
+#define EXIT_CONFIG 78
+
+struct pass_options {
+        bool read_only;              /* --plan: list, describe, plan; no change, no state save */
+        usec_t follow_usec;          /* how long to follow IN_PROGRESS claims before ending */
+        unsigned audit_budget;       /* describes for the daily audit in this pass */
+        const char *state_dir;       /* where the state is saved (NULL: never) */
+};
+
+struct pass_result {
+        int exit_status;             /* 0, 75 or 1 as --once reports it */
+        struct plan *plan;           /* the plan made (owned by the result) */
+        unsigned wanted, held, claimed, in_progress, failed;
+        unsigned claims_made, releases_made;
+        bool quota_paused;           /* some target's claims are paused */
+        char *quota_targets;         /* comma-separated names, or NULL */
+        uint64_t earliest_deadline;  /* of failed claims, 0 none */
+        uint64_t next_wakeup_at;     /* from the plan, 0 none */
+        char *error;                 /* the pass-level error, or NULL */
+};
+void pass_result_clear(struct pass_result *r);
+
+struct pass;
+typedef void (*pass_done_t)(struct pass *p, const struct pass_result *r, void *userdata);
+
+int pass_start(sd_event *event, struct connect_client *client, const struct config *config, struct state *state,
+               const struct pass_options *o, pass_done_t done, void *userdata, struct pass **ret);
+/* Stop starting new calls; calls in flight finish (intents are on disk). */
+void pass_stop(struct pass *p);
+bool pass_is_stopping(const struct pass *p);
+struct pass *pass_free(struct pass *p);
+DEFINE_FREEP(struct pass, pass_free)
+/* One-line summary for sd_notify STATUS= and the pass-completed record. */
+char *pass_result_summary(const struct pass_result *r, const struct config *c, usec_t next_pass_in_usec);

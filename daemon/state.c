@@ -1,0 +1,996 @@
+/* state.c: the state file. Owns the JSON form of struct state, its atomic
+ * save (temp file, fsync, rename, fsync of the directory), its tolerant
+ * load (a corrupt or unknown-version file is moved aside, never trusted,
+ * never fatal), the directory lock, and the small lookups on the struct.
+ * Must not decide anything about numbers (reconcile.c does) and never
+ * logs: problems come back as -errno or as a warning string.
+ *
+ * The document (times in wall-clock seconds; zero, false, empty and NULL
+ * members are left out, and read back as such):
+ *   {"version": 1, "last_pass_started_at": N, ..., "claim_latency_sec": X,
+ *    "targets": [{"name", "arn", "quota_at", ..., "churn": [{"at", "release",
+ *                 "phone_number"}], "no_numbers_pools": [...], "listed_ok"}],
+ *    "numbers": [{"phone_number", "target", ..., "phase": "claimed",
+ *                 "tags": {"k": "v"}, "claim_tags": {...},
+ *                 "tag_keys_applied": [...], ...}]}
+ * Unknown members are ignored (a newer minor writer may add some); a
+ * member of the wrong type, a missing key field, a duplicate record or a
+ * version other than STATE_VERSION make the whole document corrupt. */
+#include "state.h"
+
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+/* Same value as RECONCILE_CHURN_WINDOW_SEC; state.c does not depend on the
+ * planner's header (reconcile.c checks that both agree). */
+#define STATE_CHURN_WINDOW_SEC ((uint64_t) 180 * 86400)
+#define STATE_MAX_FILE_SIZE ((size_t) 256 * 1024 * 1024)
+
+static const char *const phase_names[] = {
+        [PHASE_UNKNOWN] = "unknown",   [PHASE_INTENT] = "intent",       [PHASE_IN_PROGRESS] = "in_progress",
+        [PHASE_CLAIMED] = "claimed",   [PHASE_FAILED] = "failed",       [PHASE_GIVEN_UP] = "given_up",
+        [PHASE_RELEASED] = "released", [PHASE_FOREIGN] = "foreign",     [PHASE_GONE] = "gone",
+};
+
+const char *number_phase_name(enum number_phase p) {
+        if ((size_t) p >= ELEMENTSOF(phase_names))
+                return NULL;
+        return phase_names[p];
+}
+
+int number_phase_from_name(const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (size_t i = 0; i < ELEMENTSOF(phase_names); i++)
+                if (streq(phase_names[i], s))
+                        return (int) i;
+        return -EINVAL;
+}
+
+/* ---- construction and destruction ------------------------------------ */
+
+static void state_tags_free(struct state_tag *t, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                free(t[i].key);
+                free(t[i].value);
+        }
+        free(t);
+}
+
+static void state_number_done(struct state_number *n) {
+        free(n->phone_number);
+        free(n->target);
+        free(n->target_arn);
+        free(n->pool);
+        free(n->owner_tag);
+        free(n->id);
+        free(n->arn);
+        free(n->country);
+        free(n->type);
+        free(n->description);
+        state_tags_free(n->tags, n->n_tags);
+        free(n->client_token);
+        free(n->claim_description);
+        state_tags_free(n->claim_tags, n->n_claim_tags);
+        free(n->failure_message);
+        free(n->flow_applied);
+        strv_free(n->tag_keys_applied);
+        free(n->pool_digest);
+        *n = (struct state_number){0};
+}
+
+static void state_target_done(struct state_target *t) {
+        free(t->name);
+        free(t->arn);
+        free(t->quota_digest);
+        free(t->quota_message);
+        free(t->quota_pool);
+        for (size_t i = 0; i < t->n_churn; i++)
+                free(t->churn[i].phone_number);
+        free(t->churn);
+        strv_free(t->no_numbers_pools);
+        *t = (struct state_target){0};
+}
+
+struct state *state_new(void) {
+        struct state *s = calloc(1, sizeof *s);
+        if (!s)
+                return NULL;
+        s->version = STATE_VERSION;
+        return s;
+}
+
+struct state *state_free(struct state *s) {
+        if (!s)
+                return NULL;
+        for (size_t i = 0; i < s->n_numbers; i++)
+                state_number_done(&s->numbers[i]);
+        free(s->numbers);
+        for (size_t i = 0; i < s->n_targets; i++)
+                state_target_done(&s->targets[i]);
+        free(s->targets);
+        free(s->last_error);
+        free(s);
+        return NULL;
+}
+
+/* The numbers and targets arrays grow geometrically: the allocation of an
+ * array of n elements is always at least array_capacity(n), so an append
+ * only reallocates when n reaches a power of two. Only this file allocates
+ * them. */
+static size_t array_capacity(size_t n) {
+        size_t cap = 8;
+        while (cap < n)
+                cap *= 2;
+        return cap;
+}
+
+static int array_grow(void **array, size_t n, size_t size) {
+        if (n < array_capacity(n) && *array)
+                return 0;
+        size_t cap = array_capacity(n + 1);
+        if (cap > SIZE_MAX / size)
+                return -ENOMEM;
+        void *p = realloc(*array, cap * size);
+        if (!p)
+                return -ENOMEM;
+        *array = p;
+        return 0;
+}
+
+/* ---- serialisation ---------------------------------------------------- */
+
+static int json_set(json_t *o, const char *key, json_t *v) {
+        if (!v)
+                return -ENOMEM;
+        return json_object_set_new(o, key, v) < 0 ? -ENOMEM : 0;
+}
+
+static int put_str(json_t *o, const char *key, const char *v) {
+        if (!v)
+                return 0;
+        json_t *j = json_string(v);
+        if (!j)
+                return -EINVAL; /* not UTF-8: nothing we wrote can be like this */
+        return json_set(o, key, j);
+}
+
+static int put_u64(json_t *o, const char *key, uint64_t v) {
+        if (v == 0)
+                return 0;
+        return json_set(o, key, json_integer((json_int_t) MIN(v, (uint64_t) INT64_MAX)));
+}
+
+static int put_bool(json_t *o, const char *key, bool v) {
+        return v ? json_set(o, key, json_true()) : 0;
+}
+
+static int put_tags(json_t *o, const char *key, const struct state_tag *tags, size_t n) {
+        if (n == 0)
+                return 0;
+        json_t *t = json_object();
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                int r = put_str(t, tags[i].key, tags[i].value ? tags[i].value : "");
+                if (r < 0) {
+                        json_decref(t);
+                        return r;
+                }
+        }
+        return json_set(o, key, t);
+}
+
+static int put_strv(json_t *o, const char *key, char *const *l) {
+        if (!l || !l[0])
+                return 0;
+        json_t *a = json_array();
+        if (!a)
+                return -ENOMEM;
+        for (; *l; l++) {
+                json_t *j = json_string(*l);
+                if (!j || json_array_append_new(a, j) < 0) {
+                        json_decref(a);
+                        return j ? -ENOMEM : -EINVAL;
+                }
+        }
+        return json_set(o, key, a);
+}
+
+static json_t *number_to_json(const struct state_number *n, int *ret_r) {
+        json_t *o = json_object();
+        int r = o ? 0 : -ENOMEM;
+        if (r >= 0)
+                r = put_str(o, "phone_number", n->phone_number);
+        if (r >= 0)
+                r = put_str(o, "target", n->target);
+        if (r >= 0)
+                r = put_str(o, "target_arn", n->target_arn);
+        if (r >= 0)
+                r = put_str(o, "pool", n->pool);
+        if (r >= 0)
+                r = put_str(o, "owner_tag", n->owner_tag);
+        if (r >= 0)
+                r = put_str(o, "id", n->id);
+        if (r >= 0)
+                r = put_str(o, "arn", n->arn);
+        if (r >= 0)
+                r = put_str(o, "country", n->country);
+        if (r >= 0)
+                r = put_str(o, "type", n->type);
+        if (r >= 0)
+                r = put_str(o, "description", n->description);
+        if (r >= 0)
+                r = put_tags(o, "tags", n->tags, n->n_tags);
+        if (r >= 0)
+                r = put_str(o, "phase", number_phase_name(n->phase));
+        if (r >= 0)
+                r = put_bool(o, "listed", n->listed);
+        if (r >= 0)
+                r = put_bool(o, "adopted", n->adopted);
+        if (r >= 0)
+                r = put_str(o, "client_token", n->client_token);
+        if (r >= 0)
+                r = put_str(o, "claim_description", n->claim_description);
+        if (r >= 0)
+                r = put_tags(o, "claim_tags", n->claim_tags, n->n_claim_tags);
+        if (r >= 0)
+                r = put_u64(o, "slot", n->slot);
+        if (r >= 0)
+                r = put_u64(o, "intent_at", n->intent_at);
+        if (r >= 0)
+                r = put_u64(o, "claim_sent_at", n->claim_sent_at);
+        if (r >= 0)
+                r = put_u64(o, "claimed_at", n->claimed_at);
+        if (r >= 0)
+                r = put_u64(o, "first_failure_at", n->first_failure_at);
+        if (r >= 0)
+                r = put_u64(o, "next_retry_at", n->next_retry_at);
+        if (r >= 0)
+                r = put_u64(o, "attempts", n->attempts);
+        if (r >= 0)
+                r = put_str(o, "failure_message", n->failure_message);
+        if (r >= 0)
+                r = put_bool(o, "quota_failure", n->quota_failure);
+        if (r >= 0)
+                r = put_str(o, "flow_applied", n->flow_applied);
+        if (r >= 0)
+                r = put_strv(o, "tag_keys_applied", n->tag_keys_applied);
+        if (r >= 0)
+                r = put_str(o, "pool_digest", n->pool_digest);
+        if (r >= 0)
+                r = put_u64(o, "last_described_at", n->last_described_at);
+        if (r < 0) {
+                json_decref(o);
+                *ret_r = r;
+                return NULL;
+        }
+        return o;
+}
+
+static json_t *target_to_json(const struct state_target *t, int *ret_r) {
+        json_t *o = json_object();
+        int r = o ? 0 : -ENOMEM;
+        if (r >= 0)
+                r = put_str(o, "name", t->name);
+        if (r >= 0)
+                r = put_str(o, "arn", t->arn);
+        if (r >= 0)
+                r = put_u64(o, "quota_at", t->quota_at);
+        if (r >= 0)
+                r = put_u64(o, "quota_until", t->quota_until);
+        if (r >= 0)
+                r = put_str(o, "quota_digest", t->quota_digest);
+        if (r >= 0)
+                r = put_str(o, "quota_message", t->quota_message);
+        if (r >= 0)
+                r = put_str(o, "quota_pool", t->quota_pool);
+        if (r >= 0)
+                r = put_bool(o, "quota_logged", t->quota_logged);
+        if (r >= 0)
+                r = put_u64(o, "quota_last_retry_at", t->quota_last_retry_at);
+        if (r >= 0 && t->n_churn > 0) {
+                json_t *a = json_array();
+                r = a ? 0 : -ENOMEM;
+                for (size_t i = 0; r >= 0 && i < t->n_churn; i++) {
+                        json_t *e = json_object();
+                        r = e ? 0 : -ENOMEM;
+                        if (r >= 0)
+                                r = json_set(e, "at", json_integer((json_int_t) MIN(t->churn[i].at, (uint64_t) INT64_MAX)));
+                        if (r >= 0)
+                                r = put_bool(e, "release", t->churn[i].release);
+                        if (r >= 0)
+                                r = put_str(e, "phone_number", t->churn[i].phone_number);
+                        if (r >= 0 && json_array_append(a, e) < 0)
+                                r = -ENOMEM;
+                        json_decref(e);
+                }
+                if (r >= 0)
+                        r = json_set(o, "churn", a);
+                else
+                        json_decref(a);
+        }
+        if (r >= 0)
+                r = put_strv(o, "no_numbers_pools", t->no_numbers_pools);
+        if (r >= 0)
+                r = put_bool(o, "listed_ok", t->listed_ok);
+        if (r < 0) {
+                json_decref(o);
+                *ret_r = r;
+                return NULL;
+        }
+        return o;
+}
+
+int state_to_json(const struct state *s, char **ret) {
+        int r = 0;
+        json_t *root = json_object();
+        if (!root)
+                return -ENOMEM;
+        r = json_set(root, "version", json_integer(STATE_VERSION));
+        if (r >= 0)
+                r = put_u64(root, "last_pass_started_at", s->last_pass_started_at);
+        if (r >= 0)
+                r = put_u64(root, "last_pass_finished_at", s->last_pass_finished_at);
+        if (r >= 0)
+                r = put_u64(root, "next_pass_at", s->next_pass_at);
+        if (r >= 0 && s->last_pass_result != 0)
+                r = json_set(root, "last_pass_result", json_integer(s->last_pass_result));
+        if (r >= 0)
+                r = put_str(root, "last_error", s->last_error);
+        if (r >= 0 && s->claim_latency_sec != 0)
+                r = json_set(root, "claim_latency_sec", json_real(s->claim_latency_sec));
+        json_t *targets = r >= 0 ? json_array() : NULL;
+        if (r >= 0 && !targets)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < s->n_targets; i++) {
+                json_t *t = target_to_json(&s->targets[i], &r);
+                if (t && json_array_append_new(targets, t) < 0)
+                        r = -ENOMEM;
+        }
+        if (r >= 0)
+                r = json_set(root, "targets", targets);
+        else
+                json_decref(targets);
+        json_t *numbers = r >= 0 ? json_array() : NULL;
+        if (r >= 0 && !numbers)
+                r = -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < s->n_numbers; i++) {
+                json_t *n = number_to_json(&s->numbers[i], &r);
+                if (n && json_array_append_new(numbers, n) < 0)
+                        r = -ENOMEM;
+        }
+        if (r >= 0)
+                r = json_set(root, "numbers", numbers);
+        else
+                json_decref(numbers);
+        if (r < 0) {
+                json_decref(root);
+                return r;
+        }
+        /* One record per line keeps a large file diffable and greppable. */
+        char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        json_decref(root);
+        if (!text)
+                return -ENOMEM;
+        *ret = text;
+        return 0;
+}
+
+/* ---- deserialisation -------------------------------------------------- */
+
+/* Each reader leaves the output alone when the member is absent or null
+ * and returns -EBADMSG when it has the wrong type or range. */
+static int get_str(json_t *o, const char *key, char **ret) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_string(v))
+                return -EBADMSG;
+        char *c = strdup(json_string_value(v));
+        if (!c)
+                return -ENOMEM;
+        free(*ret);
+        *ret = c;
+        return 0;
+}
+
+static int get_u64(json_t *o, const char *key, uint64_t *ret) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+                return -EBADMSG;
+        *ret = (uint64_t) json_integer_value(v);
+        return 0;
+}
+
+static int get_unsigned(json_t *o, const char *key, unsigned *ret) {
+        uint64_t v = *ret;
+        int r = get_u64(o, key, &v);
+        if (r < 0)
+                return r;
+        if (v > UINT_MAX)
+                return -EBADMSG;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static int get_bool(json_t *o, const char *key, bool *ret) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_boolean(v))
+                return -EBADMSG;
+        *ret = json_is_true(v);
+        return 0;
+}
+
+static int get_tags(json_t *o, const char *key, struct state_tag **ret, size_t *ret_n) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_object(v))
+                return -EBADMSG;
+        size_t n = json_object_size(v), i = 0;
+        if (n == 0)
+                return 0;
+        struct state_tag *tags = calloc(n, sizeof *tags);
+        if (!tags)
+                return -ENOMEM;
+        const char *k;
+        json_t *val;
+        json_object_foreach(v, k, val) {
+                if (!json_is_string(val) || i >= n) {
+                        state_tags_free(tags, i);
+                        return -EBADMSG;
+                }
+                tags[i].key = strdup(k);
+                tags[i].value = strdup(json_string_value(val));
+                i++;
+                if (!tags[i - 1].key || !tags[i - 1].value) {
+                        state_tags_free(tags, i);
+                        return -ENOMEM;
+                }
+        }
+        state_tags_free(*ret, *ret_n);
+        *ret = tags;
+        *ret_n = i;
+        return 0;
+}
+
+static int get_strv(json_t *o, const char *key, char ***ret) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_array(v))
+                return -EBADMSG;
+        _cleanup_(strv_freep) char **l = NULL;
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) {
+                if (!json_is_string(e))
+                        return -EBADMSG;
+                if (strv_push(&l, json_string_value(e)) < 0)
+                        return -ENOMEM;
+        }
+        strv_free(*ret);
+        *ret = TAKE_PTR(l);
+        return 0;
+}
+
+static int number_from_json(json_t *o, struct state_number *n) {
+        int r = 0;
+        if (!json_is_object(o))
+                return -EBADMSG;
+        r = get_str(o, "phone_number", &n->phone_number);
+        if (r >= 0)
+                r = get_str(o, "target", &n->target);
+        if (r >= 0 && (isempty(n->phone_number) || isempty(n->target)))
+                r = -EBADMSG; /* the record's key */
+        if (r >= 0)
+                r = get_str(o, "target_arn", &n->target_arn);
+        if (r >= 0)
+                r = get_str(o, "pool", &n->pool);
+        if (r >= 0)
+                r = get_str(o, "owner_tag", &n->owner_tag);
+        if (r >= 0)
+                r = get_str(o, "id", &n->id);
+        if (r >= 0)
+                r = get_str(o, "arn", &n->arn);
+        if (r >= 0)
+                r = get_str(o, "country", &n->country);
+        if (r >= 0)
+                r = get_str(o, "type", &n->type);
+        if (r >= 0)
+                r = get_str(o, "description", &n->description);
+        if (r >= 0)
+                r = get_tags(o, "tags", &n->tags, &n->n_tags);
+        if (r >= 0) {
+                _cleanup_(freep) char *phase = NULL;
+                r = get_str(o, "phase", &phase);
+                if (r >= 0 && phase) {
+                        int p = number_phase_from_name(phase);
+                        if (p < 0)
+                                r = -EBADMSG;
+                        else
+                                n->phase = (enum number_phase) p;
+                }
+        }
+        if (r >= 0)
+                r = get_bool(o, "listed", &n->listed);
+        if (r >= 0)
+                r = get_bool(o, "adopted", &n->adopted);
+        if (r >= 0)
+                r = get_str(o, "client_token", &n->client_token);
+        if (r >= 0)
+                r = get_str(o, "claim_description", &n->claim_description);
+        if (r >= 0)
+                r = get_tags(o, "claim_tags", &n->claim_tags, &n->n_claim_tags);
+        if (r >= 0)
+                r = get_unsigned(o, "slot", &n->slot);
+        if (r >= 0)
+                r = get_u64(o, "intent_at", &n->intent_at);
+        if (r >= 0)
+                r = get_u64(o, "claim_sent_at", &n->claim_sent_at);
+        if (r >= 0)
+                r = get_u64(o, "claimed_at", &n->claimed_at);
+        if (r >= 0)
+                r = get_u64(o, "first_failure_at", &n->first_failure_at);
+        if (r >= 0)
+                r = get_u64(o, "next_retry_at", &n->next_retry_at);
+        if (r >= 0)
+                r = get_unsigned(o, "attempts", &n->attempts);
+        if (r >= 0)
+                r = get_str(o, "failure_message", &n->failure_message);
+        if (r >= 0)
+                r = get_bool(o, "quota_failure", &n->quota_failure);
+        if (r >= 0)
+                r = get_str(o, "flow_applied", &n->flow_applied);
+        if (r >= 0)
+                r = get_strv(o, "tag_keys_applied", &n->tag_keys_applied);
+        if (r >= 0)
+                r = get_str(o, "pool_digest", &n->pool_digest);
+        if (r >= 0)
+                r = get_u64(o, "last_described_at", &n->last_described_at);
+        return r;
+}
+
+static int target_from_json(json_t *o, struct state_target *t) {
+        int r = 0;
+        if (!json_is_object(o))
+                return -EBADMSG;
+        r = get_str(o, "name", &t->name);
+        if (r >= 0 && isempty(t->name))
+                r = -EBADMSG;
+        if (r >= 0)
+                r = get_str(o, "arn", &t->arn);
+        if (r >= 0)
+                r = get_u64(o, "quota_at", &t->quota_at);
+        if (r >= 0)
+                r = get_u64(o, "quota_until", &t->quota_until);
+        if (r >= 0)
+                r = get_str(o, "quota_digest", &t->quota_digest);
+        if (r >= 0)
+                r = get_str(o, "quota_message", &t->quota_message);
+        if (r >= 0)
+                r = get_str(o, "quota_pool", &t->quota_pool);
+        if (r >= 0)
+                r = get_bool(o, "quota_logged", &t->quota_logged);
+        if (r >= 0)
+                r = get_u64(o, "quota_last_retry_at", &t->quota_last_retry_at);
+        json_t *churn = json_object_get(o, "churn");
+        if (r >= 0 && churn && !json_is_null(churn)) {
+                if (!json_is_array(churn))
+                        return -EBADMSG;
+                size_t n = json_array_size(churn);
+                if (n > 0) {
+                        t->churn = calloc(n, sizeof *t->churn);
+                        if (!t->churn)
+                                return -ENOMEM;
+                }
+                size_t i;
+                json_t *e;
+                json_array_foreach(churn, i, e) {
+                        if (!json_is_object(e) || !json_object_get(e, "at"))
+                                return -EBADMSG;
+                        struct state_churn *c = &t->churn[t->n_churn++];
+                        r = get_u64(e, "at", &c->at);
+                        if (r >= 0)
+                                r = get_bool(e, "release", &c->release);
+                        if (r >= 0)
+                                r = get_str(e, "phone_number", &c->phone_number);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (r >= 0)
+                r = get_strv(o, "no_numbers_pools", &t->no_numbers_pools);
+        if (r >= 0)
+                r = get_bool(o, "listed_ok", &t->listed_ok);
+        return r;
+}
+
+static int cmp_str_ptr(const char *a, const char *b) {
+        return strcmp(a ? a : "", b ? b : "");
+}
+
+static int number_key_cmp(const void *a, const void *b) {
+        const struct state_number *x = *(const struct state_number *const *) a, *y = *(const struct state_number *const *) b;
+        int c = cmp_str_ptr(x->target, y->target);
+        return c != 0 ? c : cmp_str_ptr(x->phone_number, y->phone_number);
+}
+
+static int target_key_cmp(const void *a, const void *b) {
+        const struct state_target *x = *(const struct state_target *const *) a, *y = *(const struct state_target *const *) b;
+        return cmp_str_ptr(x->name, y->name);
+}
+
+/* Two records with one key would make every lookup ambiguous: such a file
+ * was not written by us. Sorting pointers keeps this O(n log n). */
+static int check_unique(const struct state *s) {
+        size_t n = MAX(s->n_numbers, s->n_targets);
+        if (n < 2)
+                return 0;
+        _cleanup_(freep) const void **v = calloc(n, sizeof *v);
+        if (!v)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->n_numbers; i++)
+                v[i] = &s->numbers[i];
+        qsort(v, s->n_numbers, sizeof *v, number_key_cmp);
+        for (size_t i = 1; i < s->n_numbers; i++)
+                if (number_key_cmp(&v[i - 1], &v[i]) == 0)
+                        return -EBADMSG;
+        for (size_t i = 0; i < s->n_targets; i++)
+                v[i] = &s->targets[i];
+        qsort(v, s->n_targets, sizeof *v, target_key_cmp);
+        for (size_t i = 1; i < s->n_targets; i++)
+                if (target_key_cmp(&v[i - 1], &v[i]) == 0)
+                        return -EBADMSG;
+        return 0;
+}
+
+static int state_from_json_root(json_t *root, struct state *s) {
+        int r;
+        if (!json_is_object(root))
+                return -EBADMSG;
+        json_t *version = json_object_get(root, "version");
+        if (!json_is_integer(version) || json_integer_value(version) != STATE_VERSION)
+                return -EBADMSG;
+        s->version = STATE_VERSION;
+        r = get_u64(root, "last_pass_started_at", &s->last_pass_started_at);
+        if (r >= 0)
+                r = get_u64(root, "last_pass_finished_at", &s->last_pass_finished_at);
+        if (r >= 0)
+                r = get_u64(root, "next_pass_at", &s->next_pass_at);
+        if (r >= 0) {
+                json_t *v = json_object_get(root, "last_pass_result");
+                if (v && !json_is_null(v)) {
+                        if (!json_is_integer(v) || json_integer_value(v) < INT_MIN ||
+                            json_integer_value(v) > INT_MAX)
+                                r = -EBADMSG;
+                        else
+                                s->last_pass_result = (int) json_integer_value(v);
+                }
+        }
+        if (r >= 0)
+                r = get_str(root, "last_error", &s->last_error);
+        if (r >= 0) {
+                json_t *v = json_object_get(root, "claim_latency_sec");
+                if (v && !json_is_null(v)) {
+                        if (!json_is_number(v) || json_number_value(v) < 0)
+                                r = -EBADMSG;
+                        else
+                                s->claim_latency_sec = json_number_value(v);
+                }
+        }
+        if (r < 0)
+                return r;
+
+        json_t *targets = json_object_get(root, "targets");
+        if (targets && !json_is_null(targets)) {
+                if (!json_is_array(targets))
+                        return -EBADMSG;
+                size_t n = json_array_size(targets);
+                if (n > 0) {
+                        s->targets = calloc(array_capacity(n), sizeof *s->targets);
+                        if (!s->targets)
+                                return -ENOMEM;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        s->n_targets++;
+                        r = target_from_json(json_array_get(targets, i), &s->targets[i]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        json_t *numbers = json_object_get(root, "numbers");
+        if (numbers && !json_is_null(numbers)) {
+                if (!json_is_array(numbers))
+                        return -EBADMSG;
+                size_t n = json_array_size(numbers);
+                if (n > 0) {
+                        s->numbers = calloc(array_capacity(n), sizeof *s->numbers);
+                        if (!s->numbers)
+                                return -ENOMEM;
+                }
+                for (size_t i = 0; i < n; i++) {
+                        s->n_numbers++;
+                        r = number_from_json(json_array_get(numbers, i), &s->numbers[i]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return check_unique(s);
+}
+
+int state_from_json(const char *text, size_t len, struct state **ret) {
+        json_error_t err;
+        if (!text)
+                return -EBADMSG;
+        json_t *root = json_loadb(text, len, 0, &err);
+        if (!root)
+                return -EBADMSG;
+        _cleanup_(state_freep) struct state *s = state_new();
+        if (!s) {
+                json_decref(root);
+                return -ENOMEM;
+        }
+        int r = state_from_json_root(root, s);
+        json_decref(root);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+/* Why a document was refused, for the warning (best effort). */
+static const char *corrupt_reason(const char *text, size_t len) {
+        json_error_t err;
+        json_t *root = json_loadb(text, len, 0, &err);
+        if (!root)
+                return "not valid JSON";
+        const char *why = "an unexpected structure";
+        json_t *v = json_is_object(root) ? json_object_get(root, "version") : NULL;
+        if (json_is_object(root) && (!json_is_integer(v) || json_integer_value(v) != STATE_VERSION))
+                why = "an unknown version";
+        json_decref(root);
+        return why;
+}
+
+int state_load(const char *dir, struct state **ret, char **ret_warning) {
+        _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_FILE);
+        _cleanup_(freep) char *text = NULL;
+        size_t len = 0;
+        if (!path)
+                return -ENOMEM;
+        if (ret_warning)
+                *ret_warning = NULL;
+        int r = read_full_file(path, STATE_MAX_FILE_SIZE, &text, &len);
+        if (r == -ENOENT) {
+                struct state *s = state_new();
+                if (!s)
+                        return -ENOMEM;
+                *ret = s;
+                return 0;
+        }
+        if (r < 0 && r != -EFBIG)
+                return r;
+        _cleanup_(state_freep) struct state *s = NULL;
+        if (r >= 0) {
+                r = state_from_json(text, len, &s);
+                if (r == -ENOMEM)
+                        return r;
+        }
+        if (r >= 0) {
+                *ret = TAKE_PTR(s);
+                return 0;
+        }
+
+        /* Corrupt, unknown version or absurdly large: keep it for a human,
+         * out of our way, and start from what the API says. */
+        const char *why = r == -EFBIG ? "too large" : corrupt_reason(text, len);
+        _cleanup_(freep) char *aside = strprintf("%s.corrupt-%" PRIu64, path, clock_wall_sec());
+        if (!aside)
+                return -ENOMEM;
+        if (rename(path, aside) < 0)
+                return -errno;
+        s = state_new();
+        if (!s)
+                return -ENOMEM;
+        if (ret_warning) {
+                *ret_warning = strprintf("state file %s has %s; moved it to %s and rebuilding the state from "
+                                         "Amazon Connect",
+                                         path, why, aside);
+                if (!*ret_warning)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+int state_save(const char *dir, const struct state *s) {
+        _cleanup_(freep) char *text = NULL;
+        int r = state_to_json(s, &text);
+        if (r < 0)
+                return r;
+        _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_FILE);
+        _cleanup_(freep) char *tmp = strprintf("%s/%s.tmp-XXXXXX", dir, STATE_FILE);
+        if (!path || !tmp)
+                return -ENOMEM;
+
+        /* Old or new, never half-written (CLAIMS.md invariant 6): the new
+         * document becomes state.json only once it is complete on disk. */
+        int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        size_t len = strlen(text);
+        r = write_all(fd, text, len);
+        if (r >= 0)
+                r = write_all(fd, "\n", 1);
+        /* No secrets inside; --status may run as another administrator. */
+        if (r >= 0 && fchmod(fd, 0644) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r >= 0 && errno != EINTR)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        /* The rename itself must survive a power cut. */
+        _cleanup_(closep) int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        if (fsync(dfd) < 0)
+                return -errno;
+        return 0;
+}
+
+int state_lock(const char *dir, int *ret_fd) {
+        _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_LOCK_FILE);
+        if (!path)
+                return -ENOMEM;
+        _cleanup_(closep) int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return -errno;
+        /* flock locks belong to the open file description: a second open,
+         * even in this process, conflicts; the lock dies with the fd. */
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0)
+                return errno == EWOULDBLOCK ? -EBUSY : -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* ---- lookups and edits ------------------------------------------------ */
+
+struct state_number *state_find_number(struct state *s, const char *target, const char *phone_number) {
+        if (!s || !target || !phone_number)
+                return NULL;
+        for (size_t i = 0; i < s->n_numbers; i++)
+                if (streq_ptr(s->numbers[i].phone_number, phone_number) && streq_ptr(s->numbers[i].target, target))
+                        return &s->numbers[i];
+        return NULL;
+}
+
+struct state_number *state_find_number_by_id(struct state *s, const char *id) {
+        if (!s || !id)
+                return NULL;
+        for (size_t i = 0; i < s->n_numbers; i++)
+                if (streq_ptr(s->numbers[i].id, id))
+                        return &s->numbers[i];
+        return NULL;
+}
+
+/* The array may move: every struct state_number pointer into it is
+ * invalid after this call (and after state_remove_number). Callers keep
+ * keys (target, phone number) or indices across calls, not pointers. */
+struct state_number *state_add_number(struct state *s, const char *target, const char *phone_number) {
+        if (!s || !target || !phone_number) {
+                errno = EINVAL;
+                return NULL;
+        }
+        _cleanup_(freep) char *t = strdup(target);
+        _cleanup_(freep) char *p = strdup(phone_number);
+        if (!t || !p || array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        struct state_number *n = &s->numbers[s->n_numbers++];
+        *n = (struct state_number){.target = TAKE_PTR(t), .phone_number = TAKE_PTR(p), .phase = PHASE_UNKNOWN};
+        return n;
+}
+
+void state_remove_number(struct state *s, struct state_number *n) {
+        if (!s || !n || n < s->numbers || n >= s->numbers + s->n_numbers)
+                return;
+        size_t i = (size_t) (n - s->numbers);
+        state_number_done(n);
+        memmove(s->numbers + i, s->numbers + i + 1, sizeof *s->numbers * (s->n_numbers - i - 1));
+        s->n_numbers--;
+}
+
+/* Finds the target by name, adding it if missing; a known target takes
+ * the ARN given (the YAML is the authority). Pointers into s->targets are
+ * invalid after a call that adds one. */
+struct state_target *state_get_target(struct state *s, const char *name, const char *arn) {
+        if (!s || !name)
+                return NULL;
+        for (size_t i = 0; i < s->n_targets; i++)
+                if (streq_ptr(s->targets[i].name, name)) {
+                        struct state_target *t = &s->targets[i];
+                        if (arn && !streq_ptr(t->arn, arn) && free_and_strdup(&t->arn, arn) < 0)
+                                return NULL;
+                        return t;
+                }
+        _cleanup_(freep) char *nm = strdup(name);
+        _cleanup_(freep) char *a = strdup_or_null(arn);
+        if (!nm || (arn && !a) || array_grow((void **) &s->targets, s->n_targets, sizeof *s->targets) < 0)
+                return NULL;
+        struct state_target *t = &s->targets[s->n_targets++];
+        *t = (struct state_target){.name = TAKE_PTR(nm), .arn = TAKE_PTR(a)};
+        return t;
+}
+
+const struct state_tag *state_number_tag(const struct state_number *n, const char *key) {
+        if (!n || !key)
+                return NULL;
+        for (size_t i = 0; i < n->n_tags; i++)
+                if (streq_ptr(n->tags[i].key, key))
+                        return &n->tags[i];
+        return NULL;
+}
+
+int state_churn_add(struct state_target *t, uint64_t at, bool release, const char *phone_number) {
+        _cleanup_(freep) char *p = strdup_or_null(phone_number);
+        if (phone_number && !p)
+                return -ENOMEM;
+        struct state_churn *c = realloc(t->churn, sizeof *c * (t->n_churn + 1));
+        if (!c)
+                return -ENOMEM;
+        t->churn = c;
+        t->churn[t->n_churn++] = (struct state_churn){.at = at, .release = release, .phone_number = TAKE_PTR(p)};
+        return 0;
+}
+
+size_t state_churn_prune(struct state_target *t, uint64_t now) {
+        uint64_t oldest = now > STATE_CHURN_WINDOW_SEC ? now - STATE_CHURN_WINDOW_SEC : 0;
+        size_t k = 0;
+        for (size_t i = 0; i < t->n_churn; i++) {
+                if (t->churn[i].at < oldest) {
+                        free(t->churn[i].phone_number);
+                        continue;
+                }
+                t->churn[k++] = t->churn[i];
+        }
+        t->n_churn = k;
+        if (k == 0)
+                t->churn = mfree(t->churn);
+        return k;
+}

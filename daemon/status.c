@@ -1,0 +1,224 @@
+/* status.c: formats what the state says for --status, as a table for
+ * people or one JSON object. Pure: the state, the (optional) config and
+ * the time come in, a string goes out. */
+#include "status.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+
+#include "reconcile.h"
+
+struct pool_count {
+        const char *target;
+        const char *pool;
+        long wanted;                 /* -1: unknown (no config) */
+        unsigned claimed, in_progress, failed;
+        bool in_config;
+};
+
+static bool record_in_window(const struct state_number *n, uint64_t now) {
+        return n->first_failure_at == 0 || now < n->first_failure_at + RECONCILE_WINDOW_SEC;
+}
+
+static int collect(const struct state *s, const struct config *c, uint64_t now, struct pool_count **ret, size_t *ret_n) {
+        struct pool_count *v = NULL;
+        size_t n = 0;
+
+#define ADD(t, p, w, inc)                                                     \
+        do {                                                                  \
+                struct pool_count *nv = realloc(v, sizeof *v * (n + 1));      \
+                if (!nv) {                                                    \
+                        free(v);                                              \
+                        return -ENOMEM;                                       \
+                }                                                             \
+                v = nv;                                                       \
+                v[n++] = (struct pool_count){.target = (t), .pool = (p), .wanted = (w), .in_config = (inc)}; \
+        } while (0)
+
+        if (c)
+                for (size_t i = 0; i < c->n_targets; i++)
+                        for (size_t j = 0; j < c->targets[i].n_pools; j++)
+                                ADD(c->targets[i].name, c->targets[i].pools[j].name, (long) c->targets[i].pools[j].count,
+                                    true);
+        for (size_t k = 0; k < s->n_numbers; k++) {
+                const struct state_number *x = &s->numbers[k];
+                if (!x->pool || !x->target)
+                        continue;
+                if (x->phase != PHASE_CLAIMED && x->phase != PHASE_IN_PROGRESS && x->phase != PHASE_INTENT &&
+                    !(x->phase == PHASE_FAILED && record_in_window(x, now)))
+                        continue;
+                struct pool_count *pc = NULL;
+                for (size_t i = 0; i < n; i++)
+                        if (streq(v[i].target, x->target) && streq(v[i].pool, x->pool))
+                                pc = &v[i];
+                if (!pc) {
+                        ADD(x->target, x->pool, c ? 0 : -1, false);
+                        pc = &v[n - 1];
+                }
+                if (x->phase == PHASE_CLAIMED)
+                        pc->claimed++;
+                else if (x->phase == PHASE_FAILED)
+                        pc->failed++;
+                else
+                        pc->in_progress++;
+        }
+#undef ADD
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+static const char *ts(uint64_t t, char *buf, size_t n) {
+        if (!t) {
+                snprintf(buf, n, "-");
+                return buf;
+        }
+        return format_timestamp_sec(t, buf, n);
+}
+
+static int format_json(const struct state *s, const struct pool_count *v, size_t n, uint64_t now, char **ret) {
+        json_t *root = json_object(), *pools = json_array(), *failed = json_array(), *quota = json_array();
+        char b[32];
+        if (!root || !pools || !failed || !quota) {
+                json_decref(root);
+                json_decref(pools);
+                json_decref(failed);
+                json_decref(quota);
+                return -ENOMEM;
+        }
+        json_object_set_new(root, "pools", pools);
+        json_object_set_new(root, "failed_claims", failed);
+        json_object_set_new(root, "quota", quota);
+        unsigned wanted = 0, held = 0;
+        for (size_t i = 0; i < n; i++) {
+                unsigned h = v[i].claimed + v[i].in_progress + v[i].failed;
+                json_t *o = json_pack("{s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:b}", "target", v[i].target, "pool",
+                                      v[i].pool, "desired", v[i].wanted >= 0 ? json_integer(v[i].wanted) : json_null(),
+                                      "held", (int) h, "claimed", (int) v[i].claimed, "in_progress",
+                                      (int) v[i].in_progress, "failed", (int) v[i].failed, "in_config", v[i].in_config);
+                if (o)
+                        json_array_append_new(pools, o);
+                if (v[i].wanted > 0)
+                        wanted += (unsigned) v[i].wanted;
+                held += h;
+        }
+        for (size_t k = 0; k < s->n_numbers; k++) {
+                const struct state_number *x = &s->numbers[k];
+                if (x->phase != PHASE_FAILED)
+                        continue;
+                uint64_t deadline = x->first_failure_at ? x->first_failure_at + RECONCILE_WINDOW_SEC : 0;
+                json_t *o = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s?, s:b, s:i}", "target", x->target, "pool",
+                                      x->pool, "phone_number", x->phone_number, "phone_number_id", x->id,
+                                      "first_failure", ts(x->first_failure_at, b, sizeof b), "retry_deadline",
+                                      deadline ? format_timestamp_sec(deadline, (char[32]){0}, 32) : "-", "message",
+                                      x->failure_message, "quota", x->quota_failure, "attempts", (int) x->attempts);
+                if (o) {
+                        json_object_set_new(o, "next_retry",
+                                            x->next_retry_at ? json_string(format_timestamp_sec(
+                                                                       x->next_retry_at, (char[32]){0}, 32))
+                                                             : json_null());
+                        json_object_set_new(o, "expired", json_boolean(deadline && now >= deadline));
+                        json_array_append_new(failed, o);
+                }
+        }
+        for (size_t k = 0; k < s->n_targets; k++) {
+                const struct state_target *t = &s->targets[k];
+                if (!t->quota_at)
+                        continue;
+                json_t *o = json_pack("{s:s?, s:s?, s:s, s:s, s:s?, s:b}", "target", t->name, "target_arn", t->arn, "at",
+                                      ts(t->quota_at, b, sizeof b), "paused_until",
+                                      format_timestamp_sec(t->quota_until, (char[32]){0}, 32), "message",
+                                      t->quota_message, "paused", t->quota_until > now);
+                if (o)
+                        json_array_append_new(quota, o);
+        }
+        json_object_set_new(root, "desired", json_integer(wanted));
+        json_object_set_new(root, "held", json_integer(held));
+        json_object_set_new(root, "last_pass_started",
+                            s->last_pass_started_at ? json_string(ts(s->last_pass_started_at, b, sizeof b)) : json_null());
+        json_object_set_new(root, "last_pass_finished",
+                            s->last_pass_finished_at ? json_string(ts(s->last_pass_finished_at, b, sizeof b))
+                                                     : json_null());
+        json_object_set_new(root, "next_pass",
+                            s->next_pass_at ? json_string(ts(s->next_pass_at, b, sizeof b)) : json_null());
+        json_object_set_new(root, "last_pass_result", json_integer(s->last_pass_result));
+        json_object_set_new(root, "last_error", s->last_error ? json_string(s->last_error) : json_null());
+        char *out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(root);
+        if (!out)
+                return -ENOMEM;
+        *ret = out;
+        return 0;
+}
+
+int status_format(const struct state *s, const struct config *c, uint64_t now, bool json, char **ret) {
+        _cleanup_(freep) struct pool_count *v = NULL;
+        size_t n = 0;
+        int r = collect(s, c, now, &v, &n);
+        if (r < 0)
+                return r;
+        if (json)
+                return format_json(s, v, n, now, ret);
+
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f)
+                return -ENOMEM;
+        char b1[32], b2[32];
+        fprintf(f, "%-24s %-16s %7s %6s %8s %11s %6s\n", "TARGET", "POOL", "DESIRED", "HELD", "CLAIMED",
+                "IN-PROGRESS", "FAILED");
+        for (size_t i = 0; i < n; i++) {
+                char w[16];
+                if (v[i].wanted >= 0)
+                        snprintf(w, sizeof w, "%ld", v[i].wanted);
+                else
+                        snprintf(w, sizeof w, "?");
+                fprintf(f, "%-24s %-16s %7s %6u %8u %11u %6u%s\n", v[i].target, v[i].pool, w,
+                        v[i].claimed + v[i].in_progress + v[i].failed, v[i].claimed, v[i].in_progress, v[i].failed,
+                        v[i].in_config || !c ? "" : "  (not in the YAML: orphan)");
+        }
+        if (n == 0)
+                fprintf(f, "(no pools: the state is empty and no configuration was read)\n");
+        bool header = false;
+        for (size_t k = 0; k < s->n_numbers; k++) {
+                const struct state_number *x = &s->numbers[k];
+                if (x->phase != PHASE_FAILED)
+                        continue;
+                if (!header) {
+                        fprintf(f, "\nFailed claims (Amazon Connect allows claiming them again for one day):\n");
+                        header = true;
+                }
+                uint64_t deadline = x->first_failure_at ? x->first_failure_at + RECONCILE_WINDOW_SEC : 0;
+                fprintf(f, "  %s %s/%s retry until %s%s, next try %s%s%s\n", x->phone_number, x->target,
+                        x->pool ? x->pool : "-", ts(deadline, b1, sizeof b1),
+                        deadline && now >= deadline ? " (expired)" : "", ts(x->next_retry_at, b2, sizeof b2),
+                        x->quota_failure ? " [quota]" : "", x->failure_message ? "" : "");
+                if (x->failure_message)
+                        fprintf(f, "    %s\n", x->failure_message);
+        }
+        for (size_t k = 0; k < s->n_targets; k++) {
+                const struct state_target *t = &s->targets[k];
+                if (!t->quota_at)
+                        continue;
+                fprintf(f, "\nQuota: %s reached its phone-number limit at %s; new claims %s until %s.\n", t->name,
+                        ts(t->quota_at, b1, sizeof b1), t->quota_until > now ? "paused" : "were paused",
+                        ts(t->quota_until, b2, sizeof b2));
+                if (t->quota_message)
+                        fprintf(f, "  %s\n", t->quota_message);
+                fprintf(f, "  You've reached the limit of Phone Numbers. To increase the limit, contact support "
+                           "(Amazon Connect service quotas increase form in the AWS Support console).\n");
+        }
+        fprintf(f, "\nLast pass: %s", ts(s->last_pass_finished_at, b1, sizeof b1));
+        if (s->last_pass_finished_at)
+                fprintf(f, " (exit status %d)", s->last_pass_result);
+        fprintf(f, "\nNext pass: %s\n", ts(s->next_pass_at, b2, sizeof b2));
+        if (s->last_error)
+                fprintf(f, "Last error: %s\n", s->last_error);
+        if (fclose(f) != 0) {
+                free(buf);
+                return -ENOMEM;
+        }
+        *ret = buf;
+        return 0;
+}

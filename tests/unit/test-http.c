@@ -1,0 +1,1126 @@
+/* test-http.c: http.c and connect.c over real TLS on loopback.
+ *
+ * Against tests/fake-connect/fake_connect.py (started here in a temporary
+ * directory): every operation round-trips, pagination, session
+ * credentials, a wrong secret, an untrusted certificate (no request
+ * reaches the server), throttling, dropped connections, truncated and 5xx
+ * answers and how they are retried. Against a tiny TLS server in a thread
+ * (the fake's certificate): the response cap on a chunked body, header
+ * capture, timeouts, cancellation. Everything is skipped when the fake or
+ * python3 is missing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "aws/http.h"
+#include "connect.h"
+#include "log.h"
+
+#define TARGET "arn:aws:connect:us-east-1:111122223333:instance/0b5e3e1a-1a7b-4f59-9c7f-8e2f8f6f3c11"
+#define INSTANCE_ID "0b5e3e1a-1a7b-4f59-9c7f-8e2f8f6f3c11"
+#define REGION "us-east-1"
+#define POOL_TAG "connect-numbers:pool"
+
+static struct fake {
+        pid_t pid;
+        char dir[64];
+        char *endpoint_url;
+        char *admin_url;
+        char *ca_file;
+        char *access_key_id;
+        char *secret_access_key;
+        char *container_full_uri;
+        bool available;
+} fake = { .pid = -1 };
+
+/* ---- the fake: start, stop, admin API ---- */
+
+static char *source_relative(const char *rel) {
+        const char *file = __FILE__; /* .../tests/unit/test-http.c */
+        const char *slash = strrchr(file, '/');
+        size_t dir = slash ? (size_t) (slash - file) : 0;
+        return strprintf("%.*s%s%s", (int) dir, file, dir ? "/" : "", rel);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path) < 0 ? -errno : 0;
+}
+
+static char *json_dup_string(json_t *o, const char *key) {
+        const char *s = json_string_value(json_object_get(o, key));
+        return s ? strdup(s) : NULL;
+}
+
+static int fake_start(void **state) {
+        _cleanup_(freep) char *script = source_relative("../fake-connect/fake_connect.py");
+        _cleanup_(freep) char *info_path = NULL;
+
+        signal(SIGPIPE, SIG_IGN);
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        log_setup(LOG_TARGET_CONSOLE, LOG_WARNING);
+
+        if (!script || access(script, R_OK) < 0)
+                return 0; /* tests skip */
+
+        strcpy(fake.dir, "/tmp/test-http-XXXXXX");
+        if (!mkdtemp(fake.dir))
+                return -1;
+        info_path = strprintf("%s/fake.json", fake.dir);
+
+        fake.pid = fork();
+        if (fake.pid < 0)
+                return -1;
+        if (fake.pid == 0) {
+                int null = open("/dev/null", O_RDWR);
+                if (null >= 0) {
+                        dup2(null, STDIN_FILENO);
+                        dup2(null, STDOUT_FILENO);
+                }
+                execlp("python3", "python3", script, "--dir", fake.dir, "--claim-delay", "0.2", "--metadata-delay",
+                       "0.1", "--rate", "0", (char *) NULL);
+                _exit(127);
+        }
+
+        /* Wait (bounded) for fake.json. */
+        for (int i = 0; i < 600; i++) {
+                _cleanup_(freep) char *text = NULL;
+                size_t len;
+                int status;
+                if (read_full_file(info_path, 1 << 16, &text, &len) == 0 && len > 0 && text[len - 1] == '\n') {
+                        json_t *j = json_loadb(text, len, 0, NULL);
+                        if (!j)
+                                return -1;
+                        fake.endpoint_url = json_dup_string(j, "endpoint_url");
+                        fake.admin_url = json_dup_string(j, "admin_url");
+                        fake.ca_file = json_dup_string(j, "ca_file");
+                        fake.access_key_id = json_dup_string(j, "access_key_id");
+                        fake.secret_access_key = json_dup_string(j, "secret_access_key");
+                        fake.container_full_uri = json_dup_string(j, "container_full_uri");
+                        json_decref(j);
+                        fake.available = fake.endpoint_url && fake.admin_url && fake.ca_file && fake.access_key_id &&
+                                         fake.secret_access_key;
+                        return fake.available ? 0 : -1;
+                }
+                if (waitpid(fake.pid, &status, WNOHANG) == fake.pid) {
+                        fake.pid = -1;
+                        /* python3 missing (127): skip; anything else: fail */
+                        return WIFEXITED(status) && WEXITSTATUS(status) == 127 ? 0 : -1;
+                }
+                usleep(50 * 1000);
+        }
+        return -1;
+}
+
+static int fake_stop(void **state) {
+        if (fake.pid > 0) {
+                kill(fake.pid, SIGTERM);
+                waitpid(fake.pid, NULL, 0);
+                fake.pid = -1;
+        }
+        if (fake.dir[0])
+                nftw(fake.dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        free(fake.endpoint_url);
+        free(fake.admin_url);
+        free(fake.ca_file);
+        free(fake.access_key_id);
+        free(fake.secret_access_key);
+        free(fake.container_full_uri);
+        return 0;
+}
+
+#define REQUIRE_FAKE()                                                    \
+        do {                                                              \
+                if (!fake.available) {                                    \
+                        print_message("fake_connect.py not available\n"); \
+                        skip();                                           \
+                }                                                         \
+        } while (0)
+
+struct buf {
+        char *data;
+        size_t len;
+};
+
+static size_t buf_write(char *p, size_t size, size_t n, void *userdata) {
+        struct buf *b = userdata;
+        char *d = realloc(b->data, b->len + size * n + 1);
+        if (!d)
+                return 0;
+        memcpy(d + b->len, p, size * n);
+        b->len += size * n;
+        d[b->len] = 0;
+        b->data = d;
+        return size * n;
+}
+
+/* A blocking call to the fake's plain-HTTP admin API (test plumbing, not
+ * the code under test). Returns the parsed JSON answer. */
+static json_t *admin(const char *method, const char *path, const char *body) {
+        _cleanup_(freep) char *url = strprintf("%s%s", fake.admin_url, path);
+        struct buf b = {};
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        CURL *e = curl_easy_init();
+        long status = 0;
+        json_t *j;
+
+        assert_non_null(e);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        if (body)
+                curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, &b);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT, 20L);
+        assert_int_equal(curl_easy_perform(e), CURLE_OK);
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(e);
+        curl_slist_free_all(h);
+        if (status != 200)
+                fail_msg("admin %s %s: HTTP %ld: %s", method, path, status, b.data ?: "");
+        j = json_loadb(b.data ?: "", b.len, 0, NULL);
+        free(b.data);
+        assert_non_null(j);
+        return j;
+}
+
+static void admin_post(const char *path, const char *body) {
+        json_decref(admin("POST", path, body));
+}
+
+/* Every test starts from a permissive fake and an environment that names
+ * only the fake's credentials. */
+static void env_for_fake(void) {
+        setenv("AWS_ACCESS_KEY_ID", fake.access_key_id, 1);
+        setenv("AWS_SECRET_ACCESS_KEY", fake.secret_access_key, 1);
+        unsetenv("AWS_SESSION_TOKEN");
+        unsetenv("AWS_PROFILE");
+        unsetenv("CREDENTIALS_DIRECTORY");
+        setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+        setenv("AWS_CONFIG_FILE", "/nonexistent/config", 1);
+        unsetenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+        unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+        unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+        unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+        setenv("AWS_EC2_METADATA_DISABLED", "true", 1);
+        unsetenv("AWS_ENDPOINT_URL_CONNECT");
+        unsetenv("AWS_ENDPOINT_URL");
+        unsetenv("AWS_CA_BUNDLE");
+        unsetenv("AWS_MAX_ATTEMPTS");
+        unsetenv("CONNECT_NUMBERS_CLOCK_OFFSET");
+        /* loopback only: no proxy may get in between */
+        unsetenv("https_proxy");
+        unsetenv("HTTPS_PROXY");
+        unsetenv("all_proxy");
+        unsetenv("ALL_PROXY");
+        admin_post("/admin/config", "{\"rate\": 0, \"burst\": 5, \"faults\": {}, \"fault_next\": []}");
+}
+
+static struct connect_client_options fake_options(void) {
+        return (struct connect_client_options){
+                .endpoint_url = fake.endpoint_url,
+                .ca_file = fake.ca_file,
+                .rate_default = 50,
+                .rate_burst = 50,
+        };
+}
+
+/* ---- outcomes ---- */
+
+struct outcome {
+        bool done;
+        int r;
+        enum connect_error_kind kind;
+        long http_status;
+        char *code;
+        char *message;
+        unsigned attempts;
+        char *id, *arn;                   /* CLAIM */
+        char **ids;                       /* LIST: every PhoneNumberId */
+        char **available;                 /* SEARCH: phone numbers */
+        enum connect_number_status status;/* DESCRIBE */
+        char *description;
+        char *phone_number;
+        char **tags;                      /* DESCRIBE: "k=v" */
+};
+
+static void outcome_clear(struct outcome *o) {
+        free(o->code);
+        free(o->message);
+        free(o->id);
+        free(o->arn);
+        strv_free(o->ids);
+        strv_free(o->available);
+        free(o->description);
+        free(o->phone_number);
+        strv_free(o->tags);
+        *o = (struct outcome){};
+}
+
+static void on_result(const struct connect_result *res, void *userdata) {
+        struct outcome *o = userdata;
+
+        outcome_clear(o);
+        o->done = true;
+        o->r = res->r;
+        o->kind = res->error.kind;
+        o->http_status = res->error.http_status;
+        o->code = strdup_or_null(res->error.code);
+        o->message = strdup_or_null(res->error.message);
+        o->attempts = res->attempts;
+        o->id = strdup_or_null(res->phone_number_id);
+        o->arn = strdup_or_null(res->phone_number_arn);
+        for (size_t i = 0; i < res->n_available; i++)
+                assert_int_equal(strv_push(&o->available, res->available[i].phone_number), 0);
+        if (res->op == CONNECT_OP_LIST)
+                for (size_t i = 0; i < res->n_numbers; i++)
+                        assert_int_equal(strv_push(&o->ids, res->numbers[i].id), 0);
+        if (res->op == CONNECT_OP_DESCRIBE && res->n_numbers == 1) {
+                const struct connect_number *n = &res->numbers[0];
+                o->status = n->status;
+                o->description = strdup_or_null(n->description);
+                o->phone_number = strdup_or_null(n->phone_number);
+                for (size_t i = 0; i < n->n_tags; i++) {
+                        _cleanup_(freep) char *kv = strprintf("%s=%s", n->tags[i].key, n->tags[i].value);
+                        assert_int_equal(strv_push(&o->tags, kv), 0);
+                }
+        }
+}
+
+static void wait_done(sd_event *e, struct outcome *o) {
+        usec_t deadline = clock_boottime_usec() + 90 * USEC_PER_SEC;
+        while (!o->done) {
+                if (clock_boottime_usec() > deadline)
+                        fail_msg("no outcome within 90 s");
+                assert_true(sd_event_run(e, USEC_PER_SEC) >= 0);
+        }
+}
+
+static void wait_all(sd_event *e, struct connect_client *c) {
+        usec_t deadline = clock_boottime_usec() + 90 * USEC_PER_SEC;
+        while (connect_client_in_flight(c) > 0) {
+                if (clock_boottime_usec() > deadline)
+                        fail_msg("calls still in flight after 90 s");
+                assert_true(sd_event_run(e, USEC_PER_SEC) >= 0);
+        }
+}
+
+static bool strv_contains(char **l, const char *s) {
+        for (char **i = l; i && *i; i++)
+                if (streq(*i, s))
+                        return true;
+        return false;
+}
+
+#define EXPECT_OK(o)                                                                                            \
+        do {                                                                                                    \
+                if ((o)->r != 0)                                                                                \
+                        fail_msg("call failed: r=%d kind=%s code=%s message=%s", (o)->r,                        \
+                                 connect_error_kind_name((o)->kind), (o)->code ?: "-", (o)->message ?: "-");    \
+        } while (0)
+
+/* Describes until the number is no longer IN_PROGRESS. */
+static void describe_settled(sd_event *e, struct connect_client *c, const char *id, struct outcome *o) {
+        for (int i = 0; i < 100; i++) {
+                assert_int_equal(connect_describe_number(c, REGION, id, on_result, o), 0);
+                wait_done(e, o);
+                if (o->r < 0 || o->status != CONNECT_STATUS_IN_PROGRESS)
+                        return;
+                usleep(50 * 1000);
+        }
+        fail_msg("%s stayed IN_PROGRESS", id);
+}
+
+static size_t json_array_len(json_t *j, const char *key) {
+        return json_array_size(json_object_get(j, key));
+}
+
+/* ---- the fake: every operation ---- */
+
+static void test_round_trip(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+        char token[37], token2[37], token3[37];
+        _cleanup_(freep) char *id = NULL, *arn = NULL, *phone = NULL;
+        struct connect_tag claim_tags[] = { { (char *) POOL_TAG, (char *) "rt/main" } };
+        struct connect_tag more_tags[] = { { (char *) "team", (char *) "support" }, { (char *) "cost center", (char *) "a/b:c" } };
+        char *untag_keys[] = { (char *) "team", (char *) "cost center", NULL };
+        json_t *j;
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        admin_post("/admin/reset", "{}");
+        opts = fake_options();
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+
+        /* search */
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", "+1206", 3, on_result, &o), 0);
+        assert_false(o.done); /* never from inside the call */
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 1);
+        assert_true(strv_length(o.available) >= 1 && strv_length(o.available) <= 3);
+        for (char **p = o.available; *p; p++)
+                assert_true(strncmp(*p, "+1206", 5) == 0);
+        phone = strdup(o.available[0]);
+
+        /* claim */
+        assert_int_equal(uuid_random(token), 0);
+        assert_int_equal(connect_claim_number(c, REGION, TARGET, phone, "round trip", claim_tags, 1, token, on_result, &o),
+                         0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_non_null(o.id);
+        assert_non_null(o.arn);
+        id = strdup(o.id);
+        arn = strdup(o.arn);
+
+        /* describe until CLAIMED */
+        describe_settled(e, c, id, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.status, CONNECT_STATUS_CLAIMED);
+        assert_string_equal(o.phone_number, phone);
+        assert_string_equal(o.description, "round trip");
+        assert_true(strv_contains(o.tags, POOL_TAG "=rt/main"));
+
+        /* describe by ARN (double-encoded in the signature) */
+        assert_int_equal(connect_describe_number(c, REGION, arn, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_string_equal(o.phone_number, phone);
+
+        /* list */
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_true(strv_contains(o.ids, id));
+
+        /* tag, with a key that needs encoding in the untag query */
+        assert_int_equal(connect_tag_resource(c, REGION, arn, more_tags, 2, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        describe_settled(e, c, id, &o);
+        assert_true(strv_contains(o.tags, "team=support"));
+        assert_true(strv_contains(o.tags, "cost center=a/b:c"));
+        assert_true(strv_contains(o.tags, POOL_TAG "=rt/main"));
+
+        /* untag */
+        assert_int_equal(connect_untag_resource(c, REGION, arn, untag_keys, 2, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        describe_settled(e, c, id, &o);
+        assert_false(strv_contains(o.tags, "team=support"));
+        assert_false(strv_contains(o.tags, "cost center=a/b:c"));
+        assert_true(strv_contains(o.tags, POOL_TAG "=rt/main"));
+
+        /* update metadata */
+        assert_int_equal(uuid_random(token2), 0);
+        assert_int_equal(connect_update_metadata(c, REGION, id, "new description \xc3\xa9", token2, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        describe_settled(e, c, id, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.status, CONNECT_STATUS_CLAIMED);
+        assert_string_equal(o.description, "new description \xc3\xa9");
+
+        /* associate a flow (instance number) */
+        assert_int_equal(connect_associate_flow(c, REGION, id, INSTANCE_ID, "7c1a8bde-1111-4222-8333-444455556666",
+                                                on_result, &o),
+                         0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+
+        j = admin("GET", "/admin/numbers", NULL);
+        json_t *n;
+        size_t i;
+        bool seen = false;
+        json_array_foreach(json_object_get(j, "numbers"), i, n) {
+                if (!streq_ptr(json_string_value(json_object_get(n, "id")), id))
+                        continue;
+                seen = true;
+                assert_string_equal(json_string_value(json_object_get(n, "contact_flow")),
+                                    "7c1a8bde-1111-4222-8333-444455556666");
+        }
+        json_decref(j);
+        assert_true(seen);
+
+        /* release */
+        assert_int_equal(uuid_random(token3), 0);
+        assert_int_equal(connect_release_number(c, REGION, id, token3, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        describe_settled(e, c, id, &o);
+        assert_int_equal(o.kind, CONNECT_ERROR_NOT_FOUND);
+        assert_int_equal(o.r, -ENOENT);
+        assert_int_equal(o.http_status, 404);
+        assert_string_equal(o.code, "ResourceNotFoundException");
+
+        /* The strict fake found nothing to complain about, and saw our
+         * tokens. */
+        j = admin("GET", "/admin/calls", NULL);
+        assert_int_equal(json_integer_value(json_object_get(j, "validation_failures")), 0);
+        json_decref(j);
+        j = admin("GET", "/admin/requests", NULL);
+        bool claim_seen = false, release_seen = false;
+        json_array_foreach(json_object_get(j, "requests"), i, n) {
+                const char *op = json_string_value(json_object_get(n, "op"));
+                const char *tok = json_string_value(json_object_get(n, "client_token"));
+                if (streq_ptr(op, "ClaimPhoneNumber"))
+                        claim_seen = streq_ptr(tok, token);
+                if (streq_ptr(op, "ReleasePhoneNumber"))
+                        release_seen = streq_ptr(tok, token3);
+                assert_true(json_integer_value(json_object_get(n, "status")) != 403);
+        }
+        json_decref(j);
+        assert_true(claim_seen);
+        assert_true(release_seen);
+        outcome_clear(&o);
+}
+
+static void test_list_pages(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+        const char *target = "arn:aws:connect:us-west-2:111122223333:instance/aaaaaaaa-1111-4222-8333-444455556666";
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        admin_post("/admin/seed", "{\"generate\": {\"target_arn\": \"arn:aws:connect:us-west-2:111122223333:instance/"
+                                  "aaaaaaaa-1111-4222-8333-444455556666\", \"country\": \"US\", \"type\": \"DID\","
+                                  " \"count\": 2345}}");
+        opts = fake_options();
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        assert_int_equal(connect_list_numbers(c, "us-west-2", target, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        /* every page in one result, ids unique */
+        assert_int_equal(strv_length(o.ids), 2345);
+        assert_int_equal(o.attempts, 3); /* 1000 + 1000 + 345 */
+        for (size_t i = 1; i < 2345; i += 97)
+                for (size_t k = 0; k < i; k++)
+                        assert_string_not_equal(o.ids[i], o.ids[k]);
+        outcome_clear(&o);
+}
+
+static void test_session_credentials(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+
+        REQUIRE_FAKE();
+        if (!fake.container_full_uri)
+                skip();
+        env_for_fake();
+        /* Container credentials: an ASIA key with a session token, which
+         * must be sent and signed as X-Amz-Security-Token. */
+        unsetenv("AWS_ACCESS_KEY_ID");
+        unsetenv("AWS_SECRET_ACCESS_KEY");
+        setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", fake.container_full_uri, 1);
+        opts = fake_options();
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "TOLL_FREE", NULL, 2, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(strv_length(o.available), 2);
+        unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+        outcome_clear(&o);
+}
+
+static void test_wrong_secret(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        setenv("AWS_SECRET_ACCESS_KEY", "notTheSecret/0123456789abcdefEXAMPLE", 1);
+        opts = fake_options();
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        assert_int_equal(connect_describe_number(c, REGION, "11111111-2222-4333-8444-555555555555", on_result, &o), 0);
+        wait_done(e, &o);
+        assert_int_equal(o.kind, CONNECT_ERROR_AUTH);
+        assert_int_equal(o.r, -EPERM);
+        assert_int_equal(o.attempts, 1); /* never retried */
+        assert_int_equal(o.http_status, 403);
+        assert_non_null(o.message);
+        assert_non_null(strcasestr(o.message, "signature"));
+        assert_null(strstr(o.message, "notTheSecret"));
+        outcome_clear(&o);
+}
+
+static void test_untrusted_certificate(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+        json_t *j;
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        /* No CA given: the system store, which does not know the fake's CA. */
+        unsetenv("SSL_CERT_FILE");
+        unsetenv("SSL_CERT_DIR");
+        unsetenv("CURL_CA_BUNDLE");
+        admin_post("/admin/reset", "{}");
+        opts = fake_options();
+        opts.ca_file = NULL;
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        wait_done(e, &o);
+        assert_int_equal(o.r, -EPROTO);
+        assert_int_equal(o.kind, CONNECT_ERROR_TLS);
+        assert_int_equal(o.attempts, 1);
+        assert_non_null(o.message);
+
+        j = admin("GET", "/admin/requests", NULL);
+        assert_int_equal(json_array_len(j, "requests"), 0); /* nothing reached the server */
+        json_decref(j);
+
+        /* AWS_CA_BUNDLE is honoured when no ca_file is given. */
+        connect_client_free(TAKE_PTR(c));
+        setenv("AWS_CA_BUNDLE", fake.ca_file, 1);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        unsetenv("AWS_CA_BUNDLE");
+
+        /* ... and reconfigure can switch the CA back to nothing. */
+        assert_int_equal(connect_client_reconfigure(c, &opts), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        wait_done(e, &o);
+        assert_int_equal(o.kind, CONNECT_ERROR_TLS);
+        outcome_clear(&o);
+}
+
+static void test_throttling(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o[8] = {};
+        struct connect_stats st;
+        unsigned retried = 0;
+        json_t *j;
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        j = admin("POST", "/admin/seed",
+                  "{\"numbers\": [{\"target_arn\": \"" TARGET "\", \"country\": \"US\", \"type\": \"DID\"}]}");
+        const char *id = json_string_value(json_array_get(json_object_get(j, "numbers"), 0));
+        assert_non_null(id);
+        admin_post("/admin/config", "{\"rate\": 1, \"burst\": 1}");
+
+        opts = fake_options(); /* paced at 50/s: far faster than the fake allows */
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        for (size_t i = 0; i < ELEMENTSOF(o); i++)
+                assert_int_equal(connect_describe_number(c, REGION, id, on_result, &o[i]), 0);
+        json_decref(j);
+        wait_all(e, c);
+
+        for (size_t i = 0; i < ELEMENTSOF(o); i++) {
+                assert_true(o[i].done);
+                if (o[i].r != 0) {
+                        assert_int_equal(o[i].kind, CONNECT_ERROR_THROTTLED);
+                        assert_int_equal(o[i].r, -EAGAIN);
+                        assert_string_equal(o[i].code, "ThrottlingException");
+                        assert_int_equal(o[i].http_status, 429);
+                        assert_int_equal(o[i].attempts, 3); /* gave up after max attempts */
+                } else
+                        assert_int_equal(o[i].status, CONNECT_STATUS_CLAIMED);
+                if (o[i].attempts > 1)
+                        retried++;
+                outcome_clear(&o[i]);
+        }
+        /* Eight at once against a bucket of one: at least seven got 429s
+         * first and were retried. */
+        assert_true(retried >= 7);
+        connect_client_stats(c, &st);
+        assert_true(st.throttled[CONNECT_OP_DESCRIBE] >= 7);
+        assert_true(st.retries >= 7);
+        assert_true(st.calls[CONNECT_OP_DESCRIBE] >= 15);
+        admin_post("/admin/config", "{\"rate\": 0, \"burst\": 5}");
+}
+
+static void test_pacing_avoids_throttling(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o[6] = {};
+        struct connect_stats st;
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        /* The fake allows 10/s burst 2 per operation; paced at 4/s burst
+         * 2 the client never sees a 429. */
+        admin_post("/admin/config", "{\"rate\": 10, \"burst\": 2}");
+        opts = fake_options();
+        opts.rates[CONNECT_OP_SEARCH] = 4;
+        opts.rate_burst = 2;
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        for (size_t i = 0; i < ELEMENTSOF(o); i++)
+                assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o[i]), 0);
+        assert_int_equal(connect_client_in_flight(c), ELEMENTSOF(o));
+        wait_all(e, c);
+        for (size_t i = 0; i < ELEMENTSOF(o); i++) {
+                EXPECT_OK(&o[i]);
+                assert_int_equal(o[i].attempts, 1);
+                outcome_clear(&o[i]);
+        }
+        connect_client_stats(c, &st);
+        assert_int_equal(st.throttled[CONNECT_OP_SEARCH], 0);
+        assert_int_equal(st.calls[CONNECT_OP_SEARCH], ELEMENTSOF(o));
+        admin_post("/admin/config", "{\"rate\": 0, \"burst\": 5}");
+}
+
+static void test_faults_retried(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+        char token[37];
+        json_t *j, *n;
+        size_t i, claims = 0;
+        _cleanup_(freep) char *phone = NULL;
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        opts = fake_options();
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+
+        /* a dropped connection */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"drop\", \"op\": \"ListPhoneNumbersV2\"}]}");
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 2);
+
+        /* a 500 */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"error500\", \"op\": \"SearchAvailablePhoneNumbers\"}]}");
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 2);
+        phone = strdup(o.available[0]);
+
+        /* A claim whose 200 arrives truncated, then one whose connection
+         * drops after the fake acted: both retried with the same token,
+         * one number claimed. */
+        admin_post("/admin/reset", "{}");
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"truncate\", \"op\": \"ClaimPhoneNumber\"},"
+                                    " {\"fault\": \"drop_after\", \"op\": \"ClaimPhoneNumber\"}]}");
+        assert_int_equal(uuid_random(token), 0);
+        assert_int_equal(connect_claim_number(c, REGION, TARGET, phone, NULL, NULL, 0, token, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 3);
+        assert_non_null(o.id);
+
+        j = admin("GET", "/admin/requests", NULL);
+        json_array_foreach(json_object_get(j, "requests"), i, n) {
+                if (!streq_ptr(json_string_value(json_object_get(n, "op")), "ClaimPhoneNumber"))
+                        continue;
+                claims++;
+                assert_string_equal(json_string_value(json_object_get(n, "client_token")), token);
+        }
+        json_decref(j);
+        assert_int_equal(claims, 3);
+        j = admin("GET", "/admin/numbers", NULL);
+        size_t held = 0;
+        json_array_foreach(json_object_get(j, "numbers"), i, n)
+                if (streq_ptr(json_string_value(json_object_get(n, "phone_number")), phone))
+                        held++;
+        json_decref(j);
+        assert_int_equal(held, 1);
+
+        /* 5xx past max attempts: transient, with AWS's code */
+        admin_post("/admin/config",
+                   "{\"fault_next\": [{\"fault\": \"error500\", \"op\": \"DescribePhoneNumber\", \"count\": 5}]}");
+        assert_int_equal(connect_describe_number(c, REGION, o.id, on_result, &o), 0);
+        wait_done(e, &o);
+        assert_int_equal(o.kind, CONNECT_ERROR_TRANSIENT);
+        assert_int_equal(o.r, -EIO);
+        assert_int_equal(o.attempts, 3);
+        assert_int_equal(o.http_status, 500);
+        assert_string_equal(o.code, "InternalServiceException");
+        admin_post("/admin/config", "{\"fault_next\": []}");
+        outcome_clear(&o);
+}
+
+static void test_max_attempts_env(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        setenv("AWS_MAX_ATTEMPTS", "1", 1);
+        opts = fake_options();
+        opts.max_attempts = 5; /* the environment overrides (connect.h) */
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        unsetenv("AWS_MAX_ATTEMPTS");
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"drop\", \"op\": \"ListPhoneNumbersV2\"}]}");
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        wait_done(e, &o);
+        assert_int_equal(o.kind, CONNECT_ERROR_TRANSIENT);
+        assert_int_equal(o.r, -ECONNRESET);
+        assert_int_equal(o.attempts, 1);
+        outcome_clear(&o);
+}
+
+/* ---- http.c against a scripted TLS server ---- */
+
+struct tls_server {
+        int fd;
+        int port;
+        SSL_CTX *ctx;
+        pthread_t thread;
+        const char *response;
+        size_t response_len;
+        char request[4096];   /* head of the request received */
+};
+
+static void *tls_server_main(void *p) {
+        struct tls_server *s = p;
+        int fd = accept(s->fd, NULL, NULL);
+        if (fd < 0)
+                return NULL;
+        SSL *ssl = SSL_new(s->ctx);
+        SSL_set_fd(ssl, fd);
+        if (SSL_accept(ssl) == 1) {
+                size_t got = 0;
+                while (got < sizeof s->request - 1 && !strstr(s->request, "\r\n\r\n")) {
+                        int k = SSL_read(ssl, s->request + got, (int) (sizeof s->request - 1 - got));
+                        if (k <= 0)
+                                break;
+                        got += (size_t) k;
+                        s->request[got] = 0;
+                }
+                for (size_t off = 0; off < s->response_len;) {
+                        int k = SSL_write(ssl, s->response + off, (int) MIN(s->response_len - off, (size_t) 16384));
+                        if (k <= 0)
+                                break; /* the client gave up (cap reached) */
+                        off += (size_t) k;
+                }
+                SSL_shutdown(ssl);
+        }
+        SSL_free(ssl);
+        close(fd);
+        return NULL;
+}
+
+static int listen_loopback(int *ret_port) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t l = sizeof sa;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof sa), 0);
+        assert_int_equal(listen(fd, 8), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &l), 0);
+        *ret_port = ntohs(sa.sin_port);
+        return fd;
+}
+
+static void tls_server_start(struct tls_server *s, const char *response, size_t len) {
+        _cleanup_(freep) char *cert = strprintf("%s/server.pem", fake.dir);
+        _cleanup_(freep) char *key = strprintf("%s/server.key", fake.dir);
+
+        *s = (struct tls_server){ .response = response, .response_len = len };
+        s->ctx = SSL_CTX_new(TLS_server_method());
+        assert_non_null(s->ctx);
+        assert_int_equal(SSL_CTX_use_certificate_chain_file(s->ctx, cert), 1);
+        assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, key, SSL_FILETYPE_PEM), 1);
+        s->fd = listen_loopback(&s->port);
+        assert_int_equal(pthread_create(&s->thread, NULL, tls_server_main, s), 0);
+}
+
+static void tls_server_stop(struct tls_server *s) {
+        pthread_join(s->thread, NULL);
+        close(s->fd);
+        SSL_CTX_free(s->ctx);
+}
+
+struct http_outcome {
+        unsigned calls;
+        int r;
+        long status;
+        size_t body_len;
+        char *request_id, *error_type, *retry_after, *error_text;
+        bool body_ok;
+};
+
+static void http_outcome_clear(struct http_outcome *o) {
+        free(o->request_id);
+        free(o->error_type);
+        free(o->retry_after);
+        free(o->error_text);
+        *o = (struct http_outcome){};
+}
+
+static void on_http(int r, const struct http_response *resp, const char *error_text, void *userdata) {
+        struct http_outcome *o = userdata;
+        o->calls++;
+        o->r = r;
+        assert_non_null(resp);
+        assert_non_null(resp->body);
+        o->status = resp->status;
+        o->body_len = resp->body_len;
+        o->body_ok = resp->body[resp->body_len] == 0;
+        o->request_id = strdup_or_null(resp->request_id);
+        o->error_type = strdup_or_null(resp->error_type);
+        o->retry_after = strdup_or_null(resp->retry_after);
+        o->error_text = strdup_or_null(error_text);
+}
+
+static void http_wait(sd_event *e, struct http_client *h) {
+        usec_t deadline = clock_boottime_usec() + 30 * USEC_PER_SEC;
+        while (http_client_in_flight(h) > 0) {
+                if (clock_boottime_usec() > deadline)
+                        fail_msg("http request still in flight after 30 s");
+                assert_true(sd_event_run(e, USEC_PER_SEC) >= 0);
+        }
+}
+
+/* A 64 KiB chunked body: its length is not announced, so only the write
+ * callback can enforce the cap. */
+static char *chunked_response(size_t *ret_len) {
+        size_t chunks = 64, chunk = 1024;
+        const char head[] = "HTTP/1.1 200 OK\r\n"
+                            "Content-Type: application/json\r\n"
+                            "Transfer-Encoding: chunked\r\n"
+                            "X-AMZN-REQUESTID: req-123\r\n"
+                            "x-amzn-errortype:   Foo:http://internal.example/  \r\n"
+                            "X-Amz-Retry-After: 1500\r\n"
+                            "Connection: close\r\n\r\n";
+        size_t len = strlen(head) + chunks * (5 + chunk + 2) + 5;
+        char *r = malloc(len + 1), *p;
+        assert_non_null(r);
+        p = r;
+        memcpy(p, head, strlen(head));
+        p += strlen(head);
+        for (size_t i = 0; i < chunks; i++) {
+                memcpy(p, "400\r\n", 5);
+                p += 5;
+                memset(p, 'x', chunk);
+                p += chunk;
+                memcpy(p, "\r\n", 2);
+                p += 2;
+        }
+        memcpy(p, "0\r\n\r\n", 5);
+        p += 5;
+        *p = 0;
+        *ret_len = (size_t) (p - r);
+        return r;
+}
+
+static void test_http_cap_and_headers(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(http_client_freep) struct http_client *h = NULL;
+        _cleanup_(freep) char *resp = NULL, *url = NULL;
+        struct http_outcome o = {};
+        struct tls_server s;
+        char *headers[] = { (char *) "X-Test: 1", NULL };
+        size_t len;
+
+        REQUIRE_FAKE();
+        resp = chunked_response(&len);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(http_client_new(e, fake.ca_file, &h), 0);
+
+        /* Under the cap: whole body, headers captured case-insensitively. */
+        tls_server_start(&s, resp, len);
+        url = strprintf("https://127.0.0.1:%d/phone-number/x?y=1", s.port);
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url, .headers = headers }, on_http,
+                                     &o),
+                         0);
+        assert_int_equal(o.calls, 0);
+        http_wait(e, h);
+        tls_server_stop(&s);
+        assert_int_equal(o.calls, 1);
+        assert_int_equal(o.r, 0);
+        assert_int_equal(o.status, 200);
+        assert_int_equal(o.body_len, 65536);
+        assert_true(o.body_ok);
+        assert_string_equal(o.request_id, "req-123");
+        assert_string_equal(o.error_type, "Foo:http://internal.example/");
+        assert_string_equal(o.retry_after, "1500");
+        assert_non_null(strstr(s.request, "GET /phone-number/x?y=1 HTTP/1.1\r\n"));
+        assert_non_null(strstr(s.request, "User-Agent: connect-numbersd/"));
+        assert_non_null(strstr(s.request, "X-Test: 1\r\n"));
+        assert_null(strstr(s.request, "Expect:"));
+        http_outcome_clear(&o);
+
+        /* Over the cap: -EFBIG from the write callback. */
+        tls_server_start(&s, resp, len);
+        free(url);
+        url = strprintf("https://127.0.0.1:%d/", s.port);
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url, .max_response_bytes = 10000 },
+                                     on_http, &o),
+                         0);
+        http_wait(e, h);
+        tls_server_stop(&s);
+        assert_int_equal(o.calls, 1);
+        assert_int_equal(o.r, -EFBIG);
+        assert_true(o.body_len <= 10000);
+        assert_true(o.body_ok);
+        http_outcome_clear(&o);
+}
+
+static void test_http_delete_and_body(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(http_client_freep) struct http_client *h = NULL;
+        _cleanup_(freep) char *url = NULL;
+        struct http_outcome o = {};
+        struct tls_server s;
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+        REQUIRE_FAKE();
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(http_client_new(e, fake.ca_file, &h), 0);
+
+        /* DELETE without a body still says Content-Length: 0 and no
+         * invented Content-Type. */
+        tls_server_start(&s, ok, strlen(ok));
+        url = strprintf("https://127.0.0.1:%d/tags/a%%3Ab", s.port);
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "DELETE", .url = url }, on_http, &o), 0);
+        http_wait(e, h);
+        tls_server_stop(&s);
+        assert_int_equal(o.r, 0);
+        assert_int_equal(o.body_len, 0);
+        assert_non_null(strstr(s.request, "DELETE /tags/a%3Ab HTTP/1.1\r\n"));
+        assert_non_null(strcasestr(s.request, "Content-Length: 0\r\n"));
+        assert_null(strcasestr(s.request, "Content-Type"));
+        http_outcome_clear(&o);
+
+        /* PUT with a JSON body */
+        char *hdrs[] = { (char *) "Content-Type: application/json", NULL };
+        tls_server_start(&s, ok, strlen(ok));
+        free(url);
+        url = strprintf("https://127.0.0.1:%d/phone-number/x/metadata", s.port);
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "PUT", .url = url, .headers = hdrs,
+                                                                .body = "{\"a\":1}", .body_len = 7 },
+                                     on_http, &o),
+                         0);
+        http_wait(e, h);
+        tls_server_stop(&s);
+        assert_int_equal(o.r, 0);
+        assert_non_null(strstr(s.request, "PUT /phone-number/x/metadata HTTP/1.1\r\n"));
+        assert_non_null(strcasestr(s.request, "Content-Length: 7\r\n"));
+        assert_non_null(strstr(s.request, "Content-Type: application/json\r\n"));
+        http_outcome_clear(&o);
+}
+
+static void test_http_errors(void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(http_client_freep) struct http_client *h = NULL;
+        _cleanup_(freep) char *url = NULL;
+        struct http_outcome o = {}, o2 = {};
+        int port, fd;
+        char *bad_headers[] = { (char *) "X-Evil: a\r\nX-Injected: b", NULL };
+
+        REQUIRE_FAKE();
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(http_client_new(e, fake.ca_file, &h), 0);
+
+        /* argument errors come back from http_submit, no callback */
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET" }, on_http, &o), -EINVAL);
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "get", .url = "https://x/" }, on_http, &o),
+                         -EINVAL);
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = "https://x/", .headers = bad_headers },
+                                     on_http, &o),
+                         -EINVAL);
+        assert_int_equal(http_client_in_flight(h), 0);
+
+        /* plain http is refused, from the loop */
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = "http://127.0.0.1:1/" }, on_http, &o),
+                         0);
+        assert_int_equal(o.calls, 0);
+        http_wait(e, h);
+        assert_int_equal(o.calls, 1);
+        assert_int_equal(o.r, -EPROTONOSUPPORT);
+        assert_non_null(o.error_text);
+        http_outcome_clear(&o);
+
+        /* A server that accepts TCP but never speaks: timeout. */
+        fd = listen_loopback(&port);
+        url = strprintf("https://127.0.0.1:%d/", port);
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url,
+                                                                .timeout_usec = 300 * USEC_PER_MSEC },
+                                     on_http, &o),
+                         0);
+        http_wait(e, h);
+        assert_int_equal(o.r, -ETIMEDOUT);
+        http_outcome_clear(&o);
+
+        /* Cancel: callbacks run, with -ECANCELED, before cancel returns. */
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url }, on_http, &o), 0);
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url }, on_http, &o2), 0);
+        assert_true(sd_event_run(e, 50 * USEC_PER_MSEC) >= 0);
+        assert_int_equal(http_client_in_flight(h), 2);
+        http_client_cancel_all(h);
+        assert_int_equal(o.calls, 1);
+        assert_int_equal(o.r, -ECANCELED);
+        assert_int_equal(o2.calls, 1);
+        assert_int_equal(o2.r, -ECANCELED);
+        assert_int_equal(http_client_in_flight(h), 0);
+        http_outcome_clear(&o);
+        http_outcome_clear(&o2);
+
+        /* Free with a request in flight: no callback, ever. */
+        assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url }, on_http, &o), 0);
+        assert_true(sd_event_run(e, 50 * USEC_PER_MSEC) >= 0);
+        h = http_client_free(h);
+        for (int i = 0; i < 3; i++)
+                assert_true(sd_event_run(e, 20 * USEC_PER_MSEC) >= 0);
+        assert_int_equal(o.calls, 0);
+        close(fd);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_list_pages),
+                cmocka_unit_test(test_session_credentials),
+                cmocka_unit_test(test_wrong_secret),
+                cmocka_unit_test(test_untrusted_certificate),
+                cmocka_unit_test(test_throttling),
+                cmocka_unit_test(test_pacing_avoids_throttling),
+                cmocka_unit_test(test_faults_retried),
+                cmocka_unit_test(test_max_attempts_env),
+                cmocka_unit_test(test_http_cap_and_headers),
+                cmocka_unit_test(test_http_delete_and_body),
+                cmocka_unit_test(test_http_errors),
+        };
+        return cmocka_run_group_tests(tests, fake_start, fake_stop);
+}

@@ -1,0 +1,495 @@
+/* test-state.c: the state file: JSON round trip of every field, tolerant
+ * load (corrupt and unknown-version files under tests/data/state/ are moved
+ * aside), atomic save (an interrupted write leaves the old file loadable),
+ * the directory lock, and the lookups. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "state.h"
+
+static const char *data_dir(void) {
+        const char *d = getenv("CONNECT_NUMBERS_TEST_DATA");
+        return d ? d : "tests/data";
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st;
+        (void) flag;
+        (void) ftw;
+        return remove(path);
+}
+
+static void rm_rf(const char *dir) {
+        (void) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *make_tmpdir(void) {
+        const char *base = getenv("TMPDIR");
+        char *d = strprintf("%s/test-state-XXXXXX", base ? base : "/tmp");
+        assert_non_null(d);
+        assert_non_null(mkdtemp(d));
+        return d;
+}
+
+static void write_file(const char *path, const char *text, size_t len) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, text, len), (ssize_t) len);
+        assert_int_equal(close(fd), 0);
+}
+
+static char *read_file(const char *path, size_t *ret_len) {
+        char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(read_full_file(path, 1 << 26, &text, &len), 0);
+        if (ret_len)
+                *ret_len = len;
+        return text;
+}
+
+/* Files in dir whose name starts with prefix. */
+static unsigned count_files(const char *dir, const char *prefix) {
+        unsigned n = 0;
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));)
+                if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void set_tags(struct state_tag **tags, size_t *n, const char *k1, const char *v1, const char *k2,
+                     const char *v2) {
+        *tags = calloc(2, sizeof **tags);
+        assert_non_null(*tags);
+        (*tags)[0] = (struct state_tag){strdup(k1), strdup(v1)};
+        (*tags)[1] = (struct state_tag){strdup(k2), strdup(v2)};
+        *n = 2;
+}
+
+/* A state where every member has a value different from its default. */
+static struct state *full_state(void) {
+        struct state *s = state_new();
+        assert_non_null(s);
+        s->last_pass_started_at = 1800000000;
+        s->last_pass_finished_at = 1800000042;
+        s->next_pass_at = 1800000300;
+        s->last_pass_result = 75;
+        s->last_error = strdup("ClaimPhoneNumber on support-us: throttled");
+        s->claim_latency_sec = 3.25;
+
+        struct state_target *t = state_get_target(s, "support-us", "arn:aws:connect:us-east-1:111122223333:instance/x");
+        assert_non_null(t);
+        t->quota_at = 1799990000;
+        t->quota_until = 1800011600;
+        t->quota_digest = strdup("0123abcd");
+        t->quota_message = strdup("You've reached the limit of claimed numbers");
+        t->quota_pool = strdup("main");
+        t->quota_logged = true;
+        t->quota_last_retry_at = 1799995000;
+        assert_int_equal(state_churn_add(t, 1799000000, false, "+12065550100"), 0);
+        assert_int_equal(state_churn_add(t, 1799500000, true, "+12065550101"), 0);
+        assert_int_equal(strv_push(&t->no_numbers_pools, "tollfree"), 0);
+        t->listed_ok = true;
+        assert_non_null(state_get_target(s, "sales", NULL));
+
+        struct state_number *n = state_add_number(s, "support-us", "+12065550100");
+        assert_non_null(n);
+        n->target_arn = strdup("arn:aws:connect:us-east-1:111122223333:instance/x");
+        n->pool = strdup("main");
+        n->owner_tag = strdup("support-us/main");
+        n->id = strdup("11111111-2222-3333-4444-555555555555");
+        n->arn = strdup("arn:aws:connect:us-east-1:111122223333:phone-number/1111");
+        n->country = strdup("US");
+        n->type = strdup("DID");
+        n->description = strdup("Support \"main\" line \u00e9");
+        set_tags(&n->tags, &n->n_tags, "connect-numbers:pool", "support-us/main", "team", "support");
+        n->phase = PHASE_FAILED;
+        n->listed = true;
+        n->adopted = true;
+        n->client_token = strdup("6c1f1a7e-8c6e-4f61-9d38-4c0f4a0f8f11");
+        n->claim_description = strdup("Support main line");
+        set_tags(&n->claim_tags, &n->n_claim_tags, "connect-numbers:pool", "support-us/main", "cost", "42");
+        n->slot = 2;
+        n->intent_at = 1799980000;
+        n->claim_sent_at = 1799980001;
+        n->claimed_at = 1799980100;
+        n->first_failure_at = 1799980001;
+        n->next_retry_at = 1799980301;
+        n->attempts = 3;
+        n->failure_message = strdup("Number is no longer available");
+        n->quota_failure = true;
+        n->flow_applied = strdup("7c1a8bde-0000-4000-8000-000000000001");
+        assert_int_equal(strv_push(&n->tag_keys_applied, "team"), 0);
+        assert_int_equal(strv_push(&n->tag_keys_applied, "cost"), 0);
+        n->pool_digest = strdup("feedface");
+        n->last_described_at = 1799999999;
+
+        n = state_add_number(s, "support-us", "+12065550199");
+        assert_non_null(n);
+        n->phase = PHASE_GIVEN_UP;
+        return s;
+}
+
+static void test_round_trip(void **unused) {
+        (void) unused;
+        _cleanup_(state_freep) struct state *s = full_state();
+        _cleanup_(freep) char *a = NULL, *b = NULL;
+        _cleanup_(state_freep) struct state *s2 = NULL;
+
+        assert_int_equal(state_to_json(s, &a), 0);
+        assert_int_equal(state_from_json(a, strlen(a), &s2), 0);
+        assert_int_equal(state_to_json(s2, &b), 0);
+        assert_string_equal(a, b);
+
+        /* Spot checks that the members really came back, not just the text. */
+        assert_int_equal(s2->version, STATE_VERSION);
+        assert_int_equal(s2->last_pass_result, 75);
+        assert_true(s2->claim_latency_sec > 3.24 && s2->claim_latency_sec < 3.26);
+        assert_int_equal(s2->n_targets, 2);
+        struct state_target *t = &s2->targets[0];
+        assert_string_equal(t->name, "support-us");
+        assert_int_equal(t->quota_until, 1800011600);
+        assert_true(t->quota_logged);
+        assert_int_equal(t->n_churn, 2);
+        assert_true(t->churn[1].release);
+        assert_false(t->churn[0].release);
+        assert_string_equal(t->churn[1].phone_number, "+12065550101");
+        assert_string_equal(t->no_numbers_pools[0], "tollfree");
+        assert_true(t->listed_ok);
+        assert_null(s2->targets[1].arn);
+        assert_int_equal(s2->n_numbers, 2);
+        struct state_number *n = state_find_number(s2, "support-us", "+12065550100");
+        assert_non_null(n);
+        assert_int_equal(n->phase, PHASE_FAILED);
+        assert_string_equal(n->description, "Support \"main\" line \u00e9");
+        assert_int_equal(n->n_tags, 2);
+        assert_string_equal(n->tags[1].key, "team");
+        assert_string_equal(n->claim_tags[1].value, "42");
+        assert_int_equal(n->slot, 2);
+        assert_int_equal(n->attempts, 3);
+        assert_true(n->quota_failure && n->adopted && n->listed);
+        assert_string_equal(n->tag_keys_applied[1], "cost");
+        assert_null(n->tag_keys_applied[2]);
+        assert_int_equal(n->last_described_at, 1799999999);
+        assert_int_equal(state_find_number(s2, "support-us", "+12065550199")->phase, PHASE_GIVEN_UP);
+}
+
+static void test_empty_round_trip(void **unused) {
+        (void) unused;
+        _cleanup_(state_freep) struct state *s = state_new();
+        _cleanup_(state_freep) struct state *s2 = NULL;
+        _cleanup_(freep) char *a = NULL;
+        assert_int_equal(state_to_json(s, &a), 0);
+        assert_int_equal(state_from_json(a, strlen(a), &s2), 0);
+        assert_int_equal(s2->n_numbers, 0);
+        assert_int_equal(s2->n_targets, 0);
+}
+
+static void test_from_json_refuses(void **unused) {
+        (void) unused;
+        static const char *const bad[] = {
+                "",
+                "{}",
+                "[]",
+                "null",
+                "{\"version\": 2}",
+                "{\"version\": \"1\"}",
+                "{\"version\": 1, \"numbers\": {}}",
+                "{\"version\": 1, \"numbers\": [1]}",
+                "{\"version\": 1, \"numbers\": [{\"phone_number\": \"+1\"}]}",
+                "{\"version\": 1, \"numbers\": [{\"phone_number\": \"+1\", \"target\": \"\"}]}",
+                "{\"version\": 1, \"numbers\": [{\"phone_number\": \"+1\", \"target\": \"t\", \"slot\": 4294967296}]}",
+                "{\"version\": 1, \"numbers\": [{\"phone_number\": \"+1\", \"target\": \"t\", \"tags\": {\"a\": 1}}]}",
+                "{\"version\": 1, \"numbers\": [{\"phone_number\": \"+1\", \"target\": \"t\", \"listed\": 1}]}",
+                "{\"version\": 1, \"targets\": [{\"name\": \"t\"}, {\"name\": \"t\"}]}",
+                "{\"version\": 1, \"targets\": [{\"name\": \"t\", \"churn\": [{\"release\": true}]}]}",
+                "{\"version\": 1, \"claim_latency_sec\": -1}",
+                "{\"version\": 1, \"last_pass_result\": 99999999999}",
+                "{\"version\": 1} trailing",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                struct state *s = NULL;
+                int r = state_from_json(bad[i], strlen(bad[i]), &s);
+                if (r != -EBADMSG)
+                        fail_msg("accepted or wrong error %d for: %s", r, bad[i]);
+                assert_null(s);
+        }
+        /* Embedded NUL: the length is what counts. */
+        struct state *s = NULL;
+        assert_int_equal(state_from_json("{\"version\": 1}\0garbage", 23, &s), -EBADMSG);
+        assert_int_equal(state_from_json("{\"version\": 1}\0garbage", 14, &s), 0);
+        state_free(s);
+}
+
+static void test_from_json_tolerates_unknown(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *path = strprintf("%s/state/good.json", data_dir());
+        size_t len;
+        _cleanup_(freep) char *text = read_file(path, &len);
+        _cleanup_(state_freep) struct state *s = NULL;
+        assert_int_equal(state_from_json(text, len, &s), 0);
+        assert_int_equal(s->n_numbers, 1);
+        assert_int_equal(s->numbers[0].phase, PHASE_CLAIMED);
+        assert_string_equal(number_phase_name(s->numbers[0].phase), "claimed");
+        assert_string_equal(state_number_tag(&s->numbers[0], "connect-numbers:pool")->value, "support-us/main");
+        assert_true(s->targets[0].listed_ok);
+}
+
+static void test_load_missing(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        _cleanup_(state_freep) struct state *s = NULL;
+        char *warning = (char *) "must be reset";
+        assert_int_equal(state_load(dir, &s, &warning), 0);
+        assert_non_null(s);
+        assert_null(warning);
+        assert_int_equal(s->n_numbers, 0);
+        assert_int_equal(s->version, STATE_VERSION);
+        rm_rf(dir);
+}
+
+static void test_load_corrupt_moves_aside(void **unused) {
+        (void) unused;
+        static const char *const files[] = {
+                "corrupt-truncated.json", "corrupt-notjson.json",  "corrupt-empty.json",
+                "unknown-version.json",   "corrupt-noversion.json", "corrupt-wrongtype.json",
+                "corrupt-duplicate.json", "corrupt-badphase.json",  "corrupt-negative.json",
+                "corrupt-nokey.json",     "corrupt-array.json",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                _cleanup_(freep) char *dir = make_tmpdir();
+                _cleanup_(freep) char *src = strprintf("%s/state/%s", data_dir(), files[i]);
+                _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+                size_t len;
+                _cleanup_(freep) char *text = read_file(src, &len);
+                write_file(dst, text, len);
+
+                _cleanup_(state_freep) struct state *s = NULL;
+                _cleanup_(freep) char *warning = NULL;
+                assert_int_equal(state_load(dir, &s, &warning), 0);
+                assert_non_null(s);
+                assert_int_equal(s->n_numbers, 0);
+                assert_int_equal(s->n_targets, 0);
+                if (!warning)
+                        fail_msg("no warning for %s", files[i]);
+                assert_non_null(strstr(warning, ".corrupt-"));
+                if (strncmp(files[i], "unknown-version", 15) == 0)
+                        assert_non_null(strstr(warning, "unknown version"));
+
+                /* Moved aside, intact; nothing left under the old name. */
+                assert_int_equal(access(dst, F_OK), -1);
+                assert_int_equal(count_files(dir, STATE_FILE ".corrupt-"), 1);
+                const char *aside = strstr(warning, "moved it to ");
+                assert_non_null(aside);
+                aside += strlen("moved it to ");
+                _cleanup_(freep) char *aside_path = strndup(aside, strcspn(aside, " "));
+                size_t len2;
+                _cleanup_(freep) char *text2 = read_file(aside_path, &len2);
+                assert_int_equal(len2, len);
+                assert_memory_equal(text2, text, len);
+
+                /* The next load starts clean. */
+                _cleanup_(state_freep) struct state *s2 = NULL;
+                _cleanup_(freep) char *warning2 = NULL;
+                assert_int_equal(state_load(dir, &s2, &warning2), 0);
+                assert_null(warning2);
+                rm_rf(dir);
+        }
+}
+
+static void test_load_good(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        _cleanup_(freep) char *src = strprintf("%s/state/good.json", data_dir());
+        _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+        size_t len;
+        _cleanup_(freep) char *text = read_file(src, &len);
+        write_file(dst, text, len);
+        _cleanup_(state_freep) struct state *s = NULL;
+        _cleanup_(freep) char *warning = NULL;
+        assert_int_equal(state_load(dir, &s, &warning), 0);
+        assert_null(warning);
+        assert_int_equal(s->n_numbers, 1);
+        assert_int_equal(access(dst, F_OK), 0);
+        rm_rf(dir);
+}
+
+static void test_save_atomic(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_FILE);
+        _cleanup_(state_freep) struct state *s = full_state();
+
+        assert_int_equal(state_save(dir, s), 0);
+        assert_int_equal(count_files(dir, STATE_FILE ".tmp"), 0);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0644);
+
+        _cleanup_(state_freep) struct state *back = NULL;
+        _cleanup_(freep) char *warning = NULL;
+        assert_int_equal(state_load(dir, &back, &warning), 0);
+        assert_null(warning);
+        _cleanup_(freep) char *a = NULL, *b = NULL;
+        assert_int_equal(state_to_json(s, &a), 0);
+        assert_int_equal(state_to_json(back, &b), 0);
+        assert_string_equal(a, b);
+
+        /* Overwrite with a different state: the new one wins. */
+        s->last_pass_result = 1;
+        assert_int_equal(state_save(dir, s), 0);
+        assert_int_equal(count_files(dir, STATE_FILE ".tmp"), 0);
+        _cleanup_(state_freep) struct state *back2 = NULL;
+        assert_int_equal(state_load(dir, &back2, NULL), 0);
+        assert_int_equal(back2->last_pass_result, 1);
+        rm_rf(dir);
+}
+
+static void test_save_missing_dir(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        _cleanup_(freep) char *gone = strprintf("%s/does-not-exist", dir);
+        _cleanup_(state_freep) struct state *s = full_state();
+        assert_int_equal(state_save(gone, s), -ENOENT);
+        assert_int_equal(access(gone, F_OK), -1);
+        rm_rf(dir);
+}
+
+/* A write that fails half-way (the disk fills up: here the file size limit
+ * makes write() fail with EFBIG, as ENOSPC would) must leave the old file
+ * as it was, and no temp file behind. */
+static void test_save_failure_keeps_old(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_FILE);
+        _cleanup_(state_freep) struct state *small = state_new();
+        assert_non_null(state_get_target(small, "support-us", NULL));
+        assert_int_equal(state_save(dir, small), 0);
+        size_t old_len;
+        _cleanup_(freep) char *old = read_file(path, &old_len);
+
+        _cleanup_(state_freep) struct state *big = full_state();
+        for (unsigned i = 0; i < 200; i++) {
+                char num[32];
+                snprintf(num, sizeof num, "+1206555%04u", i);
+                assert_non_null(state_add_number(big, "support-us", num));
+        }
+        struct rlimit saved, lim;
+        assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+        struct sigaction sa = {.sa_handler = SIG_IGN}, old_sa;
+        assert_int_equal(sigaction(SIGXFSZ, &sa, &old_sa), 0);
+        lim = saved;
+        lim.rlim_cur = old_len + 100;
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        int r = state_save(dir, big);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+        assert_int_equal(sigaction(SIGXFSZ, &old_sa, NULL), 0);
+
+        assert_int_equal(r, -EFBIG);
+        assert_int_equal(count_files(dir, STATE_FILE ".tmp"), 0);
+        size_t now_len;
+        _cleanup_(freep) char *now_text = read_file(path, &now_len);
+        assert_int_equal(now_len, old_len);
+        assert_memory_equal(now_text, old, old_len);
+        _cleanup_(state_freep) struct state *back = NULL;
+        _cleanup_(freep) char *warning = NULL;
+        assert_int_equal(state_load(dir, &back, &warning), 0);
+        assert_null(warning);
+        assert_int_equal(back->n_targets, 1);
+        rm_rf(dir);
+}
+
+static void test_lock(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        int fd1 = -1, fd2 = -1, fd3 = -1;
+        assert_int_equal(state_lock(dir, &fd1), 0);
+        assert_true(fd1 >= 0);
+        assert_true(fcntl(fd1, F_GETFD) & FD_CLOEXEC);
+        /* A second open file description, even in this process, conflicts. */
+        assert_int_equal(state_lock(dir, &fd2), -EBUSY);
+        assert_int_equal(fd2, -1);
+        close(fd1);
+        assert_int_equal(state_lock(dir, &fd3), 0);
+        close(fd3);
+        _cleanup_(freep) char *gone = strprintf("%s/nope", dir);
+        assert_int_equal(state_lock(gone, &fd2), -ENOENT);
+        rm_rf(dir);
+}
+
+static void test_lookups(void **unused) {
+        (void) unused;
+        _cleanup_(state_freep) struct state *s = state_new();
+        /* Enough records to make the array move several times. */
+        for (unsigned i = 0; i < 100; i++) {
+                char num[32], id[32];
+                snprintf(num, sizeof num, "+1206555%04u", i);
+                snprintf(id, sizeof id, "id-%u", i);
+                struct state_number *n = state_add_number(s, i % 2 ? "a" : "b", num);
+                assert_non_null(n);
+                assert_int_equal(n->phase, PHASE_UNKNOWN);
+                n->id = strdup(id);
+        }
+        assert_int_equal(s->n_numbers, 100);
+        assert_null(state_find_number(s, "a", "+12065550000"));
+        struct state_number *n = state_find_number(s, "b", "+12065550000");
+        assert_non_null(n);
+        assert_ptr_equal(state_find_number_by_id(s, "id-0"), n);
+        state_remove_number(s, n);
+        assert_int_equal(s->n_numbers, 99);
+        assert_null(state_find_number_by_id(s, "id-0"));
+        assert_string_equal(state_find_number_by_id(s, "id-99")->phone_number, "+12065550099");
+        assert_null(state_find_number_by_id(s, NULL));
+
+        struct state_target *t = state_get_target(s, "a", "arn:1");
+        assert_non_null(t);
+        assert_ptr_equal(state_get_target(s, "a", NULL), t);
+        assert_string_equal(t->arn, "arn:1");
+        assert_ptr_equal(state_get_target(s, "a", "arn:2"), t);
+        assert_string_equal(t->arn, "arn:2");
+        assert_int_equal(s->n_targets, 1);
+
+        uint64_t now = 1800000000, day = 86400;
+        assert_int_equal(state_churn_add(t, now - 200 * day, true, "+1"), 0);
+        assert_int_equal(state_churn_add(t, now - 180 * day, false, "+2"), 0);
+        assert_int_equal(state_churn_add(t, now - day, true, NULL), 0);
+        assert_int_equal(state_churn_prune(t, now), 2);
+        assert_string_equal(t->churn[0].phone_number, "+2");
+        assert_int_equal(state_churn_prune(t, now + 365 * day), 0);
+        assert_null(t->churn);
+
+        for (int p = PHASE_UNKNOWN; p <= PHASE_GONE; p++)
+                assert_int_equal(number_phase_from_name(number_phase_name(p)), p);
+        assert_int_equal(number_phase_from_name("nope"), -EINVAL);
+        assert_null(number_phase_name(99));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_empty_round_trip),
+                cmocka_unit_test(test_from_json_refuses),
+                cmocka_unit_test(test_from_json_tolerates_unknown),
+                cmocka_unit_test(test_load_missing),
+                cmocka_unit_test(test_load_corrupt_moves_aside),
+                cmocka_unit_test(test_load_good),
+                cmocka_unit_test(test_save_atomic),
+                cmocka_unit_test(test_save_missing_dir),
+                cmocka_unit_test(test_save_failure_keeps_old),
+                cmocka_unit_test(test_lock),
+                cmocka_unit_test(test_lookups),
+        };
+        return cmocka_run_group_tests_name("state", tests, NULL, NULL);
+}
