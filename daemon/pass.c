@@ -293,6 +293,10 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
                         r->failed += failed;
                         if (claimed < pc->count || inprog > 0)
                                 all_claimed = false;
+                        /* An excess that release_excess: true will release is
+                         * work remaining; one that is only reported is not. */
+                        if (t->release_excess && held > pc->count)
+                                all_claimed = false;
                 }
         }
         r->claims_made = p->claims_made;

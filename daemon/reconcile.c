@@ -99,17 +99,6 @@ static uint64_t quota_backoff_sec(const struct config *c) {
         return b > 0 ? b : DEFAULT_QUOTA_BACKOFF_SEC;
 }
 
-/* SPEC "What a pass does" 6. Mirrors connect_is_quota_refusal() (which
- * the same rule feeds in connect.c) so that this module links without the
- * HTTP client. */
-static bool quota_refusal(const char *code, const char *message) {
-        if (code && streq(code, "ServiceQuotaExceededException"))
-                return true;
-        if (!message || !strcasestr(message, "limit"))
-                return false;
-        return strcasestr(message, "phone number") || strcasestr(message, "claimed numbers");
-}
-
 /* ClaimPhoneNumber's answer when someone else took the number between the
  * search and the claim (CLAIMS.md). */
 static bool message_not_available(const char *m) {
@@ -269,6 +258,8 @@ static bool strv_has(char *const *l, const char *s) {
 }
 
 static void tags_free(struct state_tag *t, size_t n) {
+        if (!t)
+                return;
         for (size_t i = 0; i < n; i++) {
                 free(t[i].key);
                 free(t[i].value);
@@ -322,6 +313,8 @@ static int pool_claim_tags(const struct target_config *t, const struct pool_conf
 }
 
 static void config_tags_free(struct config_tag *t, size_t n) {
+        if (!t)
+                return;
         for (size_t i = 0; i < n; i++) {
                 free(t[i].key);
                 free(t[i].value);
@@ -484,7 +477,7 @@ static void record_failure(struct state *s, const struct config *c, struct state
         if (n->attempts == 0)
                 n->attempts = 1;
         (void) free_and_strdup(&n->failure_message, message);
-        n->quota_failure = quota_refusal(NULL, message);
+        n->quota_failure = connect_is_quota_refusal(NULL, message);
         n->phase = PHASE_FAILED;
         n->next_retry_at = reconcile_next_retry_at(n->attempts, n->first_failure_at, now, n->quota_failure,
                                                    quota_backoff_sec(c));
@@ -1248,6 +1241,8 @@ static void assign_adoptions(struct planner *pl, struct target_ctx *tc) {
         const struct target_config *t = tc->t;
         for (size_t k = 0; k < tc->n_idx; k++)
                 tc->adopt[k] = tc->unmanaged[k] = -1;
+        if (tc->unknown > 0)
+                return; /* an undescribed number may be one of ours */
         for (size_t j = 0; j < t->n_pools; j++) {
                 const struct pool_config *p = &t->pools[j];
                 if (!p->adopt)
@@ -1260,7 +1255,7 @@ static void assign_adoptions(struct planner *pl, struct target_ctx *tc) {
                         if (n->phase != PHASE_FOREIGN || n->owner_tag || !n->listed || tc->adopt[k] >= 0 ||
                             !number_matches_pool(n, p))
                                 continue;
-                        if (need > 0 && tc->unknown == 0) {
+                        if (need > 0) {
                                 tc->adopt[k] = (int) j;
                                 need--;
                         } else if (tc->unmanaged[k] < 0)
@@ -1938,7 +1933,7 @@ enum claim_next reconcile_claim_refused(struct state *s, const struct config *c,
          * the number is gone. */
         bool retry = n->phase == PHASE_FAILED || n->first_failure_at != 0;
 
-        if (kind == CONNECT_ERROR_QUOTA || quota_refusal(e ? e->code : NULL, msg)) {
+        if (kind == CONNECT_ERROR_QUOTA || connect_is_quota_refusal(e ? e->code : NULL, msg)) {
                 if (!msg)
                         msg = e && e->code ? e->code : "ServiceQuotaExceededException";
                 record_failure(s, c, n, msg, now, ev);

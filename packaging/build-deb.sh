@@ -42,7 +42,7 @@ src="$tmp/connect-numbers-$version"
 mkdir "$src"
 # The working tree as it is (committed or not), without build output,
 # git metadata or editor droppings.
-(cd "$top" && tar -cf - --exclude=./.git --exclude=./build --exclude=./build-sanitize \
+(cd "$top" && tar -cf - --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=__pycache__ --exclude='*.pyc' \
         --exclude=./daemon/connect-numbersd --exclude=./debian --exclude='*.swp' --exclude='*~' .) |
         (cd "$src" && tar -xf -)
 cp -R "$top/packaging/debian" "$src/debian"

@@ -28,7 +28,7 @@ fi
 tmp=$(mktemp -d /tmp/connect-numbers-rpm.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 mkdir -p "$tmp/SOURCES" "$tmp/stage/connect-numbers-$version"
-(cd "$top" && tar -cf - --exclude=./.git --exclude=./build --exclude=./build-sanitize \
+(cd "$top" && tar -cf - --exclude=./.git --exclude=./build --exclude='./build-*' --exclude=__pycache__ --exclude='*.pyc' \
         --exclude=./daemon/connect-numbersd --exclude=./debian --exclude='*.swp' --exclude='*~' .) |
         (cd "$tmp/stage/connect-numbers-$version" && tar -xf -)
 tar -C "$tmp/stage" -czf "$tmp/SOURCES/connect-numbers-$version.tar.gz" "connect-numbers-$version"

@@ -1729,7 +1729,10 @@ def main(argv=None):
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # An inherited "ignore SIGINT" (a background job of a script) is kept,
+    # so that a Ctrl-C meant for the foreground job leaves the fake running.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_signal)
     while not stop.wait(0.5):
         pass
     for s in (api_srv, admin_srv):

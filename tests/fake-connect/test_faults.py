@@ -34,11 +34,11 @@ class Throttling(EmulatorTest, unittest.TestCase):
         self.assertEqual(calls["calls"]["ListPhoneNumbersV2"], 7)
 
     def test_refill(self):
-        self.fake.config(rate=20, burst=1)
+        self.fake.config(rate=4, burst=1)
         try:
             self.assertEqual(self.c.describe(str(uuid.uuid4())).status, 404)
             self.assertEqual(self.c.describe(str(uuid.uuid4())).status, 429)
-            time.sleep(0.12)
+            time.sleep(0.3)
             self.assertEqual(self.c.describe(str(uuid.uuid4())).status, 404)
             self.fake.config(rates={"DescribePhoneNumber": 0})
             for _ in range(10):

@@ -49,6 +49,10 @@ class Fake:
     """The fake Connect in its own process and directory."""
 
     def __init__(self, workdir, *args):
+        # Tests pace the daemon at 50/s (write_yaml): the fake allows more
+        # unless a test asks for AWS's own 2/s.
+        if "--rate" not in args:
+            args = ("--rate", "100", "--burst", "200") + tuple(args)
         self.dir = os.path.join(workdir, "fake")
         os.makedirs(self.dir, exist_ok=True)
         self.log = open(os.path.join(self.dir, "fake.log"), "w")

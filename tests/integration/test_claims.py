@@ -71,6 +71,7 @@ class Claims(cnlib.DaemonTest):
         env = dict(self.env, CONNECT_NUMBERS_CLOCK_OFFSET="+25h")
         r = self.once("--wait", "20s", env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Gave up on %s" % first, r.stderr)
         held = self.held()
         self.assertEqual(len(held), 1)
         self.assertNotEqual(held[0]["phone_number"], first)
@@ -103,7 +104,7 @@ class Claims(cnlib.DaemonTest):
 
     def test_kill9_mid_claims_then_restart(self):
         self.config(count=6)
-        self.fake.config(claim_delay=1.0, rate=3, burst=3)
+        self.fake.config(claim_delay=1.0, rate=3, burst=3, default_quota=20)
         cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": self.inst, "quota": 10, "pools": {
             "main": {"country": "US", "type": "DID", "count": 6}}}}, rate=3, burst=3)
         for delay in (0.4, 0.9, 1.5):

@@ -47,6 +47,7 @@ class Service(cnlib.DaemonTest):
         self.inst = cnlib.instance_arn()
         self.write(2)
         self.notify = Notify(os.path.join(self.tmp, "notify"))
+        self.addCleanup(self.notify.sock.close)
 
     def write(self, count, interval="1h"):
         cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": self.inst, "quota": 10, "pools": {

@@ -670,14 +670,18 @@ static struct plan *fresh_plan(const struct config *c, struct state *s) {
         return p;
 }
 
+/* A described number as Connect shows a claim of BASE_YAML's pool: its
+ * description and tags when owner is set, none otherwise. */
 static struct connect_number described(const char *id, const char *phone, const char *owner,
                                        enum connect_number_status status, const char *message) {
-        static struct connect_tag tag;
-        tag = (struct connect_tag){(char *) OWNERSHIP_TAG_KEY, (char *) owner};
+        static struct connect_tag tags[2];
+        tags[0] = (struct connect_tag){(char *) OWNERSHIP_TAG_KEY, (char *) owner};
+        tags[1] = (struct connect_tag){(char *) "team", (char *) "support"};
         return (struct connect_number){
                 .id = (char *) id, .arn = (char *) "arn:aws:connect:us-east-1:111122223333:phone-number/x",
                 .phone_number = (char *) phone, .country = (char *) "US", .type = (char *) "DID",
-                .described = true, .tags = owner ? &tag : NULL, .n_tags = owner ? 1 : 0, .status = status,
+                .description = owner ? (char *) "Support main line" : NULL, .described = true,
+                .tags = owner ? tags : NULL, .n_tags = owner ? 2 : 0, .status = status,
                 .status_message = (char *) message,
         };
 }
@@ -727,6 +731,14 @@ static void test_claim_lifecycle(void **unused) {
         reconcile_events_clear(&ev);
         /* Described again: no second event, no second churn entry. */
         assert_int_equal(reconcile_ingest_describe(s, c, "support-us", &cn, NOW + 6, &ev), 0);
+        assert_int_equal(ev.n, 0);
+        assert_int_equal(s->targets[0].n_churn, 1);
+        /* IN_PROGRESS on a CLAIMED number is a metadata update, not a claim. */
+        cn.status = CONNECT_STATUS_IN_PROGRESS;
+        assert_int_equal(reconcile_ingest_describe(s, c, "support-us", &cn, NOW + 7, &ev), 0);
+        assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_CLAIMED);
+        cn.status = CONNECT_STATUS_CLAIMED;
+        assert_int_equal(reconcile_ingest_describe(s, c, "support-us", &cn, NOW + 8, &ev), 0);
         assert_int_equal(ev.n, 0);
         assert_int_equal(s->targets[0].n_churn, 1);
 
@@ -973,7 +985,7 @@ static void test_format(void **unused) {
         _cleanup_(freep) char *text = NULL, *js = NULL;
         assert_int_equal(plan_format_text(p, &text), 0);
         assert_non_null(strstr(text, "ACTION"));
-        assert_non_null(strstr(text, "claim  support-us/main"));
+        assert_non_null(strstr(text, "\nclaim   support-us/main  -       slot 1 of 2"));
         assert_non_null(strstr(text, "2 changes pending"));
         assert_int_equal(plan_format_json(p, &js), 0);
         json_error_t err;
@@ -1022,6 +1034,38 @@ static void test_list_merge(void **unused) {
         assert_false(s->targets[0].listed_ok);
 }
 
+static void test_not_found(void **unused) {
+        (void) unused;
+        _cleanup_(config_freep) struct config *c = parse_config(BASE_YAML);
+        _cleanup_(state_freep) struct state *s = state_new();
+        _cleanup_(plan_freep) struct plan *p = fresh_plan(c, s);
+        struct reconcile_events ev = {0};
+        struct state_number *n = reconcile_claim_intent(s, &p->steps[0], "+12065550100", p->steps[0].client_token,
+                                                        NOW);
+        reconcile_claim_answered(s, n, "id-100", "arn:100", NOW);
+        /* Just answered: not describable yet is no news. */
+        assert_int_equal(reconcile_ingest_not_found(s, "support-us", "id-100", NOW + 10, &ev), 0);
+        assert_int_equal(ev.n, 0);
+        assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_IN_PROGRESS);
+        /* An hour on, it is gone. */
+        assert_int_equal(reconcile_ingest_not_found(s, "support-us", "id-100", NOW + 3600, &ev), 0);
+        assert_int_equal(ev.n, 1);
+        assert_int_equal(ev.items[0].kind, EVENT_NUMBER_GONE);
+        assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_GONE);
+        reconcile_events_clear(&ev);
+        /* Unknown ids and numbers that were never ours are forgotten. */
+        struct connect_number l = {.id = (char *) "id-200", .phone_number = (char *) "+12065550200"};
+        assert_int_equal(reconcile_ingest_list(s, c, "support-us", &l, 1, NOW), 0);
+        assert_int_equal(reconcile_ingest_not_found(s, "support-us", "id-200", NOW, &ev), 0);
+        assert_null(state_find_number(s, "support-us", "+12065550200"));
+        assert_int_equal(reconcile_ingest_not_found(s, "support-us", "id-404", NOW, &ev), 0);
+        assert_int_equal(ev.n, 0);
+        /* A GONE number listed again is found out again. */
+        l = (struct connect_number){.id = (char *) "id-100b", .phone_number = (char *) "+12065550100"};
+        assert_int_equal(reconcile_ingest_list(s, c, "support-us", &l, 1, NOW), 0);
+        assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_UNKNOWN);
+}
+
 static int cmp_names(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
@@ -1033,6 +1077,7 @@ int main(void) {
                 cmocka_unit_test(test_quota_episode),     cmocka_unit_test(test_no_numbers_once),
                 cmocka_unit_test(test_claim_refused),     cmocka_unit_test(test_plan_tokens_follow_view),
                 cmocka_unit_test(test_format),            cmocka_unit_test(test_list_merge),
+                cmocka_unit_test(test_not_found),
         };
         int failed = cmocka_run_group_tests_name("reconcile", units, NULL, NULL);
 
