@@ -254,13 +254,10 @@ static void on_pass_done(struct pass *p, const struct pass_result *r, void *user
                 snprintf(c2, sizeof c2, "RELEASES=%u", r->releases_made);
                 const char *extra[] = {c1, c2, NULL};
                 struct log_fields f = {.message_id = MESSAGE_ID_PASS, .extra = extra};
-                /* Log changes of state, not repeats: an idle pass that
-                 * changes nothing is logged at debug. The comparison leaves
-                 * out "next pass in", which changes every time. */
+                /* Every pass leaves one catalogued record (operators and
+                 * monitoring look for it); the text says what changed. */
                 _cleanup_(freep) char *stable = pass_result_summary(r, m->config, USEC_INFINITY);
-                bool same = m->last_summary && stable && streq(m->last_summary, stable) && r->claims_made == 0 &&
-                            r->releases_made == 0 && r->exit_status == 0;
-                log_fields(same ? LOG_DEBUG : LOG_INFO, 0, &f, "Pass completed: %s", sum ? sum : "");
+                log_fields(LOG_INFO, 0, &f, "Pass completed: %s", sum ? sum : "");
                 free(m->last_summary);
                 m->last_summary = TAKE_PTR(stable);
         }

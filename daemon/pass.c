@@ -225,7 +225,9 @@ static void log_event(struct pass *p, const struct reconcile_event *ev) {
 }
 
 static void log_events(struct pass *p, struct reconcile_events *ev) {
-        for (size_t i = 0; i < ev->n; i++)
+        /* --plan changes nothing and saves nothing: what it learns would be
+         * logged again by the next real pass, so it stays out of the log. */
+        for (size_t i = 0; i < ev->n && !p->opts.read_only; i++)
                 log_event(p, &ev->items[i]);
         reconcile_events_clear(ev);
 }

@@ -4,6 +4,7 @@ SIGUSR1, SIGTERM during claims, journald fields and MESSAGE_IDs, and no
 secret in any log at the highest verbosity."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -125,6 +126,19 @@ class Service(cnlib.DaemonTest):
         for x in recs:
             self.assertEqual(x["SYSLOG_IDENTIFIER"], "connect-numbersd")
             self.assertIn("PRIORITY", x)
+        # journalctl -x explains the record from the catalog (installed on
+        # this throwaway host, as the package does).
+        if os.geteuid() == 0:
+            os.makedirs("/usr/lib/systemd/catalog", exist_ok=True)
+            shutil.copy(os.path.join(cnlib.ROOT, "systemd", "connect-numbers.catalog"),
+                        "/usr/lib/systemd/catalog/connect-numbers.catalog")
+            subprocess.run(["journalctl", "--update-catalog"], check=True)
+            x = subprocess.run(["journalctl", "-x", "--no-pager", "-o", "short",
+                                "MESSAGE_ID=" + cnlib.MESSAGE_IDS["quota"], "TARGET_ARN=" + self.inst],
+                               stdout=subprocess.PIPE, text=True).stdout
+            self.assertIn("Amazon Connect service quotas increase form", x)
+            self.assertIn("Phone numbers per instance", x)
+            self.assertIn("200 %", x)
         blob = json.dumps(recs) + r.stdout + r.stderr
         self.assertNotIn(self.fake.info["secret_access_key"], blob)
         self.assertNotIn("Signature=", blob)
