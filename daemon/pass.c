@@ -45,7 +45,11 @@ struct pass {
         char *error;
 
         struct plan *plan;
+        struct plan *settle_plan;      /* made after this pass's claims settled: their drift fixes */
+        struct plan *steps_plan;       /* the plan whose steps run now */
         size_t next_step;              /* next plan step to start (non-claim steps) */
+        unsigned round;                /* 0: every step but descriptions; 1: descriptions */
+        bool settling;                 /* running settle_plan: its reports are not logged again */
         unsigned steps_in_flight;
 
         struct claimer **claimers;
@@ -390,8 +394,10 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
         if (res->r >= 0 && res->n_numbers == 1) {
                 reconcile_ingest_describe(p->state, p->config, f->target, &res->numbers[0], now, &ev);
                 log_events(p, &ev);
+                /* Done when Amazon Connect says so: a claim CLAIMED or
+                 * FAILED, a metadata update back to CLAIMED. */
                 struct state_number *n = state_find_number(p->state, f->target, f->phone_number);
-                if (!n || n->phase != PHASE_IN_PROGRESS) {
+                if (!n || res->numbers[0].status != CONNECT_STATUS_IN_PROGRESS) {
                         /* Settled: learn how long claims take, for the next polls. */
                         double took = (double) (clock_boottime_usec() - f->started) / 1e6;
                         p->state->claim_latency_sec = p->state->claim_latency_sec > 0
@@ -835,6 +841,10 @@ static void on_step(const struct connect_result *res, void *userdata) {
                         log_events(p, &ev);
                 } else {
                         reconcile_applied(p->state, p->config, s, now);
+                        /* The update runs IN_PROGRESS for a while: follow it so
+                         * that the pass ends with the number CLAIMED again. */
+                        if (s->action == STEP_UPDATE_DESCRIPTION && s->phone_number_id)
+                                pass_follow(p, s->target, s->region, s->phone_number, s->phone_number_id);
                         log_fields(LOG_INFO, 0, &f, "%s %s of %s/%s", step_action_name(s->action),
                                    s->phone_number ? s->phone_number : "", s->target, s->pool ? s->pool : "-");
                 }
@@ -914,9 +924,14 @@ static void log_report(struct pass *p, const struct plan_step *s) {
  * retries at once, the rest through a window of STEP_WINDOW calls. */
 static void pass_run_steps(struct pass *p) {
         uint64_t now = clock_wall_sec();
-        while (!p->stopping && p->next_step < p->plan->n_steps && p->steps_in_flight < STEP_WINDOW) {
-                const struct plan_step *s = &p->plan->steps[p->next_step++];
+        while (!p->stopping && p->next_step < p->steps_plan->n_steps && p->steps_in_flight < STEP_WINDOW) {
+                const struct plan_step *s = &p->steps_plan->steps[p->next_step++];
                 const struct target_config *t = pass_target(p, s->target);
+                /* UpdatePhoneNumberMetadata puts the number IN_PROGRESS for a
+                 * while, and tagging or associating a flow then fails: the
+                 * descriptions go in a second round, after everything else. */
+                if ((s->action == STEP_UPDATE_DESCRIPTION) != (p->round == 1))
+                        continue;
                 switch (s->action) {
                 case STEP_CLAIM:
                         break; /* started by the claimers below */
@@ -956,7 +971,8 @@ static void pass_run_steps(struct pass *p) {
                                 p->retryable = true;
                         break;
                 default:
-                        log_report(p, s);
+                        if (!p->settling)
+                                log_report(p, s);
                         break;
                 }
         }
@@ -964,6 +980,7 @@ static void pass_run_steps(struct pass *p) {
 
 static void pass_execute(struct pass *p) {
         p->phase = PASS_EXECUTE;
+        p->steps_plan = p->plan;
         p->follow_deadline = clock_boottime_usec() + p->opts.follow_usec;
         /* Follow claims that an earlier pass left IN_PROGRESS. */
         for (size_t i = 0; i < p->state->n_numbers; i++) {
@@ -1101,6 +1118,34 @@ static void on_list(const struct connect_result *res, void *userdata) {
         pass_maybe_advance(p);
 }
 
+/* Numbers claimed in this pass settled after the plan was made: plan once
+ * more and run only their follow-up steps (contact flow, tags,
+ * description), so that one pass leaves them complete. Claims and releases
+ * wait for the next pass. Returns true when steps were started. */
+static bool pass_settle(struct pass *p) {
+        struct reconcile_events ev = {0};
+        int r = reconcile_plan(p->config, p->state, clock_wall_sec(), &p->settle_plan, &ev);
+        log_events(p, &ev);
+        if (r < 0 || !p->settle_plan)
+                return false;
+        bool any = false;
+        for (size_t i = 0; i < p->settle_plan->n_steps; i++) {
+                enum step_action a = p->settle_plan->steps[i].action;
+                if (a == STEP_ASSOCIATE_FLOW || a == STEP_TAG || a == STEP_UNTAG || a == STEP_UPDATE_DESCRIPTION)
+                        any = true;
+                else
+                        p->settle_plan->steps[i].action = STEP_REPORT_UNKNOWN; /* skipped below */
+        }
+        if (!any)
+                return false;
+        p->steps_plan = p->settle_plan;
+        p->next_step = 0;
+        p->round = 0;
+        p->settling = true;
+        pass_run_steps(p);
+        return p->outstanding > 0;
+}
+
 static void pass_maybe_advance(struct pass *p) {
         if (p->finished || p->outstanding > 0)
                 return;
@@ -1120,7 +1165,14 @@ static void pass_maybe_advance(struct pass *p) {
                 pass_plan(p);
                 return;
         case PASS_EXECUTE:
-                if (!p->stopping && p->next_step < p->plan->n_steps) {
+                if (!p->stopping && p->next_step < p->steps_plan->n_steps) {
+                        pass_run_steps(p);
+                        if (p->outstanding > 0)
+                                return;
+                }
+                if (!p->stopping && p->round == 0 && p->steps_in_flight == 0) {
+                        p->round = 1;
+                        p->next_step = 0;
                         pass_run_steps(p);
                         if (p->outstanding > 0)
                                 return;
@@ -1129,6 +1181,8 @@ static void pass_maybe_advance(struct pass *p) {
                         if (!p->claimers[i]->stopped && !p->stopping && p->claimers[i]->n_slots > 0)
                                 return; /* a claimer is waiting for nothing? it pumps itself */
                 if (pass_follows_active(p) > 0 && !p->stopping)
+                        return;
+                if (!p->stopping && !p->settle_plan && p->claims_made > 0 && pass_settle(p))
                         return;
                 pass_finish(p);
                 return;
@@ -1217,6 +1271,7 @@ struct pass *pass_free(struct pass *p) {
                 claimer_free(p->claimers[i]);
         free(p->claimers);
         plan_free(p->plan);
+        plan_free(p->settle_plan);
         pass_result_clear(&p->result);
         free(p->error);
         sd_event_unref(p->event);

@@ -4,7 +4,8 @@
 # the .rpm and .src.rpm in build/packages/, lists the package's files and
 # compares them with the .deb when one is there.
 # --nodeps: on Debian the BuildRequires are Debian packages, not RPMs;
-# packaging/install-deps.sh covers them.
+# packaging/install-deps.sh covers them. %check runs the unit tests
+# (DEB_BUILD_OPTIONS=nocheck skips them, as for the .deb).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,11 +34,16 @@ mkdir -p "$tmp/SOURCES" "$tmp/stage/connect-numbers-$version"
         (cd "$tmp/stage/connect-numbers-$version" && tar -xf -)
 tar -C "$tmp/stage" -czf "$tmp/SOURCES/connect-numbers-$version.tar.gz" "connect-numbers-$version"
 
+# DEB_BUILD_OPTIONS=nocheck skips the unit tests here too (rpmbuild --nocheck).
+nocheck=""
+case " ${DEB_BUILD_OPTIONS:-} " in *" nocheck "*) nocheck=--nocheck ;; esac
+
 log="$tmp/build.log"
 echo "build-rpm: building connect-numbers $version" >&2
-if ! rpmbuild --define "_topdir $tmp" --nodeps -ba "$spec" >"$log" 2>&1; then
+if ! rpmbuild --define "_topdir $tmp" --nodeps $nocheck -ba "$spec" >"$log" 2>&1; then
+        mkdir -p "$out" && cp "$log" "$out/build-rpm.log"
         tail -n 60 "$log" >&2
-        echo "build-rpm: FAILED (last lines of the build log above)" >&2
+        echo "build-rpm: FAILED (last lines above; whole log in build/packages/build-rpm.log)" >&2
         exit 1
 fi
 

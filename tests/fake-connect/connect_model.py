@@ -109,8 +109,9 @@ class Model:
                 errors.append((path, "Value '%s' at '%s' failed to satisfy constraint: Member must satisfy enum "
                                "value set: [%s]" % (_short(value), path, ", ".join(shape["enum"]))))
             if "pattern" in shape and not self._pattern_ok(shape_name, shape["pattern"], value):
+                pattern = shape["pattern"].replace("\\\\", "\\")
                 errors.append((path, "Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular "
-                               "expression pattern: %s" % (_short(value), path, shape["pattern"].replace("\\\\", "\\"))))
+                               "expression pattern: %s" % (_short(value), path, pattern)))
         elif t in ("integer", "long"):
             if isinstance(value, bool) or not isinstance(value, int):
                 errors.append((path, "Value '%s' at '%s' failed to satisfy constraint: Member must be of type integer"
@@ -195,10 +196,10 @@ class Model:
                 msg = "Value null at '%s' failed to satisfy constraint: Member must not be null" % _lc(name)
                 if all(m != msg for _, m in errors):
                     errors.append((_lc(name), msg))
-        for wire, value in list(uri.items()) + list(query.items()):
-            ref = members.get(wire)
+        for name, value in list(uri.items()) + list(query.items()):
+            ref = members.get(name)
             if ref is not None and value not in (None, ""):
-                self.validate_value(ref["shape"], value, _lc(wire), errors)
+                self.validate_value(ref["shape"], value, _lc(name), errors)
         return [m for _, m in errors]
 
 

@@ -2,7 +2,6 @@
 every response, keep-alive, and validation against the service model
 (CONNECT-API.md 1, 2, 3)."""
 
-import json
 import unittest
 import uuid
 
@@ -81,7 +80,8 @@ class Validation(EmulatorTest, unittest.TestCase):
         search = {"TargetArn": t, "PhoneNumberCountryCode": "US", "PhoneNumberType": "DID"}
         pid = str(uuid.uuid4())
         return [
-            ("token upper-case", "POST", "/phone-number/claim", self.claim_body(ClientToken=str(uuid.uuid4()).upper()), ""),
+            ("token upper-case", "POST", "/phone-number/claim",
+             self.claim_body(ClientToken=str(uuid.uuid4()).upper()), ""),
             ("token not a uuid", "POST", "/phone-number/claim", self.claim_body(ClientToken="token-1"), ""),
             ("token too long", "POST", "/phone-number/claim", self.claim_body(ClientToken="a" * 501), ""),
             ("search MaxResults 11", "POST", "/phone-number/search-available", dict(search, MaxResults=11), ""),
@@ -96,7 +96,8 @@ class Validation(EmulatorTest, unittest.TestCase):
              {"TargetArn": t, "PhoneNumberType": "DID"}, ""),
             ("missing PhoneNumber", "POST", "/phone-number/claim", self.claim_body(PhoneNumber=...), ""),
             ("PhoneNumber without +", "POST", "/phone-number/claim", self.claim_body(PhoneNumber="12065550123"), ""),
-            ("PhoneNumber junk prefix", "POST", "/phone-number/claim", self.claim_body(PhoneNumber="x+12065550123"), ""),
+            ("PhoneNumber junk prefix", "POST", "/phone-number/claim",
+             self.claim_body(PhoneNumber="x+12065550123"), ""),
             ("prefix without +", "POST", "/phone-number/search-available", dict(search, PhoneNumberPrefix="1206"), ""),
             ("prefix too long", "POST", "/phone-number/search-available",
              dict(search, PhoneNumberPrefix="+123456789012"), ""),
