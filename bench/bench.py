@@ -336,6 +336,9 @@ def scenario_converge(res, work, F, mode, n_targets=4, per_target=50, idle_sec=6
         state = os.path.join(work, "state-converge")
         env = cnlib.clean_env(fake)
 
+        minimum = {"ClaimPhoneNumber": total, "SearchAvailablePhoneNumbers": math.ceil(total / 10),
+                   "DescribePhoneNumber": total, "ListPhoneNumbersV2": n_targets}
+        lb_min = max(v / rate for v in minimum.values()) + claim_delay
         log("converge (%s): %d numbers over %d targets, F=%g (fake rate %g burst %d, claim %.2fs)" % (
             mode, total, n_targets, F, rate, burst, claim_delay))
         sampler = HeldSampler(fake, counts, total=total, every=0.5 if mode == "once" else 0.2)
@@ -347,7 +350,9 @@ def scenario_converge(res, work, F, mode, n_targets=4, per_target=50, idle_sec=6
         else:
             m = Measured(daemon("-c", yaml, "--state-dir", state, "--log-target", "console"), env,
                          os.path.join(work, "converge.log"))
-            deadline = time.monotonic() + 600
+            # Three times the bound: a service that has not converged by then
+            # is waiting for its next interval (1 h) and would never finish.
+            deadline = time.monotonic() + max(60.0, 3 * lb_min)
             while sampler.converged_at is None and time.monotonic() < deadline and m.proc.poll() is None:
                 time.sleep(0.05)
             converged = sampler.converged_at is not None
@@ -364,12 +369,8 @@ def scenario_converge(res, work, F, mode, n_targets=4, per_target=50, idle_sec=6
         over_final = sum(max(0, v - counts[k]) for k, v in per_pool.items())
         phones = [n["phone_number"] for n in held]
 
-        minimum = {"ClaimPhoneNumber": total, "SearchAvailablePhoneNumbers": math.ceil(total / 10),
-                   "DescribePhoneNumber": total, "ListPhoneNumbersV2": n_targets}
         got = calls["calls"]
-        lb_min = max(v / rate for v in minimum.values()) + claim_delay
         lb_actual = max([got.get(k, 0) / rate for k in got] + [0]) + claim_delay
-        wall = m.wall
         s = "converge"
         res.add(s, "exit status" + (" (--once)" if mode == "once" else " (service, after SIGTERM)"), m.returncode,
                 "", "0", m.returncode == 0)
@@ -406,8 +407,8 @@ def scenario_converge(res, work, F, mode, n_targets=4, per_target=50, idle_sec=6
         if converged and len(held) == total:
             scenario_idle(res, work, fake, yaml, state, idle_sec)
         else:
-            log("converge did not finish (exit %d): idle skipped; see %s" % (m.returncode,
-                                                                          os.path.join(work, "converge.log")))
+            log("converge did not finish (exit %d, %d/%d held): idle skipped; see %s" % (
+                m.returncode, len(held), total, os.path.join(work, "converge.log")))
     finally:
         fake.stop()
 

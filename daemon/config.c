@@ -514,7 +514,7 @@ static const char *node_describe(const struct node *n) {
         case NODE_MAPPING: return "a mapping";
         case NODE_SEQUENCE: return "a list";
         case NODE_ALIAS: return "an alias";
-        case NODE_SCALAR: return node_is_null(n) ? "an empty value" : n->plain ? "a scalar" : "a quoted string";
+        case NODE_SCALAR: return node_is_null(n) ? "an empty value" : n->plain ? "a scalar" : "a string";
         }
         return "something else";
 }
@@ -1713,6 +1713,12 @@ int config_parse(const char *text, size_t len, struct config **ret, struct confi
                 return -ENOMEM;
         struct parse_ctx ctx = { .problems = p, .config = c };
 
+        /* libyaml skips a byte order mark only when it guesses the encoding,
+         * and we set it: UTF-16 is refused by text_check_encoding(). */
+        if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+                text += 3;
+                len -= 3;
+        }
         if (text_check_encoding(&ctx, text, len)) {
                 _cleanup_(node_freep) struct node *root = NULL;
                 bool ok = false;

@@ -329,9 +329,43 @@ static int on_finish(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* Remembers what the YAML wants, so that --status can show it without
+ * reading the YAML (it may be unreadable to the operator). */
+static void pass_record_desired(struct pass *p) {
+        for (size_t i = 0; i < p->config->n_targets; i++) {
+                const struct target_config *t = &p->config->targets[i];
+                struct state_target *st = state_get_target(p->state, t->name, t->arn);
+                struct state_tag *d = calloc(MAX(t->n_pools, 1), sizeof *d);
+                if (!st || !d) {
+                        free(d);
+                        continue;
+                }
+                size_t n = 0;
+                for (size_t j = 0; j < t->n_pools; j++) {
+                        d[n].key = strdup(t->pools[j].name);
+                        d[n].value = strprintf("%u", t->pools[j].count);
+                        if (!d[n].key || !d[n].value) {
+                                free(d[n].key);
+                                free(d[n].value);
+                                continue;
+                        }
+                        n++;
+                }
+                for (size_t j = 0; j < st->n_desired; j++) {
+                        free(st->desired[j].key);
+                        free(st->desired[j].value);
+                }
+                free(st->desired);
+                st->desired = d;
+                st->n_desired = n;
+        }
+}
+
 static void pass_finish(struct pass *p) {
         if (p->finished)
                 return;
+        if (!p->opts.read_only)
+                pass_record_desired(p);
         p->finished = true;
         p->phase = PASS_DONE;
         uint64_t now = clock_wall_sec();

@@ -30,6 +30,10 @@ _Static_assert(RECONCILE_CHURN_WINDOW_SEC == 180 * 86400, "state.c prunes churn 
 #define DEFAULT_QUOTA_BACKOFF_SEC (6 * 3600)
 #define RETRY_WINDOW_MARGIN_SEC 60 /* the last retry happens inside the window */
 #define FALLTHROUGH __attribute__((fallthrough))
+/* Connect may show a new claim's tags and description a little after it
+ * is CLAIMED: until our ownership tag is seen, or this long after the
+ * claim, what a describe shows is not taken as drift. */
+#define METADATA_GRACE_SEC 600
 
 static const char *const action_names[_STEP_ACTION_MAX] = {
         [STEP_CLAIM] = "claim",
@@ -505,8 +509,8 @@ static void record_failure(struct state *s, const struct config *c, struct state
                 e->deadline = n->first_failure_at + RECONCILE_WINDOW_SEC;
         }
         if (n->quota_failure) {
-                /* n may move if quota_begin adds a target? No: it only
-                 * touches s->targets. Copy the strings anyway. */
+                /* quota_begin may add a target (s->targets moves, n does
+                 * not); the copies keep the arguments independent of n. */
                 _cleanup_(freep) char *target = strdup_or_null(n->target);
                 _cleanup_(freep) char *pool = strdup_or_null(n->pool);
                 quota_begin(s, c, target, pool, message, now, ev);
@@ -572,15 +576,35 @@ static int cmp_strp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* SHA-256 over the sorted phone numbers that any instance can see for the
- * pool: IN_PROGRESS, CLAIMED, FAILED and GIVEN_UP ones. */
+/* The numbers of a pool that make its view: every number that any instance
+ * can learn was claimed for it (IN_PROGRESS, CLAIMED, FAILED, GIVEN_UP),
+ * and those that were and are no more (RELEASED, GONE). The view only
+ * grows, so a token, once used for one number, is never derived again for
+ * another (Connect would answer IdempotencyException for ever), e.g. when a
+ * pool is emptied by releases and later wanted again. Our own intents are
+ * left out: another instance cannot see them. */
+static bool in_view(const struct state_number *x, const char *target, const char *pool) {
+        if (!record_of_pool(x, target, pool))
+                return false;
+        switch (x->phase) {
+        case PHASE_IN_PROGRESS:
+        case PHASE_CLAIMED:
+        case PHASE_FAILED:
+        case PHASE_GIVEN_UP:
+        case PHASE_RELEASED:
+        case PHASE_GONE:
+                return true;
+        default:
+                return false;
+        }
+}
+
+/* SHA-256 over the sorted phone numbers of the pool's view. */
 static int pool_view_digest(const struct state *s, const char *target, const char *pool, char ret[static 65]) {
         size_t n = 0, len = 0;
         for (size_t i = 0; i < s->n_numbers; i++) {
                 const struct state_number *x = &s->numbers[i];
-                if (record_of_pool(x, target, pool) &&
-                    (x->phase == PHASE_IN_PROGRESS || x->phase == PHASE_CLAIMED || x->phase == PHASE_FAILED ||
-                     x->phase == PHASE_GIVEN_UP)) {
+                if (in_view(x, target, pool)) {
                         n++;
                         len += strlen(x->phone_number) + 1;
                 }
@@ -592,9 +616,7 @@ static int pool_view_digest(const struct state *s, const char *target, const cha
         size_t k = 0;
         for (size_t i = 0; i < s->n_numbers; i++) {
                 const struct state_number *x = &s->numbers[i];
-                if (record_of_pool(x, target, pool) &&
-                    (x->phase == PHASE_IN_PROGRESS || x->phase == PHASE_CLAIMED || x->phase == PHASE_FAILED ||
-                     x->phase == PHASE_GIVEN_UP))
+                if (in_view(x, target, pool))
                         v[k++] = x->phone_number;
         }
         qsort(v, n, sizeof *v, cmp_strp);
@@ -767,8 +789,8 @@ static bool describe_needed(const struct target_config *t, const struct state_nu
                 /* Too old to replay: the list gave the id, describe settles it. */
                 return n->listed && now >= n->intent_at + RECONCILE_INTENT_REPLAY_SEC;
         case PHASE_CLAIMED: {
-                if (!n->listed)
-                        return true;
+                if (!n->listed || !n->owner_tag)
+                        return true; /* gone from the list, or our tag not seen yet */
                 const struct pool_config *p = pool_of(t, n->pool);
                 return !p || !streq_ptr(n->pool_digest, p->digest);
         }
@@ -1278,7 +1300,9 @@ static int release_cmp(const void *a, const void *b, void *userdata) {
 static void plan_drift(struct planner *pl, struct target_ctx *tc, const struct pool_config *p,
                        const struct state_number *n) {
         const struct target_config *t = tc->t;
-        if (n->last_described_at) {
+        bool metadata_known = n->last_described_at &&
+                              (n->owner_tag || n->claimed_at + METADATA_GRACE_SEC <= pl->now);
+        if (metadata_known) {
                 if (p->description && n->id && !streq_ptr(n->description, p->description)) {
                         struct plan_step *s = pl_step(pl, STEP_UPDATE_DESCRIPTION, t, p->name);
                         pl_number(pl, s, n);
@@ -1642,6 +1666,19 @@ static void plan_target(struct planner *pl, const struct target_config *t) {
                 return;
         }
         quota_maybe_clear(pl, t, st);
+        if (target_paused(st, pl->now) && !st->quota_logged && pl->ev) {
+                /* An episode whose one record was never written (its
+                 * refusal was folded in without events): write it now. */
+                unsigned held, wanted;
+                count_target(pl->s, t, pl->now, &held, &wanted);
+                pl_event(pl, EVENT_QUOTA, t, st->quota_pool, NULL, "%s",
+                         st->quota_message ? st->quota_message : "phone-number quota reached");
+                if (pl->r >= 0) {
+                        pl->ev->items[pl->ev->n - 1].held = held;
+                        pl->ev->items[pl->ev->n - 1].wanted = wanted;
+                        st->quota_logged = true;
+                }
+        }
         if (!st->listed_ok) {
                 struct plan_step *s = pl_step(pl, STEP_REPORT_UNKNOWN, t, NULL);
                 pl_detail(pl, s, "the numbers of %s could not be listed: no claim or release planned", t->name);

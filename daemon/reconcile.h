@@ -142,8 +142,13 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
 int reconcile_ingest_not_found(struct state *s, const char *target, const char *phone_number_id, uint64_t now,
                                struct reconcile_events *ev);
 
-/* 3. The plan. Ends quota pauses whose YAML changed or backoff passed
- * (hence the non-const state), gives nothing else a side effect. */
+/* 3. The plan. Changes the state only where time alone decides (hence the
+ * non-const state), each with an event: ends quota pauses whose YAML
+ * changed or backoff passed (EVENT_QUOTA_CLEARED); moves FAILED numbers
+ * past their window to GIVEN_UP (EVENT_WINDOW_EXPIRED; the STEP_GIVE_UP
+ * step needs nothing from the executor); drops intents older than
+ * RECONCILE_INTENT_REPLAY_SEC that the list does not show (EVENT_NOTE; a
+ * retry's intent goes back to FAILED). */
 int reconcile_plan(const struct config *c, struct state *s, uint64_t now, struct plan **ret,
                    struct reconcile_events *ev);
 

@@ -94,6 +94,11 @@ static void state_target_done(struct state_target *t) {
                 free(t->churn[i].phone_number);
         free(t->churn);
         strv_free(t->no_numbers_pools);
+        for (size_t i = 0; i < t->n_desired; i++) {
+                free(t->desired[i].key);
+                free(t->desired[i].value);
+        }
+        free(t->desired);
         *t = (struct state_target){0};
 }
 
@@ -319,6 +324,8 @@ static json_t *target_to_json(const struct state_target *t, int *ret_r) {
                 r = put_strv(o, "no_numbers_pools", t->no_numbers_pools);
         if (r >= 0)
                 r = put_bool(o, "listed_ok", t->listed_ok);
+        if (r >= 0 && t->n_desired > 0)
+                r = put_tags(o, "desired", t->desired, t->n_desired);
         if (r < 0) {
                 json_decref(o);
                 *ret_r = r;
@@ -613,6 +620,8 @@ static int target_from_json(json_t *o, struct state_target *t) {
                 r = get_strv(o, "no_numbers_pools", &t->no_numbers_pools);
         if (r >= 0)
                 r = get_bool(o, "listed_ok", &t->listed_ok);
+        if (r >= 0)
+                r = get_tags(o, "desired", &t->desired, &t->n_desired);
         return r;
 }
 

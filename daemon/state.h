@@ -88,6 +88,9 @@ struct state_target {
         struct state_churn *churn;   /* claims and releases, rolling 180 days */
         size_t n_churn;
         char **no_numbers_pools;     /* pools whose empty search was logged (once) */
+        struct state_tag *desired;   /* pool name -> wanted count (decimal), as the YAML said at the
+                                      * last pass: --status shows it without reading the YAML */
+        size_t n_desired;
         bool listed_ok;              /* the last list of this target succeeded */
 };
 

@@ -20,6 +20,13 @@ static bool record_in_window(const struct state_number *n, uint64_t now) {
         return n->first_failure_at == 0 || now < n->first_failure_at + RECONCILE_WINDOW_SEC;
 }
 
+static size_t n_known_desired(const struct state *s) {
+        size_t n = 0;
+        for (size_t i = 0; i < s->n_targets; i++)
+                n += s->targets[i].n_desired;
+        return n;
+}
+
 static int collect(const struct state *s, const struct config *c, uint64_t now, struct pool_count **ret, size_t *ret_n) {
         struct pool_count *v = NULL;
         size_t n = 0;
@@ -40,6 +47,16 @@ static int collect(const struct state *s, const struct config *c, uint64_t now, 
                         for (size_t j = 0; j < c->targets[i].n_pools; j++)
                                 ADD(c->targets[i].name, c->targets[i].pools[j].name, (long) c->targets[i].pools[j].count,
                                     true);
+        else
+                /* No YAML: what it wanted at the last pass. */
+                for (size_t i = 0; i < s->n_targets; i++)
+                        for (size_t j = 0; j < s->targets[i].n_desired; j++) {
+                                char *end = NULL;
+                                long w = strtol(s->targets[i].desired[j].value, &end, 10);
+                                if (!end || *end || w < 0)
+                                        w = -1;
+                                ADD(s->targets[i].name, s->targets[i].desired[j].key, w, true);
+                        }
         for (size_t k = 0; k < s->n_numbers; k++) {
                 const struct state_number *x = &s->numbers[k];
                 if (!x->pool || !x->target)
@@ -52,7 +69,7 @@ static int collect(const struct state *s, const struct config *c, uint64_t now, 
                         if (streq(v[i].target, x->target) && streq(v[i].pool, x->pool))
                                 pc = &v[i];
                 if (!pc) {
-                        ADD(x->target, x->pool, c ? 0 : -1, false);
+                        ADD(x->target, x->pool, n_known_desired(s) || c ? 0 : -1, false);
                         pc = &v[n - 1];
                 }
                 if (x->phase == PHASE_CLAIMED)
@@ -169,14 +186,14 @@ int status_format(const struct state *s, const struct config *c, uint64_t now, b
         fprintf(f, "%-24s %-16s %7s %6s %8s %11s %6s\n", "TARGET", "POOL", "DESIRED", "HELD", "CLAIMED",
                 "IN-PROGRESS", "FAILED");
         for (size_t i = 0; i < n; i++) {
-                char w[16];
+                char w[24];
                 if (v[i].wanted >= 0)
                         snprintf(w, sizeof w, "%ld", v[i].wanted);
                 else
                         snprintf(w, sizeof w, "?");
                 fprintf(f, "%-24s %-16s %7s %6u %8u %11u %6u%s\n", v[i].target, v[i].pool, w,
                         v[i].claimed + v[i].in_progress + v[i].failed, v[i].claimed, v[i].in_progress, v[i].failed,
-                        v[i].in_config || !c ? "" : "  (not in the YAML: orphan)");
+                        v[i].in_config ? "" : "  (not in the YAML: orphan)");
         }
         if (n == 0)
                 fprintf(f, "(no pools: the state is empty and no configuration was read)\n");

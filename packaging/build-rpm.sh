@@ -51,7 +51,10 @@ mkdir -p "$out"
 rm -f "$out"/connect-numbers-*.rpm
 find "$tmp/RPMS" "$tmp/SRPMS" -name '*.rpm' -exec cp {} "$out/" \;
 cp "$log" "$out/build-rpm.log"
-rpm=$(ls "$out"/connect-numbers-"$version"-*.rpm | grep -v '\.src\.rpm$')
+rpm=""
+for f in "$out"/connect-numbers-"$version"-*.rpm; do
+        case $f in *.src.rpm) ;; *) rpm=$f ;; esac
+done
 
 echo "== rpm -qlp $(basename "$rpm")"
 rpm -qlp "$rpm"

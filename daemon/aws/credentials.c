@@ -865,7 +865,7 @@ static int from_container(struct aws_credentials **ret, char **ret_error) {
         _cleanup_(freep) char *url = NULL;
         _cleanup_(free_cleanse_strp) char *token = NULL, *auth_header = NULL;
         _cleanup_(http_reply_done) struct http_reply reply = {};
-        int r;
+        int r = -EIO;
 
         if (rel) {
                 if (rel[0] != '/')
@@ -989,7 +989,7 @@ static int from_imds(struct aws_credentials **ret, char **ret_error) {
                 .timeout_ms = imds_timeout_ms(),
                 .attempts = env_long("AWS_METADATA_SERVICE_NUM_ATTEMPTS", IMDS_ATTEMPTS, 1, 10),
         };
-        int r;
+        int r = -EIO;
 
         if (env_true("AWS_EC2_METADATA_DISABLED"))
                 return set_error(ret_error, NOT_FOUND, "instance metadata disabled by AWS_EC2_METADATA_DISABLED");

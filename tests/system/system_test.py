@@ -382,16 +382,25 @@ def service_checks(c, fake, res, root, ca_src):
     status_text = wait_for(lambda: c.out("systemctl", "show", "-p", "StatusText", "--value", UNIT), 30)
     res.check(bool(status_text), "StatusText is set: %r" % status_text)
 
-    # journald fields.
-    claimed = journal_json(c, "-u", UNIT, "MESSAGE_ID=" + MSG["claimed"])
-    res.check(all(r.get("SYSLOG_IDENTIFIER") == "connect-numbersd" and r.get("PRIORITY") for r in claimed)
-              and len(claimed) >= 4, "%d claimed records, all with SYSLOG_IDENTIFIER and PRIORITY" % len(claimed))
-    seen = {(r.get("TARGET"), r.get("POOL"), r.get("PHONE_NUMBER"), r.get("TARGET_ARN")) for r in claimed}
+    # journald fields. The fake may show CLAIMED a moment before the
+    # service has described the number and logged it: wait for the records.
     want = {("main", "a", n, arn_main) for n in fake.held(arn_main, "main/a")}
     want |= {("main", "b", n, arn_main) for n in fake.held(arn_main, "main/b")}
     want |= {("small", "p", n, arn_small) for n in fake.held(arn_small, "small/p")}
-    res.check(want and want <= seen, "every claimed number has a record with TARGET, POOL, PHONE_NUMBER, TARGET_ARN",
+
+    def claimed_records():
+        recs = journal_json(c, "-u", UNIT, "MESSAGE_ID=" + MSG["claimed"])
+        seen = {(r.get("TARGET"), r.get("POOL"), r.get("PHONE_NUMBER"), r.get("TARGET_ARN")) for r in recs}
+        return recs if want <= seen else None
+    claimed = wait_for(claimed_records, 60, failed) or journal_json(c, "-u", UNIT, "MESSAGE_ID=" + MSG["claimed"])
+    seen = {(r.get("TARGET"), r.get("POOL"), r.get("PHONE_NUMBER"), r.get("TARGET_ARN")) for r in claimed}
+    res.check(len(want) == 4 and want <= seen,
+              "every claimed number has a record with TARGET, POOL, PHONE_NUMBER, TARGET_ARN",
               "want %s\nseen %s" % (sorted(want), sorted(seen)))
+    res.check(all(r.get("SYSLOG_IDENTIFIER") == "connect-numbersd" and r.get("PRIORITY") in ("5", "6")
+                  for r in claimed),
+              "%d claimed records, all with SYSLOG_IDENTIFIER=connect-numbersd, PRIORITY notice or info"
+              % len(claimed))
     res.check(bool(quota) and any(r.get("TARGET") == "small" and r.get("PRIORITY") == "3"
                                   and QUOTA_TEXT in r.get("MESSAGE", "") for r in quota),
               "quota record: MESSAGE_ID %s, TARGET=small, PRIORITY=3, the support text" % MSG["quota"],
@@ -436,10 +445,21 @@ def service_checks(c, fake, res, root, ca_src):
     res.check(wait_for(lambda: len(fake.held(arn_main, "main/a")) == 3, 90, failed),
               "after the reload the fake holds main/a=3")
     res.check(c.out("systemctl", "is-active", UNIT) == "active", "still active after the reload")
-    claimed2 = journal_json(c, "-u", UNIT, "MESSAGE_ID=" + MSG["claimed"], "POOL=a", "TARGET=main")
     held_a = set(fake.held(arn_main, "main/a"))
-    res.check(len(held_a) == 3 and {r.get("PHONE_NUMBER") for r in claimed2} >= held_a,
-              "a claimed record for each of the 3 numbers of main/a")
+    claimed2 = wait_for(lambda: {r.get("PHONE_NUMBER") for r in journal_json(
+        c, "-u", UNIT, "MESSAGE_ID=" + MSG["claimed"], "POOL=a", "TARGET=main")} >= held_a, 60, failed)
+    res.check(len(held_a) == 3 and claimed2, "a claimed record for each of the 3 numbers of main/a")
+
+    # An invalid file on reload is rejected; the service keeps running.
+    good_yaml = yaml_text(fake, arn_main, arn_small, 3)
+    write(os.path.join(etc, "numbers.yaml"), good_yaml.replace("count: 2}", "count: many}"))
+    c.run("systemctl", "reload", UNIT)
+    rejected = wait_for(lambda: journal_json(c, "-u", UNIT, "MESSAGE_ID=" + MSG["config_rejected"]), 30, failed)
+    res.check(bool(rejected) and c.out("systemctl", "is-active", UNIT) == "active",
+              "an invalid file on reload is rejected (MESSAGE_ID %s) and the service stays active"
+              % MSG["config_rejected"])
+    write(os.path.join(etc, "numbers.yaml"), good_yaml)
+    c.run("systemctl", "reload", UNIT)
 
     # Restart: the state survives, nothing is claimed again.
     before_numbers = fake.admin("GET", "/admin/numbers")["numbers"]
@@ -467,6 +487,16 @@ def service_checks(c, fake, res, root, ca_src):
     p = c.run("connect-numbersd", "--status")
     res.check(p.returncode == 0 and "main" in p.stdout and "small" in p.stdout,
               "connect-numbersd --status reads the state", p.stdout + p.stderr)
+
+    # A start with an invalid file exits 78 and is not restarted.
+    write(os.path.join(etc, "numbers.yaml"), good_yaml.replace("count: 2}", "count: many}"))
+    p = c.run("systemctl", "start", UNIT, timeout=60)
+    time.sleep(1)
+    show = c.out("systemctl", "show", "-p", "ActiveState,ExecMainStatus,NRestarts", UNIT)
+    res.check(p.returncode != 0 and "ActiveState=failed" in show and "ExecMainStatus=78" in show
+              and "NRestarts=0" in show, "an invalid file at start: exit 78, failed, no restart loop", show)
+    write(os.path.join(etc, "numbers.yaml"), good_yaml)
+    c.run("systemctl", "reset-failed", UNIT)
 
 
 def main(res):

@@ -962,6 +962,13 @@ static void test_plan_tokens_follow_view(void **unused) {
         assert_int_equal(pb2->n_steps, 2);
         assert_string_not_equal(pa->steps[0].view_digest, pb2->steps[0].view_digest);
         assert_string_not_equal(pa->steps[0].client_token, pb2->steps[0].client_token);
+        /* So does a number released from it: the view only grows, and a
+         * token used once is never derived again for another number. */
+        n = state_find_number(b, "support-us", "+12065550777");
+        n->phase = PHASE_RELEASED;
+        _cleanup_(plan_freep) struct plan *pb3 = NULL;
+        assert_int_equal(reconcile_plan(c, b, NOW, &pb3, &ev), 0);
+        assert_string_equal(pb2->steps[0].client_token, pb3->steps[0].client_token);
         /* An intent of ours is not part of the view (another instance
          * cannot see it): the remaining slot keeps its token. */
         _cleanup_(state_freep) struct state *c2 = state_new();
