@@ -41,7 +41,7 @@ DAEMON     := $(BUILD)/connect-numbersd
 TEST_SRCS  := $(wildcard tests/unit/test-*.c)
 TEST_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all check check-unit check-fake check-integration check-style check-system check-valgrind \
+.PHONY: all check check-unit check-unit-file check-fake check-integration check-style check-system check-valgrind \
         demo install clean deps fuzz bench deb rpm
 .DEFAULT_GOAL := all
 
@@ -70,11 +70,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
-check: all $(TEST_BINS) check-style check-unit check-fake check-integration
+check: all $(TEST_BINS) check-style check-unit-file check-unit check-fake check-integration
 	@echo "make check: all suites passed"
 
 check-style:
 	sh tests/check-banned.sh
+
+check-unit-file:
+	sh tests/check-unit-file.sh
 
 check-unit: $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run-unit.sh $(TEST_BINS)
@@ -111,8 +114,9 @@ install: all
 	install -D -m 0644 systemd/connect-numbersd.service $(DESTDIR)$(UNITDIR)/connect-numbersd.service
 	install -D -m 0644 systemd/connect-numbers.catalog $(DESTDIR)$(CATALOGDIR)/connect-numbers.catalog
 	install -D -m 0644 config/numbers.example.yaml $(DESTDIR)$(DOCDIR)/numbers.example.yaml
-	test -e $(DESTDIR)$(SYSCONFDIR)/connect-numbers/numbers.yaml || \
-		install -D -m 0640 config/numbers.example.yaml $(DESTDIR)$(SYSCONFDIR)/connect-numbers/numbers.yaml
+	install -D -m 0644 systemd/credentials.conf.example $(DESTDIR)$(DOCDIR)/examples/credentials.conf
+	# No numbers.yaml: the unit waits (ConditionPathExists) until the operator writes one.
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/connect-numbers
 	for m in man/*.[0-9]; do [ -e "$$m" ] || continue; s=$${m##*.}; \
 		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
 
