@@ -42,7 +42,7 @@ TEST_SRCS  := $(wildcard tests/unit/test-*.c)
 TEST_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
 .PHONY: all check check-unit check-unit-file check-fake check-integration check-style check-system check-valgrind \
-        demo install clean deps fuzz bench deb rpm
+        check-fuzz demo install clean deps fuzz bench deb rpm
 .DEFAULT_GOAL := all
 
 all: $(DAEMON) daemon/connect-numbersd
@@ -70,7 +70,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
-check: all $(TEST_BINS) check-style check-unit-file check-unit check-fake check-integration
+# The fuzzers carry their own sanitizers: a short run each, once (not again
+# in the SANITIZE=1 round).
+CHECK_FUZZ := $(if $(filter 1,$(SANITIZE)),,check-fuzz)
+
+check: all $(TEST_BINS) check-style check-unit-file check-unit check-fake check-integration $(CHECK_FUZZ)
 	@echo "make check: all suites passed"
 
 check-style:
@@ -97,8 +101,11 @@ check-system: all
 demo: all
 	sh tests/demo.sh
 
-fuzz:
+fuzz: $(DEPS_OK)
 	$(MAKE) -f tests/fuzz/Makefile FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+check-fuzz: $(DEPS_OK)
+	$(MAKE) -f tests/fuzz/Makefile run FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),15)
 
 bench: all
 	sh bench/run.sh
@@ -121,4 +128,4 @@ install: all
 		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$m); done
 
 clean:
-	rm -rf build build-sanitize daemon/connect-numbersd
+	rm -rf build build-sanitize build-fuzz daemon/connect-numbersd

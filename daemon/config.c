@@ -1010,8 +1010,9 @@ static bool *mapping_skip_list(struct parse_ctx *ctx, const struct node *m) {
 static void mapping_walk(struct parse_ctx *ctx, const struct node *m, const struct key_spec *specs, size_t n_specs,
                          void *dest, const char *where, const struct node **ret_keys, const struct node **ret_values) {
         const char *names[KEYS_MAX];
-        for (size_t i = 0; i < n_specs && i < KEYS_MAX; i++) {
-                names[i] = specs[i].name;
+        for (size_t i = 0; i < n_specs; i++) {
+                if (i < KEYS_MAX)
+                        names[i] = specs[i].name;
                 ret_keys[i] = ret_values[i] = NULL;
         }
 
