@@ -753,8 +753,14 @@ int connect_build_request(enum connect_op op, const struct connect_args *a, stru
                     (r = json_set_string(body, "PhoneNumberCountryCode", a->country)) < 0 ||
                     (r = json_set_string(body, "PhoneNumberType", a->type)) < 0)
                         return r;
-                if (!isempty(a->prefix) && (r = json_set_string(body, "PhoneNumberPrefix", a->prefix)) < 0)
-                        return r;
+                if (!isempty(a->prefix)) {
+                        /* SPEC: the prefix is always sent with its '+'. */
+                        _cleanup_(freep) char *p = a->prefix[0] == '+' ? strdup(a->prefix) : strprintf("+%s", a->prefix);
+                        if (!p)
+                                return -ENOMEM;
+                        if ((r = json_set_string(body, "PhoneNumberPrefix", p)) < 0)
+                                return r;
+                }
                 if (json_object_set_new(body, "MaxResults", json_integer(max)) < 0)
                         return -ENOMEM;
                 break;
@@ -1075,12 +1081,31 @@ static void call_unlink(struct connect_call *call) {
                 c->n_calls--;
 }
 
-/* Hands the outcome to the callback, then frees the call. */
-static void call_finish(struct connect_call *call) {
-        call_unlink(call);
-        call->result.op = call->op;
+/* Hands the outcome of an unlinked call to its callback, then frees it. */
+static void call_deliver(struct connect_call *call) {
+        struct connect_result *res = &call->result;
+
+        res->op = call->op;
+        if (res->r < 0) {
+                /* A failed LIST must not look like a shorter list: no
+                 * partial pages reach the caller. */
+                connect_numbers_free(res->numbers, res->n_numbers);
+                res->numbers = NULL;
+                res->n_numbers = 0;
+                connect_available_free(res->available, res->n_available);
+                res->available = NULL;
+                res->n_available = 0;
+                res->phone_number_id = mfree(res->phone_number_id);
+                res->phone_number_arn = mfree(res->phone_number_arn);
+        }
         call->cb(&call->result, call->userdata);
         call_free(call);
+}
+
+/* Unlinks the call, hands the outcome to the callback, frees the call. */
+static void call_finish(struct connect_call *call) {
+        call_unlink(call);
+        call_deliver(call);
 }
 
 static void call_fail(struct connect_call *call, int r, enum connect_error_kind kind, const char *message) {
@@ -1113,7 +1138,7 @@ static void bucket_schedule(struct connect_bucket *b) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(b->timer, SD_EVENT_ONESHOT);
         if (r < 0)
-                log_warning_errno(r, "Cannot arm the pacing timer for %s in %s: %m", op_names[b->op], b->region);
+                log_warning_errno(r, "Cannot arm the pacing timer for %s in %s", op_names[b->op], b->region);
 }
 
 static struct connect_bucket *bucket_get(struct connect_client *c, const char *region, enum connect_op op,
@@ -1346,8 +1371,8 @@ static void log_attempt(const struct connect_call *call, long status, const char
                 .extra = extra,
         };
         if (r < 0)
-                log_fields(LOG_DEBUG, r, &f, "%s in %s, attempt %u: %m", op_names[call->op], call->region,
-                           call->request_attempts);
+                log_fields(LOG_DEBUG, r, &f, "%s in %s, attempt %u", op_names[call->op], call->region,
+                           call->request_attempts); /* log_fields() appends strerror(r) */
         else
                 log_fields(LOG_DEBUG, 0, &f, "%s in %s, attempt %u: HTTP %ld%s%s", op_names[call->op],
                            call->region, call->request_attempts, status, code ? " " : "", code ?: "");
@@ -1792,9 +1817,7 @@ void connect_client_cancel_all(struct connect_client *c) {
                 call->result.r = -ECANCELED;
                 call->result.error.kind = CONNECT_ERROR_OTHER;
                 call->result.error.message = strdup("cancelled");
-                call->result.op = call->op;
-                call->cb(&call->result, call->userdata);
-                call_free(call);
+                call_deliver(call); /* already unlinked above */
         }
         dispatch_end(c);
 }

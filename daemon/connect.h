@@ -205,7 +205,7 @@ struct connect_args {
         const char *client_token;         /* CLAIM, RELEASE, UPDATE_METADATA (omitted when NULL) */
         const char *country;              /* SEARCH */
         const char *type;                 /* SEARCH */
-        const char *prefix;               /* SEARCH, or NULL */
+        const char *prefix;               /* SEARCH, or NULL; a missing leading '+' is added */
         unsigned max_results;             /* SEARCH: 1..10, 0 or larger = 10 */
         const char *next_token;           /* LIST, or NULL */
         const char *instance_id;          /* ASSOCIATE_FLOW */

@@ -225,6 +225,7 @@ static int run_status(const struct args *a, const char *state_dir) {
         }
         if (!s)
                 return EXIT_FAILURE_OTHER;
+        (void) state_load_pass_info(state_dir, s);
         /* The YAML gives the desired counts when it can be read; status works without it. */
         _cleanup_(config_freep) struct config *c = NULL;
         struct config_problems problems = {0};

@@ -103,17 +103,23 @@ int manager_new(const struct manager_options *o, struct config *config, struct m
                                        m->state_dir);
         if (r < 0)
                 return log_error_errno(r, "Cannot lock the state directory %s", m->state_dir);
-        _cleanup_(freep) char *warning = NULL;
-        r = state_load(m->state_dir, &m->state, &warning);
-        if (r < 0)
-                return log_error_errno(r, "Cannot load the state from %s", m->state_dir);
-        if (warning)
-                log_warning("%s", warning);
-
         r = sd_event_default(&m->event);
         if (r < 0)
                 return log_error_errno(r, "Cannot create the event loop");
         *ret = TAKE_PTR(m);
+        return 0;
+}
+
+/* Loaded after READY=1 in service mode: at 10,000 numbers the state is
+ * megabytes of JSON, and systemd need not wait for it. */
+static int manager_load_state(struct manager *m) {
+        _cleanup_(freep) char *warning = NULL;
+        int r = state_load(m->state_dir, &m->state, &warning);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the state from %s", m->state_dir);
+        if (warning)
+                log_warning("%s", warning);
+        (void) state_load_pass_info(m->state_dir, m->state);
         return 0;
 }
 
@@ -270,7 +276,7 @@ static void on_pass_done(struct pass *p, const struct pass_result *r, void *user
         }
         if (manager_schedule(m, delay) < 0)
                 log_error("Cannot schedule the next pass");
-        (void) state_save(m->state_dir, m->state);
+        (void) state_save_pass_info(m->state_dir, m->state);
 }
 
 static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -385,11 +391,13 @@ int manager_run_service(struct manager *m) {
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 log_warning_errno(r, "Cannot enable the watchdog");
+        sd_notifyf(false, "READY=1\nSTATUS=Started; first pass running (%u numbers wanted on %zu targets)",
+                   config_total_wanted(m->config), m->config->n_targets);
+        if (manager_load_state(m) < 0)
+                return EXIT_FAILURE_OTHER;
         r = manager_schedule(m, 0);
         if (r < 0)
                 return log_error_errno(r, "Cannot schedule the first pass"), EXIT_FAILURE_OTHER;
-        sd_notifyf(false, "READY=1\nSTATUS=Started; first pass running (%u numbers wanted on %zu targets)",
-                   config_total_wanted(m->config), m->config->n_targets);
         log_info("connect-numbersd " VERSION " started: %u numbers wanted on %zu targets, state in %s",
                  config_total_wanted(m->config), m->config->n_targets, m->state_dir);
         r = sd_event_loop(m->event);
@@ -403,18 +411,14 @@ int manager_run_once(struct manager *m, bool plan) {
         if (r < 0)
                 return EXIT_FAILURE_OTHER;
         m->exit_status = EXIT_FAILURE_OTHER;
+        if (manager_load_state(m) < 0)
+                return EXIT_FAILURE_OTHER;
         r = manager_start_pass(m);
         if (r < 0)
                 return EXIT_FAILURE_OTHER;
         r = sd_event_loop(m->event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed"), EXIT_FAILURE_OTHER;
-        if (!plan) {
-                r = state_save(m->state_dir, m->state);
-                if (r < 0) {
-                        log_error_errno(r, "Cannot save the state in %s", m->state_dir);
-                        return EXIT_FAILURE_OTHER;
-                }
-        }
+        /* The pass saved what it changed. */
         return m->exit_status;
 }

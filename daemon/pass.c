@@ -59,6 +59,7 @@ struct pass {
         usec_t follow_deadline;        /* CLOCK_BOOTTIME */
 
         unsigned claims_made, releases_made;
+        bool dirty;                    /* the state changed: save it whole at the end */
         sd_event_source *finish_source;
         struct pass_result result;
         bool finished;
@@ -331,7 +332,8 @@ static int on_finish(sd_event_source *s, void *userdata) {
 
 /* Remembers what the YAML wants, so that --status can show it without
  * reading the YAML (it may be unreadable to the operator). */
-static void pass_record_desired(struct pass *p) {
+static bool pass_record_desired(struct pass *p) {
+        bool changed = false;
         for (size_t i = 0; i < p->config->n_targets; i++) {
                 const struct target_config *t = &p->config->targets[i];
                 struct state_target *st = state_get_target(p->state, t->name, t->arn);
@@ -351,21 +353,30 @@ static void pass_record_desired(struct pass *p) {
                         }
                         n++;
                 }
-                for (size_t j = 0; j < st->n_desired; j++) {
-                        free(st->desired[j].key);
-                        free(st->desired[j].value);
+                bool same = st->n_desired == n;
+                for (size_t j = 0; same && j < n; j++)
+                        same = streq_ptr(st->desired[j].key, d[j].key) && streq_ptr(st->desired[j].value, d[j].value);
+                struct state_tag *old = same ? d : st->desired;
+                size_t n_old = same ? n : st->n_desired;
+                for (size_t j = 0; j < n_old; j++) {
+                        free(old[j].key);
+                        free(old[j].value);
                 }
-                free(st->desired);
-                st->desired = d;
-                st->n_desired = n;
+                free(old);
+                if (!same) {
+                        st->desired = d;
+                        st->n_desired = n;
+                        changed = true;
+                }
         }
+        return changed;
 }
 
 static void pass_finish(struct pass *p) {
         if (p->finished)
                 return;
-        if (!p->opts.read_only)
-                pass_record_desired(p);
+        if (!p->opts.read_only && pass_record_desired(p))
+                p->dirty = true;
         p->finished = true;
         p->phase = PASS_DONE;
         uint64_t now = clock_wall_sec();
@@ -374,7 +385,15 @@ static void pass_finish(struct pass *p) {
         p->state->last_pass_result = p->result.exit_status;
         free_and_strdup(&p->state->last_error, p->error);
         p->result.plan = TAKE_PTR(p->plan);
-        (void) pass_save(p);
+        /* A pass that changed nothing writes only the small pass record:
+         * at 10,000 numbers the whole state is megabytes of JSON. */
+        if (p->dirty)
+                (void) pass_save(p);
+        else if (!p->opts.read_only && p->opts.state_dir) {
+                int r = state_save_pass_info(p->opts.state_dir, p->state);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot save the pass record in %s", p->opts.state_dir);
+        }
         /* Report from the loop, never from inside a callback chain that the
          * receiver might free. */
         if (sd_event_add_defer(p->event, &p->finish_source, on_finish, p) < 0)
@@ -425,6 +444,7 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
 
         f->in_flight = false;
         p->outstanding--;
+        p->dirty = true;
         if (res->r >= 0 && res->n_numbers == 1) {
                 reconcile_ingest_describe(p->state, p->config, f->target, &res->numbers[0], now, &ev);
                 log_events(p, &ev);
@@ -590,6 +610,7 @@ static void on_claim(const struct connect_result *res, void *userdata) {
         uint64_t now = clock_wall_sec();
 
         p->outstanding--;
+        p->dirty = true;
         if (cl)
                 cl->in_flight--;
         struct state_number *n = state_find_number(p->state, cc->target, cc->phone_number);
@@ -702,6 +723,7 @@ static void on_search(const struct connect_result *res, void *userdata) {
         struct reconcile_events ev = {0};
 
         p->outstanding--;
+        p->dirty = true;
         cl->searching = false;
         if (res->r < 0) {
                 if (res->r != -ECANCELED) {
@@ -865,6 +887,7 @@ static void on_step(const struct connect_result *res, void *userdata) {
         free(sc);
         p->outstanding--;
         p->steps_in_flight--;
+        p->dirty = true;
         if (res->r >= 0) {
                 struct log_fields f = {.target = s->target, .target_arn = s->target_arn, .pool = s->pool,
                                        .phone_number = s->phone_number, .phone_number_id = s->phone_number_id,
@@ -1038,6 +1061,8 @@ static void pass_execute(struct pass *p) {
 static void pass_plan(struct pass *p) {
         struct reconcile_events ev = {0};
         int r = reconcile_plan(p->config, p->state, clock_wall_sec(), &p->plan, &ev);
+        if (ev.n > 0 || (p->plan && plan_count_changes(p->plan) > 0))
+                p->dirty = true;
         log_events(p, &ev);
         if (r < 0) {
                 pass_set_error(p, true, "planning failed: %s", strerror(-r));
@@ -1064,6 +1089,7 @@ static void on_describe(const struct connect_result *res, void *userdata) {
         uint64_t now = clock_wall_sec();
 
         p->outstanding--;
+        p->dirty = true;
         if (res->r >= 0 && res->n_numbers == 1)
                 reconcile_ingest_describe(p->state, p->config, dc->target, &res->numbers[0], now, &ev);
         else if (res->r < 0 && res->error.kind == CONNECT_ERROR_NOT_FOUND)
@@ -1131,12 +1157,16 @@ static void on_list(const struct connect_result *res, void *userdata) {
         p->outstanding--;
         snprintf(key, sizeof key, "list:%s", t->name);
         if (res->r >= 0) {
+                size_t before = p->state->n_numbers;
                 reconcile_ingest_list(p->state, p->config, t->name, res->numbers, res->n_numbers, clock_wall_sec());
+                if (p->state->n_numbers != before)
+                        p->dirty = true;
                 if (log_repeat_clear(key))
                         log_fields(LOG_NOTICE, 0, &(struct log_fields){.target = t->name, .target_arn = t->arn},
                                    "Listing numbers of %s works again", t->name);
         } else {
                 reconcile_list_failed(p->state, t->name);
+                p->dirty = true;
                 if (res->r != -ECANCELED) {
                         int prio = log_repeat_priority(key, res->error.message, LOG_ERR);
                         struct log_fields f = {.target = t->name, .target_arn = t->arn,

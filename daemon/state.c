@@ -120,6 +120,7 @@ struct state *state_free(struct state *s) {
                 state_target_done(&s->targets[i]);
         free(s->targets);
         free(s->last_error);
+        free(s->index);
         free(s);
         return NULL;
 }
@@ -841,22 +842,19 @@ static int write_all(int fd, const char *p, size_t n) {
         return 0;
 }
 
-int state_save(const char *dir, const struct state *s) {
-        _cleanup_(freep) char *text = NULL;
-        int r = state_to_json(s, &text);
-        if (r < 0)
-                return r;
-        _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_FILE);
-        _cleanup_(freep) char *tmp = strprintf("%s/%s.tmp-XXXXXX", dir, STATE_FILE);
+/* Writes DIR/NAME atomically: old or new, never half-written (CLAIMS.md
+ * invariant 6). The new text becomes NAME only once it is complete on
+ * disk, and the rename itself is made durable. */
+static int write_file_atomic(const char *dir, const char *name, const char *text, size_t len) {
+        _cleanup_(freep) char *path = strprintf("%s/%s", dir, name);
+        _cleanup_(freep) char *tmp = strprintf("%s/%s.tmp-XXXXXX", dir, name);
+        int r;
         if (!path || !tmp)
                 return -ENOMEM;
 
-        /* Old or new, never half-written (CLAIMS.md invariant 6): the new
-         * document becomes state.json only once it is complete on disk. */
         int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        size_t len = strlen(text);
         r = write_all(fd, text, len);
         if (r >= 0)
                 r = write_all(fd, "\n", 1);
@@ -873,13 +871,84 @@ int state_save(const char *dir, const struct state *s) {
                 (void) unlink(tmp);
                 return r;
         }
-        /* The rename itself must survive a power cut. */
         _cleanup_(closep) int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;
         if (fsync(dfd) < 0)
                 return -errno;
         return 0;
+}
+
+int state_save(const char *dir, const struct state *s) {
+        _cleanup_(freep) char *text = NULL;
+        int r = state_to_json(s, &text);
+        if (r < 0)
+                return r;
+        return write_file_atomic(dir, STATE_FILE, text, strlen(text));
+}
+
+int state_save_pass_info(const char *dir, const struct state *s) {
+        json_t *o = json_object();
+        int r = o ? 0 : -ENOMEM;
+        if (r >= 0)
+                r = json_set(o, "version", json_integer(STATE_VERSION));
+        if (r >= 0)
+                r = put_u64(o, "last_pass_started_at", s->last_pass_started_at);
+        if (r >= 0)
+                r = put_u64(o, "last_pass_finished_at", s->last_pass_finished_at);
+        if (r >= 0)
+                r = put_u64(o, "next_pass_at", s->next_pass_at);
+        if (r >= 0)
+                r = json_set(o, "last_pass_result", json_integer(s->last_pass_result));
+        if (r >= 0)
+                r = put_str(o, "last_error", s->last_error);
+        _cleanup_(freep) char *text = r >= 0 ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(o);
+        if (r < 0)
+                return r;
+        if (!text)
+                return -ENOMEM;
+        return write_file_atomic(dir, STATE_PASS_FILE, text, strlen(text));
+}
+
+int state_load_pass_info(const char *dir, struct state *s) {
+        _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_PASS_FILE);
+        _cleanup_(freep) char *text = NULL;
+        size_t len = 0;
+        if (!path)
+                return -ENOMEM;
+        int r = read_full_file(path, 64 * 1024, &text, &len);
+        if (r < 0)
+                return r;
+        json_t *o = json_loadb(text, len, 0, NULL);
+        if (!json_is_object(o)) {
+                json_decref(o);
+                return -EBADMSG;
+        }
+        uint64_t started = 0, finished = 0, next = 0;
+        _cleanup_(freep) char *error = NULL;
+        json_t *res = json_object_get(o, "last_pass_result");
+        r = get_u64(o, "last_pass_started_at", &started);
+        if (r >= 0)
+                r = get_u64(o, "last_pass_finished_at", &finished);
+        if (r >= 0)
+                r = get_u64(o, "next_pass_at", &next);
+        if (r >= 0)
+                r = get_str(o, "last_error", &error);
+        if (r >= 0 && res && !json_is_integer(res))
+                r = -EBADMSG;
+        /* Only a newer record than the state's own counts. */
+        if (r >= 0 && finished >= s->last_pass_finished_at) {
+                s->last_pass_started_at = started;
+                s->last_pass_finished_at = finished;
+                s->next_pass_at = next;
+                if (res)
+                        s->last_pass_result = (int) json_integer_value(res);
+                free(s->last_error);
+                s->last_error = TAKE_PTR(error);
+        }
+        json_decref(o);
+        return r;
 }
 
 int state_lock(const char *dir, int *ret_fd) {
@@ -899,12 +968,72 @@ int state_lock(const char *dir, int *ret_fd) {
 
 /* ---- lookups and edits ------------------------------------------------ */
 
+/* A pass looks every listed number up: with 10,000 numbers a linear scan
+ * per lookup costs more than everything else in the pass together. The
+ * index maps (target, phone number) to a position in numbers[]; adding a
+ * record inserts it, removing one drops the index (positions shift), and
+ * the next lookup rebuilds it. Keys of a record never change. */
+#define INDEX_EMPTY SIZE_MAX
+
+static uint64_t key_hash(const char *target, const char *phone_number) {
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+        for (const char *c = target; *c; c++)
+                h = (h ^ (uint8_t) *c) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+        for (const char *c = phone_number; *c; c++)
+                h = (h ^ (uint8_t) *c) * 1099511628211ULL;
+        return h;
+}
+
+static void index_drop(struct state *s) {
+        s->index = mfree(s->index);
+        s->index_slots = 0;
+}
+
+static void index_put(struct state *s, size_t i) {
+        const struct state_number *n = &s->numbers[i];
+        size_t mask = s->index_slots - 1;
+        for (size_t k = key_hash(n->target, n->phone_number) & mask;; k = (k + 1) & mask)
+                if (s->index[k] == INDEX_EMPTY) {
+                        s->index[k] = i;
+                        return;
+                }
+}
+
+static int index_build(struct state *s) {
+        size_t slots = 64;
+        while (slots < s->n_numbers * 2 + 2)
+                slots *= 2;
+        size_t *ix = malloc(slots * sizeof *ix);
+        if (!ix)
+                return -ENOMEM;
+        for (size_t k = 0; k < slots; k++)
+                ix[k] = INDEX_EMPTY;
+        free(s->index);
+        s->index = ix;
+        s->index_slots = slots;
+        for (size_t i = 0; i < s->n_numbers; i++)
+                if (s->numbers[i].target && s->numbers[i].phone_number)
+                        index_put(s, i);
+        return 0;
+}
+
 struct state_number *state_find_number(struct state *s, const char *target, const char *phone_number) {
         if (!s || !target || !phone_number)
                 return NULL;
-        for (size_t i = 0; i < s->n_numbers; i++)
-                if (streq_ptr(s->numbers[i].phone_number, phone_number) && streq_ptr(s->numbers[i].target, target))
-                        return &s->numbers[i];
+        if (s->index_slots == 0 && index_build(s) < 0) {
+                for (size_t i = 0; i < s->n_numbers; i++)
+                        if (streq_ptr(s->numbers[i].phone_number, phone_number) &&
+                            streq_ptr(s->numbers[i].target, target))
+                                return &s->numbers[i];
+                return NULL;
+        }
+        size_t mask = s->index_slots - 1;
+        for (size_t k = key_hash(target, phone_number) & mask; s->index[k] != INDEX_EMPTY; k = (k + 1) & mask) {
+                struct state_number *n = &s->numbers[s->index[k]];
+                if (streq_ptr(n->phone_number, phone_number) && streq_ptr(n->target, target))
+                        return n;
+        }
         return NULL;
 }
 
@@ -933,6 +1062,12 @@ struct state_number *state_add_number(struct state *s, const char *target, const
         }
         struct state_number *n = &s->numbers[s->n_numbers++];
         *n = (struct state_number){.target = TAKE_PTR(t), .phone_number = TAKE_PTR(p), .phase = PHASE_UNKNOWN};
+        if (s->index_slots > 0) {
+                if (s->n_numbers * 2 + 2 > s->index_slots)
+                        index_drop(s); /* rebuilt larger at the next lookup */
+                else
+                        index_put(s, s->n_numbers - 1);
+        }
         return n;
 }
 
@@ -943,6 +1078,7 @@ void state_remove_number(struct state *s, struct state_number *n) {
         state_number_done(n);
         memmove(s->numbers + i, s->numbers + i + 1, sizeof *s->numbers * (s->n_numbers - i - 1));
         s->n_numbers--;
+        index_drop(s);
 }
 
 /* Finds the target by name, adding it if missing; a known target takes

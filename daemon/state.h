@@ -10,6 +10,7 @@
 #define STATE_VERSION 1
 #define STATE_FILE "state.json"
 #define STATE_LOCK_FILE "lock"
+#define STATE_PASS_FILE "pass.json"
 
 enum number_phase {
         PHASE_UNKNOWN,      /* seen in a list, not described yet */
@@ -106,6 +107,10 @@ struct state {
         size_t n_numbers;
         struct state_target *targets;
         size_t n_targets;
+        /* Private to state.c: an open-addressing index of numbers[] by
+         * (target, phone number), built on first lookup; 0 slots = none. */
+        size_t *index;
+        size_t index_slots;
 };
 
 struct state *state_new(void);
@@ -122,6 +127,11 @@ int state_from_json(const char *text, size_t len, struct state **ret);
  * returned and *ret_warning says what happened. state_save: atomic. */
 int state_load(const char *dir, struct state **ret, char **ret_warning);
 int state_save(const char *dir, const struct state *s);
+/* The pass times, result and error alone, in DIR/pass.json: a pass that
+ * changed nothing writes only this small file, not the whole state.
+ * state_load_pass_info() takes them when newer than the state's own. */
+int state_save_pass_info(const char *dir, const struct state *s);
+int state_load_pass_info(const char *dir, struct state *s);
 /* Advisory flock on DIR/lock (non-blocking): -EBUSY when another process
  * holds it. The lock lives as long as the returned fd. */
 int state_lock(const char *dir, int *ret_fd);

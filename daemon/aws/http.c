@@ -37,6 +37,7 @@
 #define HTTP_DEFAULT_CONNECT_TIMEOUT_USEC (5 * USEC_PER_SEC)
 #define HTTP_DEFAULT_TIMEOUT_USEC (30 * USEC_PER_SEC)
 #define HTTP_DEFAULT_MAX_RESPONSE ((size_t) 8 * 1024 * 1024)
+#define HTTP_MAX_RESPONSE_LIMIT ((size_t) 1024 * 1024 * 1024)
 /* Connect allows a handful of requests per second per operation; eight
  * parallel connections per host are plenty and keep us polite. */
 #define HTTP_MAX_HOST_CONNECTIONS 8L
@@ -319,6 +320,14 @@ static int socket_function(_unused_ CURL *easy, curl_socket_t fd, int what, void
                 return r < 0 ? -1 : 0;
         }
 
+        /* A socket curl closed without telling us leaves a stale source on
+         * the same number; drop it before watching the new socket. */
+        for (struct http_socket *i = c->sockets, *next; i; i = next) {
+                next = i->next;
+                if (i->fd == fd)
+                        http_socket_free(i);
+        }
+
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -1;
@@ -468,7 +477,7 @@ static int http_transfer_setup(struct http_transfer *t, const struct http_reques
         usec_t connect_timeout = req->connect_timeout_usec ?: HTTP_DEFAULT_CONNECT_TIMEOUT_USEC;
         usec_t timeout = req->timeout_usec ?: HTTP_DEFAULT_TIMEOUT_USEC;
 
-        t->max_response = req->max_response_bytes ?: HTTP_DEFAULT_MAX_RESPONSE;
+        t->max_response = MIN(req->max_response_bytes ?: HTTP_DEFAULT_MAX_RESPONSE, HTTP_MAX_RESPONSE_LIMIT);
 
         SETOPT(e, CURLOPT_PRIVATE, t);
         SETOPT(e, CURLOPT_URL, req->url);
