@@ -46,7 +46,7 @@ struct error_case {
         enum connect_error_kind kind;
 };
 
-static void test_parse_error_forms(void **state) {
+static void test_parse_error_forms(_unused_ void **state) {
         static const struct error_case cases[] = {
                 /* header wins, body Message */
                 { 429, "ThrottlingException", "{\"Message\":\"Rate exceeded\"}", "ThrottlingException",
@@ -109,7 +109,7 @@ static void test_parse_error_forms(void **state) {
         }
 }
 
-static void test_parse_error_keeps_no_secrets(void **state) {
+static void test_parse_error_keeps_no_secrets(_unused_ void **state) {
         _cleanup_(freep) char *body = NULL;
         struct connect_error e = {};
         size_t len;
@@ -147,7 +147,7 @@ static void test_parse_error_keeps_no_secrets(void **state) {
 
 /* ---- classification ---- */
 
-static void test_quota_refusal(void **state) {
+static void test_quota_refusal(_unused_ void **state) {
         assert_true(connect_is_quota_refusal("ServiceQuotaExceededException", NULL));
         assert_true(connect_is_quota_refusal("ServiceQuotaExceededException", "anything"));
         assert_true(connect_is_quota_refusal(NULL, "You've reached the limit of Phone Numbers"));
@@ -162,7 +162,7 @@ static void test_quota_refusal(void **state) {
         assert_false(connect_is_quota_refusal(NULL, NULL));
 }
 
-static void test_classify_table(void **state) {
+static void test_classify_table(_unused_ void **state) {
         static const struct {
                 long status;
                 const char *code;
@@ -214,7 +214,7 @@ static void test_classify_table(void **state) {
         assert_false(connect_error_kind_is_retryable(CONNECT_ERROR_TLS));
 }
 
-static void test_names(void **state) {
+static void test_names(_unused_ void **state) {
         for (int op = 0; op < _CONNECT_OP_MAX; op++) {
                 assert_non_null(connect_op_name(op));
                 assert_int_equal(connect_op_from_name(connect_op_name(op)), op);
@@ -241,7 +241,7 @@ static void test_names(void **state) {
 
 /* ---- response parsers ---- */
 
-static void test_parse_list(void **state) {
+static void test_parse_list(_unused_ void **state) {
         _cleanup_(freep) char *p1 = NULL, *p2 = NULL, *empty = NULL, *token = NULL;
         struct connect_number *nums = NULL;
         size_t n = 0, len;
@@ -292,7 +292,7 @@ static void test_parse_list(void **state) {
         assert_null(token);
 }
 
-static void test_parse_describe(void **state) {
+static void test_parse_describe(_unused_ void **state) {
         _cleanup_(freep) char *claimed = NULL, *failed = NULL, *progress = NULL;
         struct connect_number num = {};
         size_t len;
@@ -326,7 +326,7 @@ static void test_parse_describe(void **state) {
         connect_number_clear(&num);
 }
 
-static void test_parse_search_claim(void **state) {
+static void test_parse_search_claim(_unused_ void **state) {
         _cleanup_(freep) char *search = NULL, *empty = NULL, *claim = NULL, *trunc = NULL;
         struct connect_available *a = NULL;
         size_t n = 0, len;
@@ -364,7 +364,7 @@ static void test_parse_search_claim(void **state) {
         assert_null(arn);
 }
 
-static void test_parse_bad_inputs(void **state) {
+static void test_parse_bad_inputs(_unused_ void **state) {
         static const char *const bad_list[] = {
                 "", "not json", "[]", "{\"ListPhoneNumbersSummaryList\":{}}",
                 "{\"ListPhoneNumbersSummaryList\":[1]}",
@@ -444,7 +444,7 @@ static void expect_request(enum connect_op op, const struct connect_args *a, con
         connect_request_clear(&req);
 }
 
-static void test_build_requests(void **state) {
+static void test_build_requests(_unused_ void **state) {
         const struct connect_tag tags[] = {
                 { (char *) "connect-numbers:pool", (char *) "support-us/main" },
                 { (char *) "team", (char *) "support" },
@@ -487,6 +487,13 @@ static void test_build_requests(void **state) {
                        "POST", "/phone-number/search-available", NULL,
                        "{\"TargetArn\":\"" ARN_INSTANCE "\",\"PhoneNumberCountryCode\":\"US\",\"PhoneNumberType\":\"DID\","
                        "\"PhoneNumberPrefix\":\"+1206\",\"MaxResults\":5}");
+        /* the prefix always goes with its '+' (SPEC) */
+        expect_request(CONNECT_OP_SEARCH,
+                       &(struct connect_args){ .target_arn = ARN_INSTANCE, .country = "US", .type = "DID",
+                                               .prefix = "1206", .max_results = 1 },
+                       "POST", "/phone-number/search-available", NULL,
+                       "{\"TargetArn\":\"" ARN_INSTANCE "\",\"PhoneNumberCountryCode\":\"US\",\"PhoneNumberType\":\"DID\","
+                       "\"PhoneNumberPrefix\":\"+1206\",\"MaxResults\":1}");
         expect_request(CONNECT_OP_SEARCH,
                        &(struct connect_args){ .target_arn = ARN_INSTANCE, .country = "GB", .type = "TOLL_FREE",
                                                .max_results = 50 },
@@ -522,7 +529,7 @@ static void test_build_requests(void **state) {
                        "DELETE", "/tags/" ARN_NUMBER_ENC, "tagKeys=connect-numbers%3Apool&tagKeys=team%20a%2Fb", NULL);
 }
 
-static void test_build_request_invalid(void **state) {
+static void test_build_request_invalid(_unused_ void **state) {
         struct connect_request req = {};
         const struct connect_tag bad_utf8[] = { { (char *) "k", (char *) "\xff\xfe" } };
 
@@ -552,7 +559,7 @@ static void test_build_request_invalid(void **state) {
 
 /* ---- endpoints ---- */
 
-static void test_endpoints(void **state) {
+static void test_endpoints(_unused_ void **state) {
         char *e = NULL, *host = NULL, *path = NULL;
 
         unsetenv("AWS_ENDPOINT_URL_CONNECT");
@@ -663,7 +670,7 @@ static int closed_port(void) {
         return ntohs(sa.sin_port);
 }
 
-static void test_client_read_only_and_args(void **state) {
+static void test_client_read_only_and_args(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct outcome o = {};
@@ -708,7 +715,7 @@ static void test_client_read_only_and_args(void **state) {
         assert_int_equal(connect_client_in_flight(c), 0);
 }
 
-static void test_client_free_with_pending(void **state) {
+static void test_client_free_with_pending(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         struct connect_client *c = NULL;
         struct outcome o = {};
@@ -731,7 +738,7 @@ static void test_client_free_with_pending(void **state) {
         assert_int_equal(o.calls, 0);
 }
 
-static void test_client_connection_refused(void **state) {
+static void test_client_connection_refused(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct outcome o[3] = {};
@@ -767,7 +774,7 @@ static void test_client_connection_refused(void **state) {
         assert_int_equal(st.retries, 3);
 }
 
-static void test_client_no_credentials(void **state) {
+static void test_client_no_credentials(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct outcome o = {};
@@ -793,13 +800,13 @@ struct free_in_cb {
         unsigned calls;
 };
 
-static void on_result_free(const struct connect_result *res, void *userdata) {
+static void on_result_free(_unused_ const struct connect_result *res, void *userdata) {
         struct free_in_cb *f = userdata;
         f->calls++;
         f->c = connect_client_free(f->c);
 }
 
-static void test_client_free_in_callback(void **state) {
+static void test_client_free_in_callback(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         struct free_in_cb f = {};
         _cleanup_(freep) char *url = NULL;

@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -59,7 +60,7 @@ static char *source_relative(const char *rel) {
         return strprintf("%.*s%s%s", (int) dir, file, dir ? "/" : "", rel);
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+static int rm_one(const char *path, _unused_ const struct stat *st, _unused_ int flag, _unused_ struct FTW *ftw) {
         return remove(path) < 0 ? -errno : 0;
 }
 
@@ -68,7 +69,7 @@ static char *json_dup_string(json_t *o, const char *key) {
         return s ? strdup(s) : NULL;
 }
 
-static int fake_start(void **state) {
+static int fake_start(_unused_ void **state) {
         _cleanup_(freep) char *script = source_relative("../fake-connect/fake_connect.py");
         _cleanup_(freep) char *info_path = NULL;
 
@@ -130,7 +131,7 @@ static int fake_start(void **state) {
         return -1;
 }
 
-static int fake_stop(void **state) {
+static int fake_stop(_unused_ void **state) {
         if (fake.pid > 0) {
                 kill(fake.pid, SIGTERM);
                 waitpid(fake.pid, NULL, 0);
@@ -360,7 +361,7 @@ static size_t json_array_len(json_t *j, const char *key) {
 
 /* ---- the fake: every operation ---- */
 
-static void test_round_trip(void **state) {
+static void test_round_trip(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct connect_client_options opts;
@@ -375,6 +376,11 @@ static void test_round_trip(void **state) {
         REQUIRE_FAKE();
         env_for_fake();
         admin_post("/admin/reset", "{}");
+        /* Debug logging on, into a file we read at the end. */
+        int log_fd = memfd_create("test-http-log", MFD_CLOEXEC);
+        assert_true(log_fd >= 0);
+        log_set_console_fd(log_fd);
+        log_set_max_priority(LOG_DEBUG);
         opts = fake_options();
         assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
@@ -501,9 +507,26 @@ static void test_round_trip(void **state) {
         assert_true(claim_seen);
         assert_true(release_seen);
         outcome_clear(&o);
+
+        /* One debug line per attempt, with operation and request id, and
+         * nothing secret: no key, no signature, no Authorization. */
+        log_set_max_priority(LOG_WARNING);
+        log_set_console_fd(STDERR_FILENO);
+        off_t size = lseek(log_fd, 0, SEEK_END);
+        _cleanup_(freep) char *log = calloc(1, (size_t) size + 1);
+        assert_non_null(log);
+        assert_int_equal(pread(log_fd, log, (size_t) size, 0), size);
+        close(log_fd);
+        assert_non_null(strstr(log, "debug: ClaimPhoneNumber in us-east-1, attempt 1: HTTP 200 [op=ClaimPhoneNumber request-id="));
+        assert_non_null(strstr(log, "debug: ReleasePhoneNumber in us-east-1, attempt 1: HTTP 200"));
+        assert_non_null(strstr(log, "HTTP 404 ResourceNotFoundException [op=DescribePhoneNumber error=ResourceNotFoundException"));
+        assert_null(strstr(log, fake.secret_access_key));
+        assert_null(strstr(log, "Signature"));
+        assert_null(strstr(log, "AWS4-HMAC-SHA256"));
+        assert_null(strstr(log, "Authorization"));
 }
 
-static void test_list_pages(void **state) {
+static void test_list_pages(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct connect_client_options opts;
@@ -530,7 +553,7 @@ static void test_list_pages(void **state) {
         outcome_clear(&o);
 }
 
-static void test_session_credentials(void **state) {
+static void test_session_credentials(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct connect_client_options opts;
@@ -556,7 +579,7 @@ static void test_session_credentials(void **state) {
         outcome_clear(&o);
 }
 
-static void test_wrong_secret(void **state) {
+static void test_wrong_secret(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct connect_client_options opts;
@@ -580,7 +603,7 @@ static void test_wrong_secret(void **state) {
         outcome_clear(&o);
 }
 
-static void test_untrusted_certificate(void **state) {
+static void test_untrusted_certificate(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct connect_client_options opts;
@@ -626,7 +649,7 @@ static void test_untrusted_certificate(void **state) {
         outcome_clear(&o);
 }
 
-static void test_throttling(void **state) {
+static void test_throttling(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct connect_client_options opts;
@@ -680,7 +703,7 @@ static void test_throttling(void **state) {
         admin_post("/admin/config", "{\"rate\": 0, \"burst\": 5}");
 }
 
-static void test_pacing_avoids_throttling(void **state) {
+static void test_pacing_avoids_throttling(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct connect_client_options opts;
@@ -712,7 +735,7 @@ static void test_pacing_avoids_throttling(void **state) {
         admin_post("/admin/config", "{\"rate\": 0, \"burst\": 5}");
 }
 
-static void test_faults_retried(void **state) {
+static void test_faults_retried(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct connect_client_options opts;
@@ -790,7 +813,7 @@ static void test_faults_retried(void **state) {
         outcome_clear(&o);
 }
 
-static void test_max_attempts_env(void **state) {
+static void test_max_attempts_env(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(connect_client_freep) struct connect_client *c = NULL;
         struct connect_client_options opts;
@@ -958,7 +981,7 @@ static char *chunked_response(size_t *ret_len) {
         return r;
 }
 
-static void test_http_cap_and_headers(void **state) {
+static void test_http_cap_and_headers(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(http_client_freep) struct http_client *h = NULL;
         _cleanup_(freep) char *resp = NULL, *url = NULL;
@@ -1011,7 +1034,7 @@ static void test_http_cap_and_headers(void **state) {
         http_outcome_clear(&o);
 }
 
-static void test_http_delete_and_body(void **state) {
+static void test_http_delete_and_body(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(http_client_freep) struct http_client *h = NULL;
         _cleanup_(freep) char *url = NULL;
@@ -1055,7 +1078,7 @@ static void test_http_delete_and_body(void **state) {
         http_outcome_clear(&o);
 }
 
-static void test_http_errors(void **state) {
+static void test_http_errors(_unused_ void **state) {
         _cleanup_(sd_event_unrefp) sd_event *e = NULL;
         _cleanup_(http_client_freep) struct http_client *h = NULL;
         _cleanup_(freep) char *url = NULL;

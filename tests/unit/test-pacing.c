@@ -12,7 +12,7 @@
 
 #define T0 ((usec_t) 1000 * USEC_PER_SEC)
 
-static void test_bucket_burst_then_rate(void **state) {
+static void test_bucket_burst_then_rate(_unused_ void **state) {
         struct token_bucket b;
 
         /* 2/s burst 5: five immediate, then one every 500 ms. */
@@ -36,7 +36,7 @@ static void test_bucket_burst_then_rate(void **state) {
         }
 }
 
-static void test_bucket_partial_wait(void **state) {
+static void test_bucket_partial_wait(_unused_ void **state) {
         struct token_bucket b;
 
         token_bucket_init(&b, 2.0, 5.0, T0);
@@ -47,7 +47,7 @@ static void test_bucket_partial_wait(void **state) {
         assert_true(token_bucket_take(&b, T0 + 500 * USEC_PER_MSEC));
 }
 
-static void test_bucket_refill_caps_at_burst(void **state) {
+static void test_bucket_refill_caps_at_burst(_unused_ void **state) {
         struct token_bucket b;
         int n = 0;
 
@@ -61,7 +61,7 @@ static void test_bucket_refill_caps_at_burst(void **state) {
         assert_int_equal(n, 5);
 }
 
-static void test_bucket_odd_rates(void **state) {
+static void test_bucket_odd_rates(_unused_ void **state) {
         struct token_bucket b;
 
         /* 0.1/s: ten seconds between tokens. */
@@ -87,7 +87,7 @@ static void test_bucket_odd_rates(void **state) {
         assert_true(token_bucket_wait_usec(&b, T0) != USEC_INFINITY);
 }
 
-static void test_bucket_clock_backwards(void **state) {
+static void test_bucket_clock_backwards(_unused_ void **state) {
         struct token_bucket b;
 
         token_bucket_init(&b, 2.0, 1.0, T0);
@@ -97,7 +97,7 @@ static void test_bucket_clock_backwards(void **state) {
         assert_true(token_bucket_take(&b, T0 + 500 * USEC_PER_MSEC));
 }
 
-static void test_bucket_set_rate(void **state) {
+static void test_bucket_set_rate(_unused_ void **state) {
         struct token_bucket b;
 
         token_bucket_init(&b, 2.0, 5.0, T0);
@@ -109,7 +109,7 @@ static void test_bucket_set_rate(void **state) {
         assert_int_equal(token_bucket_wait_usec(&b, T0), 100 * USEC_PER_MSEC);
 }
 
-static void test_retry_quota(void **state) {
+static void test_retry_quota(_unused_ void **state) {
         struct retry_quota q;
 
         retry_quota_init(&q);
@@ -147,7 +147,7 @@ static void test_retry_quota(void **state) {
         assert_int_equal(q.available, 2);
 }
 
-static void test_backoff(void **state) {
+static void test_backoff(_unused_ void **state) {
         /* random 0: no wait at all */
         for (unsigned a = 1; a < 40; a++)
                 assert_int_equal(retry_backoff_usec(a, 0.0), 0);
@@ -172,7 +172,7 @@ static void test_backoff(void **state) {
         assert_int_equal(retry_backoff_usec(0, 0.5), 500000);
 }
 
-static void test_retryable_lists(void **state) {
+static void test_retryable_lists(_unused_ void **state) {
         assert_true(retry_is_throttling_code("ThrottlingException"));
         assert_true(retry_is_throttling_code("Throttling"));
         assert_true(retry_is_throttling_code("TooManyRequestsException"));
