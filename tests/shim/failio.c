@@ -19,8 +19,10 @@
  *                 (default: fail every later matching call).
  *   FAILIO_ERRNO  EIO (default), ENOSPC, EDQUOT, EROFS or a number.
  *   FAILIO_LOG    optional file: one line appended per injected failure
- *                 ("failio: CALL PATH errno"), so a test can tell the fault
+ *                 ("fail CALL PATH errno"), so a test can tell the fault
  *                 fired. Written with raw syscalls, never through the shim.
+ *   FAILIO_TRACE  with FAILIO_LOG: also one line per matching call that
+ *                 succeeds ("pass CALL PATH"), to count a run's calls.
  *
  * A failing close still closes the descriptor (Linux semantics); every
  * other failing call does nothing and returns -1 (NULL for fopen). */
@@ -65,6 +67,7 @@ static struct {
         long count;            /* failures to inject; < 0 unlimited */
         int err;
         char log[PATH_MAX];
+        bool trace;
         long seen;             /* matching calls so far */
         long failed;           /* failures injected so far */
 } cfg;
@@ -115,6 +118,8 @@ static void failio_init(void) {
         const char *l = getenv("FAILIO_LOG");
         if (l && strlen(l) < sizeof cfg.log)
                 memcpy(cfg.log, l, strlen(l) + 1);
+        const char *t = getenv("FAILIO_TRACE");
+        cfg.trace = t && *t && strcmp(t, "0") != 0;
         __atomic_store_n(&cfg.inited, 1, __ATOMIC_RELEASE);
 }
 
@@ -125,10 +130,10 @@ static bool path_in_dir(const char *path) {
 }
 
 /* The path an fd was opened on, from /proc (no libc state touched). */
-static bool fd_in_dir(int fd) {
-        char link[64], target[PATH_MAX];
+static bool fd_in_dir(int fd, char *target, size_t size) {
+        char link[64];
         snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        ssize_t n = readlink(link, target, sizeof target - 1);
+        ssize_t n = readlink(link, target, size - 1);
         if (n <= 0)
                 return false;
         target[n] = 0;
@@ -158,11 +163,12 @@ static bool at_path_in_dir(int dirfd, const char *path) {
         return path_in_dir(full);
 }
 
-static void log_failure(const char *call, const char *what) {
+static void log_line(bool failed, const char *call, const char *what) {
         if (!cfg.log[0])
                 return;
         char line[PATH_MAX + 128];
-        int n = snprintf(line, sizeof line, "failio: %s %s %d\n", call, what ? what : "-", cfg.err);
+        int n = failed ? snprintf(line, sizeof line, "fail %s %s %d\n", call, what ? what : "-", cfg.err)
+                       : snprintf(line, sizeof line, "pass %s %s\n", call, what ? what : "-");
         if (n <= 0)
                 return;
         if (n >= (int) sizeof line)
@@ -180,13 +186,14 @@ static bool should_fail(unsigned bit, const char *call, const char *what) {
         if (!(cfg.calls & bit))
                 return false;
         long seen = __atomic_fetch_add(&cfg.seen, 1, __ATOMIC_SEQ_CST);
-        if (seen < cfg.after)
-                return false;
-        long failed = __atomic_fetch_add(&cfg.failed, 1, __ATOMIC_SEQ_CST);
-        if (cfg.count >= 0 && failed >= cfg.count)
-                return false;
-        log_failure(call, what);
-        return true;
+        bool fail = seen >= cfg.after;
+        if (fail) {
+                long failed = __atomic_fetch_add(&cfg.failed, 1, __ATOMIC_SEQ_CST);
+                fail = cfg.count < 0 || failed < cfg.count;
+        }
+        if (fail || cfg.trace)
+                log_line(fail, call, what);
+        return fail;
 }
 
 static bool enabled(unsigned bit) {
@@ -324,11 +331,10 @@ int mkostemps(char *tmpl, int suffixlen, int flags) {
 /* ---- descriptors ------------------------------------------------------ */
 
 static bool fd_fails(unsigned bit, int fd, const char *call) {
-        if (!enabled(bit) || !fd_in_dir(fd))
+        char path[PATH_MAX];
+        if (!enabled(bit) || !fd_in_dir(fd, path, sizeof path))
                 return false;
-        char what[32];
-        snprintf(what, sizeof what, "fd%d", fd);
-        return should_fail(bit, call, what);
+        return should_fail(bit, call, path);
 }
 
 ssize_t write(int fd, const void *buf, size_t n) {
