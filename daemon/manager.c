@@ -200,6 +200,11 @@ static usec_t manager_next_delay(struct manager *m, const struct pass_result *r)
                         delay = w;
         } else if (r && r->next_wakeup_at && r->next_wakeup_at <= now)
                 delay = MIN(delay, MIN_PASS_DELAY_USEC * 5);
+        /* A pass that claimed numbers but stopped short (candidates ran out,
+         * numbers taken by others) goes on soon rather than in an interval;
+         * a pass that made no progress waits the interval. */
+        if (r && r->exit_status == EXIT_WORK_REMAINS && r->claims_made > 0 && r->held < r->wanted)
+                delay = MIN(delay, MIN_PASS_DELAY_USEC * 5);
         return MAX(delay, MIN_PASS_DELAY_USEC);
 }
 

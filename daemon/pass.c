@@ -54,6 +54,8 @@ struct pass {
 
         struct claimer **claimers;
         size_t n_claimers;
+        struct searcher **searchers;
+        size_t n_searchers;
         struct follow **follows;
         size_t n_follows;
         usec_t follow_deadline;        /* CLOCK_BOOTTIME */
@@ -545,21 +547,41 @@ static void pass_follow(struct pass *p, const char *target, const char *region, 
 
 /* ---- claims ------------------------------------------------------------ */
 
+/* One search feed per kind of number (region, country, type, prefix) for
+ * the whole pass: pools that want the same kind take candidates from one
+ * queue instead of racing each other for the same search results. A new
+ * search waits until the claims of the last results are answered:
+ * SearchAvailablePhoneNumbers keeps offering numbers whose claims are still
+ * queued, so an earlier search would mostly return what is being claimed. */
+struct searcher {
+        struct pass *pass;
+        const struct plan_step *step;  /* search parameters: the first pool's claim step */
+        char **queue;                  /* fresh candidates, shuffled */
+        char **seen;                   /* every number searches returned in this pass */
+        struct claimer **claimers;
+        size_t n_claimers;
+        struct searcher **searchers;
+        size_t n_searchers;
+        unsigned claims_in_flight;     /* claims of this feed's numbers not answered yet */
+        unsigned searches;
+        unsigned searches_max;
+        unsigned fruitless;            /* searches that returned nothing new */
+        bool searching;
+        bool exhausted;
+        bool found_any;
+};
+
 struct claimer {
         struct pass *pass;
+        struct searcher *searcher;
         const struct plan_step *step;  /* the pool's first claim step: parameters */
         unsigned *slots;               /* slots still to fill, ascending */
         unsigned *attempts;            /* attempt number per slot (parallel array) */
         size_t n_slots;
-        char **candidates;             /* shuffled search results not yet tried */
-        char **tried;                  /* numbers tried this pass */
-        unsigned searches;
-        unsigned searches_max;
+        unsigned slots_wanted;         /* slots at the start of the pass */
         unsigned not_available;
         unsigned in_flight;
-        bool searching;
         bool stopped;
-        bool found_any;
 };
 
 struct claim_call {
@@ -589,12 +611,20 @@ static void claimer_free(struct claimer *c) {
                 return;
         free(c->slots);
         free(c->attempts);
-        strv_free(c->candidates);
-        strv_free(c->tried);
         free(c);
 }
 
+static void searcher_free(struct searcher *sr) {
+        if (!sr)
+                return;
+        strv_free(sr->queue);
+        strv_free(sr->seen);
+        free(sr->claimers);
+        free(sr);
+}
+
 static void claimer_pump(struct claimer *c);
+static void searcher_pump(struct searcher *sr);
 
 static void claimers_stop_target(struct pass *p, const char *target) {
         for (size_t i = 0; i < p->n_claimers; i++)
@@ -611,8 +641,10 @@ static void on_claim(const struct connect_result *res, void *userdata) {
 
         p->outstanding--;
         p->dirty = true;
-        if (cl)
+        if (cl) {
                 cl->in_flight--;
+                cl->searcher->claims_in_flight--;
+        }
         struct state_number *n = state_find_number(p->state, cc->target, cc->phone_number);
         if (res->r >= 0 && n) {
                 reconcile_claim_answered(p->state, n, res->phone_number_id, res->phone_number_arn, now);
@@ -673,7 +705,7 @@ static void on_claim(const struct connect_result *res, void *userdata) {
         }
         claim_call_free(cc);
         if (cl)
-                claimer_pump(cl);
+                searcher_pump(cl->searcher);
         pass_maybe_advance(p);
 }
 
@@ -704,8 +736,10 @@ static int send_claim(struct pass *p, struct claimer *cl, const char *target, co
                 return r;
         }
         p->outstanding++;
-        if (cl)
+        if (cl) {
                 cl->in_flight++;
+                cl->searcher->claims_in_flight++;
+        }
         return 0;
 }
 
@@ -717,90 +751,122 @@ static bool strv_contains(char *const *l, const char *s) {
         return false;
 }
 
+static bool searcher_needed(const struct searcher *sr) {
+        if (sr->pass->stopping)
+                return false;
+        for (size_t i = 0; i < sr->n_claimers; i++)
+                if (!sr->claimers[i]->stopped && sr->claimers[i]->n_slots > 0)
+                        return true;
+        return false;
+}
+
+static void searcher_stop(struct searcher *sr) {
+        sr->exhausted = true;
+        for (size_t i = 0; i < sr->n_claimers; i++)
+                sr->claimers[i]->stopped = true;
+}
+
 static void on_search(const struct connect_result *res, void *userdata) {
-        struct claimer *cl = userdata;
-        struct pass *p = cl->pass;
+        struct searcher *sr = userdata;
+        struct pass *p = sr->pass;
         struct reconcile_events ev = {0};
 
         p->outstanding--;
         p->dirty = true;
-        cl->searching = false;
+        sr->searching = false;
         if (res->r < 0) {
                 if (res->r != -ECANCELED) {
-                        log_call_error(LOG_WARNING, res, cl->step->target, cl->step->pool, NULL,
+                        log_call_error(LOG_WARNING, res, sr->step->target, sr->step->pool, NULL,
                                        "searching for available numbers");
-                        pass_note_call_error(p, res, cl->step->target);
+                        pass_note_call_error(p, res, sr->step->target);
                 }
-                cl->stopped = true;
+                searcher_stop(sr);
+        } else if (res->n_available == 0) {
+                if (!sr->found_any) {
+                        for (size_t i = 0; i < sr->n_claimers; i++)
+                                reconcile_no_numbers(p->state, sr->claimers[i]->step, &ev);
+                        log_events(p, &ev);
+                }
+                searcher_stop(sr);
         } else {
                 size_t fresh = 0;
+                sr->found_any = true;
+                for (size_t i = 0; i < sr->n_claimers; i++)
+                        reconcile_numbers_found(p->state, sr->claimers[i]->step);
                 for (size_t i = 0; i < res->n_available; i++) {
                         const char *num = res->available[i].phone_number;
-                        if (!num || strv_contains(cl->tried, num) || strv_contains(cl->candidates, num) ||
-                            state_find_number(p->state, cl->step->target, num))
+                        bool known = !num || strv_contains(sr->seen, num);
+                        for (size_t k = 0; !known && k < sr->n_claimers; k++)
+                                known = state_find_number(p->state, sr->claimers[k]->step->target, num) != NULL;
+                        if (known)
                                 continue;
-                        /* Insert at a random position: pick at random among results. */
-                        if (strv_push(&cl->candidates, num) < 0)
+                        if (strv_push(&sr->seen, num) < 0 || strv_push(&sr->queue, num) < 0)
                                 break;
-                        size_t len = strv_length(cl->candidates);
+                        /* Pick at random among the results (CLAIMS.md): swap the
+                         * new one with a random queued one. */
+                        size_t len = strv_length(sr->queue);
                         size_t j = (size_t) (random_unit() * (double) len);
                         if (j < len) {
-                                char *t = cl->candidates[j];
-                                cl->candidates[j] = cl->candidates[len - 1];
-                                cl->candidates[len - 1] = t;
+                                char *t = sr->queue[j];
+                                sr->queue[j] = sr->queue[len - 1];
+                                sr->queue[len - 1] = t;
                         }
                         fresh++;
                 }
-                if (res->n_available > 0) {
-                        cl->found_any = true;
-                        reconcile_numbers_found(p->state, cl->step);
-                } else if (!cl->found_any) {
-                        reconcile_no_numbers(p->state, cl->step, &ev);
-                        log_events(p, &ev);
-                        cl->stopped = true;
-                }
-                if (fresh == 0 && res->n_available > 0 && cl->searches >= cl->searches_max)
-                        cl->stopped = true;
+                if (fresh == 0 && ++sr->fruitless > CLAIM_SEARCH_SLACK)
+                        searcher_stop(sr);
         }
-        claimer_pump(cl);
+        searcher_pump(sr);
         pass_maybe_advance(p);
 }
 
-static void claimer_search(struct claimer *cl) {
-        struct pass *p = cl->pass;
-        const struct plan_step *s = cl->step;
-        if (cl->searches >= cl->searches_max) {
-                cl->stopped = true;
+static void searcher_maybe_search(struct searcher *sr) {
+        struct pass *p = sr->pass;
+        const struct plan_step *s = sr->step;
+        if (sr->searching || sr->exhausted || (sr->queue && sr->queue[0]) || !searcher_needed(sr))
+                return;
+        if (sr->searches > 0 && sr->claims_in_flight > 0)
+                return; /* wait for them: see struct searcher */
+        if (sr->searches >= sr->searches_max) {
+                searcher_stop(sr);
                 return;
         }
         int r = connect_search_available(p->client, s->region, s->target_arn, s->country, s->type, s->prefix, 10,
-                                         on_search, cl);
+                                         on_search, sr);
         if (r < 0) {
-                cl->stopped = true;
+                searcher_stop(sr);
                 return;
         }
-        cl->searches++;
-        cl->searching = true;
+        sr->searches++;
+        sr->searching = true;
         p->outstanding++;
+}
+
+static void searcher_pump(struct searcher *sr) {
+        for (size_t i = 0; i < sr->n_claimers; i++)
+                claimer_pump(sr->claimers[i]);
+        searcher_maybe_search(sr);
+}
+
+static char *searcher_take(struct searcher *sr) {
+        size_t len = strv_length(sr->queue);
+        if (len == 0)
+                return NULL;
+        char *num = sr->queue[len - 1];
+        sr->queue[len - 1] = NULL;
+        return num;
 }
 
 static void claimer_pump(struct claimer *cl) {
         struct pass *p = cl->pass;
         while (!cl->stopped && !p->stopping && cl->n_slots > 0) {
-                if (cl->not_available > cl->searches_max * 10 + CLAIM_CANDIDATE_SLACK) {
+                if (cl->not_available > 2 * cl->slots_wanted + CLAIM_CANDIDATE_SLACK) {
                         cl->stopped = true;
                         break;
                 }
-                if (!cl->candidates || !cl->candidates[0]) {
-                        if (!cl->searching)
-                                claimer_search(cl);
-                        return;
-                }
-                /* Next candidate: the last element (already shuffled). */
-                size_t len = strv_length(cl->candidates);
-                _cleanup_(freep) char *num = cl->candidates[len - 1];
-                cl->candidates[len - 1] = NULL;
-                (void) strv_push(&cl->tried, num);
+                _cleanup_(freep) char *num = searcher_take(cl->searcher);
+                if (!num)
+                        return; /* the searcher pumps us when it has more */
 
                 unsigned slot = cl->slots[0], attempt = cl->attempts[0];
                 memmove(cl->slots, cl->slots + 1, sizeof *cl->slots * (cl->n_slots - 1));
@@ -836,24 +902,53 @@ static void claimer_pump(struct claimer *cl) {
         }
 }
 
+static struct searcher *pass_searcher_for(struct pass *p, const struct plan_step *s) {
+        for (size_t i = 0; i < p->n_searchers; i++) {
+                const struct plan_step *x = p->searchers[i]->step;
+                if (streq_ptr(x->region, s->region) && streq_ptr(x->country, s->country) &&
+                    streq_ptr(x->type, s->type) && streq_ptr(x->prefix, s->prefix))
+                        return p->searchers[i];
+        }
+        struct searcher *sr = calloc(1, sizeof *sr);
+        struct searcher **ns = realloc(p->searchers, sizeof *ns * (p->n_searchers + 1));
+        if (ns)
+                p->searchers = ns;
+        if (!sr || !ns) {
+                free(sr);
+                return NULL;
+        }
+        sr->pass = p;
+        sr->step = s;
+        p->searchers[p->n_searchers++] = sr;
+        return sr;
+}
+
 static int pass_add_claimer(struct pass *p, const struct plan_step *s) {
         struct claimer *cl = NULL;
         for (size_t i = 0; i < p->n_claimers; i++)
                 if (streq(p->claimers[i]->step->target, s->target) && streq_ptr(p->claimers[i]->step->pool, s->pool))
                         cl = p->claimers[i];
         if (!cl) {
+                struct searcher *sr = pass_searcher_for(p, s);
+                if (!sr)
+                        return -ENOMEM;
+                struct claimer **sc = realloc(sr->claimers, sizeof *sc * (sr->n_claimers + 1));
+                if (!sc)
+                        return -ENOMEM;
+                sr->claimers = sc;
                 cl = calloc(1, sizeof *cl);
                 struct claimer **nc = realloc(p->claimers, sizeof *nc * (p->n_claimers + 1));
+                if (nc)
+                        p->claimers = nc;
                 if (!cl || !nc) {
                         free(cl);
-                        if (nc)
-                                p->claimers = nc;
                         return -ENOMEM;
                 }
-                p->claimers = nc;
                 cl->pass = p;
                 cl->step = s;
+                cl->searcher = sr;
                 p->claimers[p->n_claimers++] = cl;
+                sr->claimers[sr->n_claimers++] = cl;
         }
         unsigned *ns = realloc(cl->slots, sizeof *ns * (cl->n_slots + 1));
         if (!ns)
@@ -866,7 +961,13 @@ static int pass_add_claimer(struct pass *p, const struct plan_step *s) {
         cl->slots[cl->n_slots] = s->slot;
         cl->attempts[cl->n_slots] = 0;
         cl->n_slots++;
-        cl->searches_max = (unsigned) (cl->n_slots + 9) / 10 + CLAIM_SEARCH_SLACK;
+        cl->slots_wanted++;
+        /* Searches: one per ten numbers wanted of this kind, plus a few for
+         * numbers taken by others between search and claim. */
+        unsigned wanted = 0;
+        for (size_t i = 0; i < cl->searcher->n_claimers; i++)
+                wanted += cl->searcher->claimers[i]->slots_wanted;
+        cl->searcher->searches_max = (wanted + 9) / 10 + CLAIM_SEARCH_SLACK;
         return 0;
 }
 
@@ -1051,8 +1152,8 @@ static void pass_execute(struct pass *p) {
                         if (pass_add_claimer(p, &p->plan->steps[i]) < 0)
                                 p->retryable = true;
         pass_run_steps(p);
-        for (size_t i = 0; i < p->n_claimers; i++)
-                claimer_pump(p->claimers[i]);
+        for (size_t i = 0; i < p->n_searchers; i++)
+                searcher_pump(p->searchers[i]);
         pass_maybe_advance(p);
 }
 
@@ -1241,9 +1342,15 @@ static void pass_maybe_advance(struct pass *p) {
                         if (p->outstanding > 0)
                                 return;
                 }
+                /* Nothing in flight: a claimer still short of numbers gets
+                 * one more chance to search, else it stops for this pass. */
+                for (size_t i = 0; i < p->n_searchers && !p->stopping; i++)
+                        if (searcher_needed(p->searchers[i]))
+                                searcher_pump(p->searchers[i]);
+                if (p->outstanding > 0)
+                        return;
                 for (size_t i = 0; i < p->n_claimers; i++)
-                        if (!p->claimers[i]->stopped && !p->stopping && p->claimers[i]->n_slots > 0)
-                                return; /* a claimer is waiting for nothing? it pumps itself */
+                        p->claimers[i]->stopped = true;
                 if (pass_follows_active(p) > 0 && !p->stopping)
                         return;
                 if (!p->stopping && !p->settle_plan && p->claims_made > 0 && pass_settle(p))
@@ -1334,6 +1441,9 @@ struct pass *pass_free(struct pass *p) {
         for (size_t i = 0; i < p->n_claimers; i++)
                 claimer_free(p->claimers[i]);
         free(p->claimers);
+        for (size_t i = 0; i < p->n_searchers; i++)
+                searcher_free(p->searchers[i]);
+        free(p->searchers);
         plan_free(p->plan);
         plan_free(p->settle_plan);
         pass_result_clear(&p->result);
