@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -120,6 +121,9 @@ static int manager_load_state(struct manager *m) {
         if (warning)
                 log_warning("%s", warning);
         (void) state_load_pass_info(m->state_dir, m->state);
+        /* Parsing megabytes of JSON leaves the heap full of freed blocks:
+         * give them back, a long-running service should not hold them. */
+        malloc_trim(0);
         return 0;
 }
 
@@ -282,6 +286,9 @@ static void on_pass_done(struct pass *p, const struct pass_result *r, void *user
         if (manager_schedule(m, delay) < 0)
                 log_error("Cannot schedule the next pass");
         (void) state_save_pass_info(m->state_dir, m->state);
+        /* The pass's list pages and plan are freed: return the memory
+         * before sleeping until the next one. */
+        malloc_trim(0);
 }
 
 static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
