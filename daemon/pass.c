@@ -437,6 +437,7 @@ static size_t pass_follows_active(struct pass *p) {
 }
 
 static int follow_arm(struct follow *f);
+static void pass_stop_if_quota_paused(struct pass *p, const char *target);
 
 static void on_follow_describe(const struct connect_result *res, void *userdata) {
         struct follow *f = userdata;
@@ -450,6 +451,7 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
         if (res->r >= 0 && res->n_numbers == 1) {
                 reconcile_ingest_describe(p->state, p->config, f->target, &res->numbers[0], now, &ev);
                 log_events(p, &ev);
+                pass_stop_if_quota_paused(p, f->target);
                 /* Done when Amazon Connect says so: a claim CLAIMED or
                  * FAILED, a metadata update back to CLAIMED. */
                 struct state_number *n = state_find_number(p->state, f->target, f->phone_number);
@@ -630,6 +632,20 @@ static void claimers_stop_target(struct pass *p, const char *target) {
         for (size_t i = 0; i < p->n_claimers; i++)
                 if (streq(p->claimers[i]->step->target, target))
                         p->claimers[i]->stopped = true;
+}
+
+/* A claim that ended FAILED for the quota (seen by describing it) pauses
+ * the target's claims at once: no more of this pass's queued candidates
+ * are claimed for it (CLAIMS.md invariant 4, no claim storm). */
+static void pass_stop_if_quota_paused(struct pass *p, const char *target) {
+        uint64_t now = clock_wall_sec();
+        for (size_t i = 0; i < p->state->n_targets; i++) {
+                const struct state_target *st = &p->state->targets[i];
+                if (streq_ptr(st->name, target) && st->quota_at && st->quota_until > now) {
+                        claimers_stop_target(p, target);
+                        return;
+                }
+        }
 }
 
 static void on_claim(const struct connect_result *res, void *userdata) {

@@ -102,6 +102,18 @@ class Claims(cnlib.DaemonTest):
         self.assertEqual(self.calls().get("ClaimPhoneNumber", 0), 0, "no claim while the quota pause holds")
         self.assertNotIn("You've reached the limit of Phone Numbers", r.stderr, "one quota episode, one record")
 
+    def test_quota_failed_stops_further_claims(self):
+        # Claims pass the quota as FAILED statuses (not errors): once one is
+        # seen, the rest of the pass claims nothing more for the target.
+        cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": self.inst, "quota": 30, "pools": {
+            "main": {"country": "US", "type": "DID", "count": 25}}}}, rate=2, burst=5)
+        self.fake.config(quotas={self.inst: 3}, default_quota=100, rate=2, burst=5, claim_delay=1.0)
+        r = self.once("--wait", "20s")
+        self.assertEqual(r.returncode, 75, r.stderr)
+        claims = self.calls().get("ClaimPhoneNumber", 0)
+        self.assertLessEqual(claims, 10, "one batch of candidates at most, then the pause")
+        self.assertEqual(r.stderr.count("You've reached the limit of Phone Numbers. To increase the limit"), 1)
+
     def test_kill9_mid_claims_then_restart(self):
         self.config(count=6)
         self.fake.config(claim_delay=1.0, rate=3, burst=3, default_quota=20)
