@@ -76,10 +76,8 @@ static const struct target_config *pass_target(struct pass *p, const char *name)
 static void pass_set_error(struct pass *p, bool fatal, const char *fmt, ...) _printf_(3, 4);
 static void pass_set_error(struct pass *p, bool fatal, const char *fmt, ...) {
         va_list ap;
-        char *m = NULL;
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        char *m = strvprintf(fmt, ap);
         va_end(ap);
         if (fatal)
                 p->fatal = true;

@@ -419,10 +419,8 @@ static void event_message(struct reconcile_event *e, const char *fmt, ...) {
         if (!e)
                 return;
         va_list ap;
-        char *m = NULL;
         va_start(ap, fmt);
-        if (vasprintf(&m, fmt, ap) < 0)
-                m = NULL;
+        char *m = strvprintf(fmt, ap);
         va_end(ap);
         free(e->message);
         e->message = m;

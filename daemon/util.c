@@ -61,13 +61,17 @@ int free_and_strdup(char **p, const char *s) {
         return 0;
 }
 
+char *strvprintf(const char *fmt, va_list ap) {
+        char *s = NULL;
+        return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
 char *strprintf(const char *fmt, ...) {
         va_list ap;
-        char *s = NULL;
         va_start(ap, fmt);
-        int r = vasprintf(&s, fmt, ap);
+        char *s = strvprintf(fmt, ap);
         va_end(ap);
-        return r < 0 ? NULL : s;
+        return s;
 }
 
 static int64_t clock_offset = 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,6 +86,7 @@ char *strdup_or_null(const char *s); /* NULL in, NULL out; sets errno on OOM */
 int free_and_strdup(char **p, const char *s);
 /* asprintf that returns NULL on failure */
 char *strprintf(const char *fmt, ...) _printf_(1, 2);
+char *strvprintf(const char *fmt, va_list ap) _printf_(1, 0);
 
 /* Clocks. Wall-clock readings go through clock_wall_sec()/clock_wall_usec()
  * so that CONNECT_NUMBERS_CLOCK_OFFSET (SPEC "Credentials, region, endpoint",
