@@ -1116,8 +1116,14 @@ static void call_fail(struct connect_call *call, int r, enum connect_error_kind 
         call_finish(call);
 }
 
+/* Paced a little under the configured rate: AWS's own bucket and ours are
+ * not in phase, and network jitter bunches requests up, so pacing at the
+ * exact limit still earns a 429 now and then (the bench saw 1 list call in
+ * 10). 5 % below it, a healthy run sees none. */
+#define PACING_MARGIN 0.95
+
 static double bucket_rate(const struct connect_client *c, enum connect_op op) {
-        return c->rates[op] > 0 ? c->rates[op] : c->rate_default;
+        return (c->rates[op] > 0 ? c->rates[op] : c->rate_default) * PACING_MARGIN;
 }
 
 static int bucket_timer_cb(sd_event_source *s, uint64_t usec, void *userdata);
