@@ -70,11 +70,12 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
-# The fuzzers carry their own sanitizers: a short run each, once (not again
-# in the SANITIZE=1 round).
-CHECK_FUZZ := $(if $(filter 1,$(SANITIZE)),,check-fuzz)
+# The fuzzers carry their own sanitizers, and valgrind does not mix with
+# ASan: a short run of each fuzzer and the unit suite under valgrind, once
+# (not again in the SANITIZE=1 round).
+CHECK_ONCE := $(if $(filter 1,$(SANITIZE)),,check-valgrind check-fuzz)
 
-check: all $(TEST_BINS) check-style check-unit-file check-unit check-fake check-integration $(CHECK_FUZZ)
+check: all $(TEST_BINS) check-style check-unit-file check-unit check-fake check-integration $(CHECK_ONCE)
 	@echo "make check: all suites passed"
 
 check-style:
