@@ -58,10 +58,11 @@ class Service(cnlib.DaemonTest):
         return [n for n in self.fake.numbers(self.inst) if n["status"] == "CLAIMED"]
 
     def test_notify_reload_usr1_term(self):
-        env = dict(self.env, NOTIFY_SOCKET=self.notify.path, WATCHDOG_USEC="2000000", WATCHDOG_PID="")
+        # WATCHDOG_PID left unset: sd_watchdog_enabled() then accepts any pid.
+        env = dict(self.env, NOTIFY_SOCKET=self.notify.path, WATCHDOG_USEC="2000000")
         p = self.start_service("--log-target", "console", env=env)
-        env["WATCHDOG_PID"] = str(p.pid)
         self.notify.wait("READY=1")
+        self.notify.wait("WATCHDOG=1")
         self.wait_for(lambda: len(self.held()) == 2, what="2 claimed")
         status = self.notify.wait("STATUS=2/2")
         self.assertIn("next pass", status)
