@@ -21,7 +21,7 @@ BUILD      := build-sanitize
 SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
-WARN       := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wno-unused-parameter
+WARN       := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 ifneq ($(CI),)
 WARN       += -Werror
 endif

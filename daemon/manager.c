@@ -187,7 +187,7 @@ static int manager_start_pass(struct manager *m) {
         return 0;
 }
 
-static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_pass_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         struct manager *m = userdata;
         (void) manager_start_pass(m);
         return 0;
@@ -232,7 +232,7 @@ static void manager_finish_stop(struct manager *m) {
         sd_event_exit(m->event, 0);
 }
 
-static void on_pass_done(struct pass *p, const struct pass_result *r, void *userdata) {
+static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, void *userdata) {
         struct manager *m = userdata;
 
         if (m->once) {
@@ -291,7 +291,7 @@ static void on_pass_done(struct pass *p, const struct pass_result *r, void *user
         malloc_trim(0);
 }
 
-static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_stop_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         struct manager *m = userdata;
         log_warning("Calls still in flight after %" PRIu64 " s; cancelling them (intents stay on disk)",
                     (uint64_t) (STOP_GRACE_USEC / USEC_PER_SEC));
@@ -299,7 +299,7 @@ static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+static int on_sigterm(sd_event_source *s _unused_, const struct signalfd_siginfo *si, void *userdata) {
         struct manager *m = userdata;
         if (m->stopping)
                 return 0;
@@ -320,7 +320,7 @@ static int on_sigterm(sd_event_source *s, const struct signalfd_siginfo *si, voi
         return 0;
 }
 
-static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+static int on_sighup(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
         struct manager *m = userdata;
         struct config *c = NULL;
         struct config_problems problems = {0};
@@ -354,7 +354,7 @@ static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-static int on_sigusr1(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+static int on_sigusr1(sd_event_source *s _unused_, const struct signalfd_siginfo *si _unused_, void *userdata) {
         struct manager *m = userdata;
         if (m->pass) {
                 log_info("SIGUSR1: a pass is running; another starts right after it");

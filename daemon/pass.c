@@ -324,7 +324,7 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
         r->error = strdup_or_null(p->error);
 }
 
-static int on_finish(sd_event_source *s, void *userdata) {
+static int on_finish(sd_event_source *s _unused_, void *userdata) {
         struct pass *p = userdata;
         p->done(p, &p->result, p->userdata);
         return 0;
@@ -486,7 +486,7 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
         pass_maybe_advance(p);
 }
 
-static int on_follow_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+static int on_follow_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
         struct follow *f = userdata;
         struct pass *p = f->pass;
         if (p->stopping) {
@@ -916,11 +916,17 @@ static void claimer_pump(struct claimer *cl) {
         }
 }
 
+static bool step_is_tdg(const struct plan_step *s) {
+        return s->target_arn && strstr(s->target_arn, ":traffic-distribution-group/");
+}
+
 static struct searcher *pass_searcher_for(struct pass *p, const struct plan_step *s) {
+        /* Instances and traffic distribution groups may not be offered the
+         * same inventory: they do not share a feed. */
         for (size_t i = 0; i < p->n_searchers; i++) {
                 const struct plan_step *x = p->searchers[i]->step;
                 if (streq_ptr(x->region, s->region) && streq_ptr(x->country, s->country) &&
-                    streq_ptr(x->type, s->type) && streq_ptr(x->prefix, s->prefix))
+                    streq_ptr(x->type, s->type) && streq_ptr(x->prefix, s->prefix) && step_is_tdg(x) == step_is_tdg(s))
                         return p->searchers[i];
         }
         struct searcher *sr = calloc(1, sizeof *sr);
@@ -1081,7 +1087,7 @@ static int start_step_call(struct pass *p, const struct plan_step *s) {
         return 0;
 }
 
-static void log_report(struct pass *p, const struct plan_step *s) {
+static void log_report(const struct plan_step *s) {
         char key[512];
         snprintf(key, sizeof key, "%s:%s:%s:%s", step_action_name(s->action), s->target ? s->target : "",
                  s->pool ? s->pool : "", s->phone_number ? s->phone_number : "");
@@ -1144,7 +1150,7 @@ static void pass_run_steps(struct pass *p) {
                         break;
                 default:
                         if (!p->settling)
-                                log_report(p, s);
+                                log_report(s);
                         break;
                 }
         }
