@@ -80,24 +80,6 @@ bool step_action_is_change(enum step_action a) {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static const struct target_config *target_of(const struct config *c, const char *name) {
-        if (!c || !name)
-                return NULL;
-        for (size_t i = 0; i < c->n_targets; i++)
-                if (streq_ptr(c->targets[i].name, name))
-                        return &c->targets[i];
-        return NULL;
-}
-
-static const struct pool_config *pool_of(const struct target_config *t, const char *name) {
-        if (!t || !name)
-                return NULL;
-        for (size_t i = 0; i < t->n_pools; i++)
-                if (streq_ptr(t->pools[i].name, name))
-                        return &t->pools[i];
-        return NULL;
-}
-
 static uint64_t quota_backoff_sec(const struct config *c) {
         uint64_t b = c ? c->quota_backoff_usec / USEC_PER_SEC : 0;
         return b > 0 ? b : DEFAULT_QUOTA_BACKOFF_SEC;
@@ -121,7 +103,7 @@ static const struct pool_config *owner_pool(const struct target_config *t, const
         size_t l = strlen(t->name);
         if (strncmp(tag, t->name, l) != 0 || tag[l] != '/')
                 return NULL;
-        return pool_of(t, tag + l + 1);
+        return target_find_pool(t, tag + l + 1);
 }
 
 static const char *tag_pool_part(const char *tag) {
@@ -433,7 +415,7 @@ static void event_message(struct reconcile_event *e, const char *fmt, ...) {
  * that even a single --once pass logs it (CLAIMS.md invariant 4). */
 static void quota_begin(struct state *s, const struct config *c, const char *target, const char *pool,
                         const char *message, uint64_t now, struct reconcile_events *ev) {
-        const struct target_config *t = target_of(c, target);
+        const struct target_config *t = config_find_target(c, target);
         if (!t)
                 return;
         struct state_target *st = state_get_target(s, t->name, t->arn);
@@ -471,8 +453,8 @@ static void quota_begin(struct state *s, const struct config *c, const char *tar
  * start or continue its one-day window and schedule the next attempt. */
 static void record_failure(struct state *s, const struct config *c, struct state_number *n, const char *message,
                            uint64_t now, struct reconcile_events *ev) {
-        const struct target_config *t = target_of(c, n->target);
-        const struct pool_config *p = pool_of(t, n->pool);
+        const struct target_config *t = config_find_target(c, n->target);
+        const struct pool_config *p = target_find_pool(t, n->pool);
 
         if (!n->first_failure_at)
                 n->first_failure_at = n->claim_sent_at ? n->claim_sent_at : now;
@@ -693,7 +675,7 @@ static int record_update_from_summary(struct state_number *r, const struct targe
 int reconcile_ingest_list(struct state *s, const struct config *c, const char *target,
                           const struct connect_number *numbers, size_t n, uint64_t now) {
         (void) now;
-        const struct target_config *t = target_of(c, target);
+        const struct target_config *t = config_find_target(c, target);
         if (!s || !t)
                 return -ENOENT;
         if (!state_get_target(s, t->name, t->arn))
@@ -755,7 +737,7 @@ int reconcile_ingest_list(struct state *s, const struct config *c, const char *t
                         x->listed = false;
                         if (x->phase == PHASE_UNKNOWN || x->phase == PHASE_FOREIGN)
                                 state_remove_number(s, x);
-                } else if (!target_of(c, x->target) && streq_ptr(x->target_arn, t->arn))
+                } else if (!config_find_target(c, x->target) && streq_ptr(x->target_arn, t->arn))
                         state_remove_number(s, x);
         }
         struct state_target *st = find_state_target(s, t->name);
@@ -789,7 +771,7 @@ static bool describe_needed(const struct target_config *t, const struct state_nu
         case PHASE_CLAIMED: {
                 if (!n->listed || !n->owner_tag)
                         return true; /* gone from the list, or our tag not seen yet */
-                const struct pool_config *p = pool_of(t, n->pool);
+                const struct pool_config *p = target_find_pool(t, n->pool);
                 return !p || !streq_ptr(n->pool_digest, p->digest);
         }
         case PHASE_FAILED:
@@ -805,7 +787,7 @@ static bool describe_needed(const struct target_config *t, const struct state_nu
 }
 
 static bool audit_due(const struct target_config *t, const struct state_number *n, uint64_t now) {
-        return n->id && n->phase == PHASE_CLAIMED && pool_of(t, n->pool) &&
+        return n->id && n->phase == PHASE_CLAIMED && target_find_pool(t, n->pool) &&
                n->last_described_at + RECONCILE_AUDIT_SEC <= now;
 }
 
@@ -933,7 +915,7 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
                 if (!r)
                         return -ENOMEM;
         }
-        const struct target_config *t = target_of(c, r->target);
+        const struct target_config *t = config_find_target(c, r->target);
         int k = 0;
         if (n->id)
                 k = free_and_strdup(&r->id, n->id);
@@ -967,7 +949,7 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
                 return k;
         }
         if (!tag) {
-                bool ours_by_record = r->pool && pool_of(t, r->pool) &&
+                bool ours_by_record = r->pool && target_find_pool(t, r->pool) &&
                                       (old == PHASE_INTENT || old == PHASE_IN_PROGRESS || old == PHASE_FAILED ||
                                        (old == PHASE_CLAIMED && !r->owner_tag));
                 if (!ours_by_record) {
@@ -977,7 +959,7 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
                         r->phase = PHASE_FOREIGN;
                         return 0;
                 }
-                p = pool_of(t, r->pool);
+                p = target_find_pool(t, r->pool);
         } else {
                 k = free_and_strdup(&r->owner_tag, tag);
                 if (k >= 0 && !streq_ptr(r->pool, p->name))
@@ -1637,9 +1619,9 @@ static void plan_target_orphans(struct planner *pl, struct target_ctx *tc) {
                                 continue; /* its pool is back: describe settles it */
                         pool = tag_pool_part(n->owner_tag);
                 } else if ((n->phase == PHASE_CLAIMED || n->phase == PHASE_IN_PROGRESS) && n->pool &&
-                           !pool_of(t, n->pool))
+                           !target_find_pool(t, n->pool))
                         pool = n->pool;
-                else if (n->phase == PHASE_FAILED && n->pool && !pool_of(t, n->pool) && !in_window(n, pl->now)) {
+                else if (n->phase == PHASE_FAILED && n->pool && !target_find_pool(t, n->pool) && !in_window(n, pl->now)) {
                         n->phase = PHASE_GIVEN_UP;
                         struct plan_step *st = pl_step(pl, STEP_GIVE_UP, t, n->pool);
                         pl_number(pl, st, n);
@@ -1763,7 +1745,7 @@ static void plan_removed_targets(struct planner *pl) {
         }
         for (size_t i = 0; i < s->n_numbers; i++) {
                 const struct state_number *x = &s->numbers[i];
-                if (target_of(pl->c, x->target))
+                if (config_find_target(pl->c, x->target))
                         continue;
                 if (((x->phase == PHASE_CLAIMED || x->phase == PHASE_IN_PROGRESS) && x->pool) ||
                     (x->phase == PHASE_FOREIGN && x->owner_tag))
@@ -1815,8 +1797,8 @@ int reconcile_plan(const struct config *c, struct state *s, uint64_t now, struct
         uint64_t wake = 0;
         for (size_t i = 0; i < s->n_numbers; i++) {
                 const struct state_number *n = &s->numbers[i];
-                const struct target_config *t = target_of(c, n->target);
-                if (n->phase != PHASE_FAILED || !pool_of(t, n->pool) || !in_window(n, now))
+                const struct target_config *t = config_find_target(c, n->target);
+                if (n->phase != PHASE_FAILED || !target_find_pool(t, n->pool) || !in_window(n, now))
                         continue;
                 if (n->next_retry_at > now)
                         wake = earliest(wake, n->next_retry_at);
@@ -2104,7 +2086,7 @@ void reconcile_applied(struct state *s, const struct config *c, const struct pla
                                 (void) strv_add_unique(&n->tag_keys_applied, t->key);
                 }
                 if (step->action == STEP_ADOPT && step->pool) {
-                        const struct pool_config *p = pool_of(target_of(c, step->target), step->pool);
+                        const struct pool_config *p = target_find_pool(config_find_target(c, step->target), step->pool);
                         (void) free_and_strdup(&n->pool, step->pool);
                         n->phase = PHASE_CLAIMED;
                         n->adopted = true;
