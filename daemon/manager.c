@@ -43,7 +43,6 @@ struct manager {
         bool rerun;                   /* SIGUSR1/SIGHUP during a pass: another right after */
         bool stopping;
         int exit_status;
-        char *last_summary;           /* of the last pass, to log repeats at debug only */
 };
 
 static void connect_options_from_config(const struct config *c, bool read_only, struct connect_client_options *o) {
@@ -144,7 +143,6 @@ struct manager *manager_free(struct manager *m) {
                 close(m->lock_fd);
         free(m->config_path);
         free(m->state_dir);
-        free(m->last_summary);
         free(m);
         return NULL;
 }
@@ -271,10 +269,7 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
                 struct log_fields f = {.message_id = MESSAGE_ID_PASS, .extra = extra};
                 /* Every pass leaves one catalogued record (operators and
                  * monitoring look for it); the text says what changed. */
-                _cleanup_(freep) char *stable = pass_result_summary(r, m->config, USEC_INFINITY);
                 log_fields(LOG_INFO, 0, &f, "Pass completed: %s", sum ? sum : "");
-                free(m->last_summary);
-                m->last_summary = TAKE_PTR(stable);
         }
         if (sum)
                 sd_notifyf(false, "STATUS=%s", sum);
