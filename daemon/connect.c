@@ -17,6 +17,7 @@
 #include "connect.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -987,6 +988,8 @@ struct connect_call {
         char *target_arn;                  /* LIST: for the next pages */
         char *next_token;                  /* LIST: the NextToken the current request sends, or NULL */
         unsigned pages;                    /* LIST: pages received */
+        bool have_known_digest;            /* LIST: known_digest given */
+        uint8_t known_digest[CONNECT_LIST_DIGEST_LEN]; /* LIST: SHA-256 of the last single-page answer */
         unsigned request_attempts;         /* attempts of the current request (page) */
         unsigned last_retry_cost;          /* retry quota paid by the last retry of the current request */
         enum call_state state;
@@ -1097,6 +1100,8 @@ static void call_deliver(struct connect_call *call) {
                 res->n_available = 0;
                 res->phone_number_id = mfree(res->phone_number_id);
                 res->phone_number_arn = mfree(res->phone_number_arn);
+                res->have_digest = false;
+                res->unchanged = false;
         }
         call->cb(&call->result, call->userdata);
         call_free(call);
@@ -1384,6 +1389,16 @@ static void log_attempt(const struct connect_call *call, long status, const char
                            call->region, call->request_attempts, status, code ? " " : "", code ?: "");
 }
 
+/* SHA-256 of a LIST page body. */
+static int list_body_digest(const char *body, size_t len, uint8_t ret[static CONNECT_LIST_DIGEST_LEN]) {
+        unsigned md_len = 0;
+
+        if (EVP_Digest(body ?: "", len, ret, &md_len, EVP_sha256(), NULL) != 1 ||
+            md_len != CONNECT_LIST_DIGEST_LEN)
+                return -EIO;
+        return 0;
+}
+
 /* Parses a 2xx body into the result. LIST may ask for another page
  * (*ret_next_token). */
 static int call_parse_success(struct connect_call *call, const struct http_response *resp, char **ret_next_token) {
@@ -1394,7 +1409,23 @@ static int call_parse_success(struct connect_call *call, const struct http_respo
         switch (call->op) {
         case CONNECT_OP_LIST: {
                 struct connect_number *page = NULL;
+                uint8_t digest[CONNECT_LIST_DIGEST_LEN];
+                bool have_digest = false;
                 size_t n = 0;
+
+                /* Only a first page without NextToken stands for the whole
+                 * list, and only such answers get a digest: a body equal to
+                 * known_digest has no NextToken either. A digest that cannot
+                 * be computed only costs the parse. */
+                if (call->pages == 0)
+                        have_digest = list_body_digest(resp->body, resp->body_len, digest) >= 0;
+                if (have_digest && call->have_known_digest &&
+                    memcmp(digest, call->known_digest, sizeof(digest)) == 0) {
+                        res->unchanged = true;
+                        res->have_digest = true;
+                        memcpy(res->digest, digest, sizeof(digest));
+                        return 0;
+                }
                 r = connect_parse_list(resp->body, resp->body_len, &page, &n, ret_next_token);
                 if (r < 0)
                         return r;
@@ -1410,6 +1441,10 @@ static int call_parse_success(struct connect_call *call, const struct http_respo
                         res->n_numbers += n;
                 }
                 free(page);
+                if (have_digest && !*ret_next_token) {
+                        res->have_digest = true;
+                        memcpy(res->digest, digest, sizeof(digest));
+                }
                 return 0;
         }
         case CONNECT_OP_DESCRIBE: {
@@ -1871,8 +1906,10 @@ struct connect_client *connect_client_free(struct connect_client *c) {
 
 /* ---- The operations ---- */
 
-static int call_submit(struct connect_client *c, enum connect_op op, const char *region, const struct connect_args *a,
-                       connect_callback_t cb, void *userdata) {
+/* known_digest: LIST only, or NULL. */
+static int call_submit_full(struct connect_client *c, enum connect_op op, const char *region,
+                            const struct connect_args *a, const uint8_t *known_digest, connect_callback_t cb,
+                            void *userdata) {
         struct connect_call *call;
         int r;
 
@@ -1904,6 +1941,10 @@ static int call_submit(struct connect_client *c, enum connect_op op, const char 
                         call_free(call);
                         return -ENOMEM;
                 }
+                if (known_digest) {
+                        memcpy(call->known_digest, known_digest, CONNECT_LIST_DIGEST_LEN);
+                        call->have_known_digest = true;
+                }
         }
         r = connect_build_request(op, a, &call->req);
         if (r < 0) {
@@ -1925,10 +1966,15 @@ static int call_submit(struct connect_client *c, enum connect_op op, const char 
         return 0;
 }
 
-int connect_list_numbers(struct connect_client *c, const char *region, const char *target_arn, connect_callback_t cb,
-                         void *userdata) {
-        return call_submit(c, CONNECT_OP_LIST, region, &(struct connect_args){ .target_arn = target_arn }, cb,
-                           userdata);
+static int call_submit(struct connect_client *c, enum connect_op op, const char *region, const struct connect_args *a,
+                       connect_callback_t cb, void *userdata) {
+        return call_submit_full(c, op, region, a, NULL, cb, userdata);
+}
+
+int connect_list_numbers(struct connect_client *c, const char *region, const char *target_arn,
+                         const uint8_t *known_digest, connect_callback_t cb, void *userdata) {
+        return call_submit_full(c, CONNECT_OP_LIST, region, &(struct connect_args){ .target_arn = target_arn },
+                                known_digest, cb, userdata);
 }
 
 int connect_describe_number(struct connect_client *c, const char *region, const char *phone_number_id,

@@ -99,6 +99,9 @@ struct connect_available {
         char *type;
 };
 
+/* SHA-256, the size of struct connect_result's digest. */
+#define CONNECT_LIST_DIGEST_LEN 32
+
 /* What a callback receives. Owned by the client; valid only during the
  * callback (copy what you keep). */
 struct connect_result {
@@ -110,6 +113,13 @@ struct connect_result {
         /* LIST (every page), DESCRIBE (one, described) */
         struct connect_number *numbers;
         size_t n_numbers;
+        /* LIST: have_digest when the answer was one page (no NextToken):
+         * digest is the SHA-256 of that page's body, to pass as known_digest
+         * next time. unchanged: that body was identical to known_digest;
+         * then it was not parsed and numbers is NULL, n_numbers 0. */
+        bool have_digest;
+        bool unchanged;
+        uint8_t digest[CONNECT_LIST_DIGEST_LEN];
         /* SEARCH */
         struct connect_available *available;
         size_t n_available;
@@ -155,7 +165,13 @@ void connect_client_stats(const struct connect_client *c, struct connect_stats *
 /* Each returns 0 when the call was queued (cb will run once, later, from
  * the event loop) or a negative errno (cb will not run). region: where the
  * call is signed and sent (a target's ARN region). */
+/* known_digest: a digest from an earlier LIST result of the same target
+ * (copied, need not outlive the call), or NULL. A steady pass gets the same
+ * bytes as the last one; when the first page's body hashes to it, the call
+ * ends with unchanged set, without parsing: parsing is most of a steady
+ * pass's CPU and transient heap (~1.7 MB per page of 1000 numbers). */
 int connect_list_numbers(struct connect_client *c, const char *region, const char *target_arn,
+                         const uint8_t *known_digest /* CONNECT_LIST_DIGEST_LEN bytes, or NULL */,
                          connect_callback_t cb, void *userdata);
 int connect_describe_number(struct connect_client *c, const char *region, const char *phone_number_id,
                             connect_callback_t cb, void *userdata);

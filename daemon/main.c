@@ -208,19 +208,18 @@ static int run_status(const struct args *a, const char *state_dir) {
                 return EXIT_FAILURE_OTHER;
         }
         _cleanup_(freep) char *path = strprintf("%s/%s", state_dir, STATE_FILE);
-        _cleanup_(freep) char *text = NULL;
         _cleanup_(state_freep) struct state *s = NULL;
-        size_t len = 0;
+        const char *why = NULL;
         if (!path)
                 return EXIT_FAILURE_OTHER;
-        int r = read_full_file(path, 256 * 1024 * 1024, &text, &len);
+        int r = state_read_file(path, &s, &why);
         if (r == -ENOENT)
                 s = state_new();
-        else if (r < 0) {
-                fprintf(stderr, "connect-numbersd: cannot read %s: %s\n", path, strerror(-r));
+        else if (r == -EBADMSG) {
+                fprintf(stderr, "connect-numbersd: %s has %s\n", path, why ? why : "an unexpected structure");
                 return EXIT_FAILURE_OTHER;
-        } else if (state_from_json(text, len, &s) < 0) {
-                fprintf(stderr, "connect-numbersd: %s is corrupt or of an unknown version\n", path);
+        } else if (r < 0) {
+                fprintf(stderr, "connect-numbersd: cannot read %s: %s\n", path, strerror(-r));
                 return EXIT_FAILURE_OTHER;
         }
         if (!s)

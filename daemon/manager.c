@@ -166,6 +166,8 @@ static int manager_start_pass(struct manager *m) {
                 struct connect_client_options co;
                 config_free(m->config);
                 m->config = TAKE_PTR(m->pending);
+                /* Taking a list in depends on the configuration. */
+                state_forget_list_digests(m->state);
                 connect_options_from_config(m->config, m->plan, &co);
                 int r = connect_client_reconfigure(m->client, &co);
                 if (r < 0)
@@ -281,8 +283,10 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
         if (manager_schedule(m, delay) < 0)
                 log_error("Cannot schedule the next pass");
         (void) state_save_pass_info(m->state_dir, m->state);
-        /* The pass's list pages and plan are freed: return the memory
-         * before sleeping until the next one. */
+        /* The pass's list pages and plan are freed, and the strings its
+         * changes replaced can go: return the memory before sleeping until
+         * the next one. */
+        (void) state_strings_gc(m->state);
         malloc_trim(0);
 }
 

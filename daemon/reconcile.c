@@ -243,28 +243,18 @@ static bool strv_has(char *const *l, const char *s) {
         return false;
 }
 
-static void tags_free(struct state_tag *t, size_t n) {
-        if (!t)
-                return;
-        for (size_t i = 0; i < n; i++) {
-                free(t[i].key);
-                free(t[i].value);
-        }
-        free(t);
-}
-
-static int tags_from_config(const struct config_tag *src, size_t n, struct state_tag **ret, size_t *ret_n) {
+/* Record tags hold interned strings (state.h): only the array is ours. */
+static int tags_from_config(struct state *s, const struct config_tag *src, size_t n, struct state_tag **ret,
+                            size_t *ret_n) {
         struct state_tag *t = n ? calloc(n, sizeof *t) : NULL;
         if (n && !t)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                t[i].key = strdup(src[i].key ? src[i].key : "");
-                t[i].value = strdup(src[i].value ? src[i].value : "");
-                if (!t[i].key || !t[i].value) {
-                        tags_free(t, i + 1);
+        for (size_t i = 0; i < n; i++)
+                if (state_set(s, &t[i].key, src[i].key ? src[i].key : "") < 0 ||
+                    state_set(s, &t[i].value, src[i].value ? src[i].value : "") < 0) {
+                        free(t);
                         return -ENOMEM;
                 }
-        }
         *ret = t;
         *ret_n = n;
         return 0;
@@ -308,42 +298,33 @@ static void config_tags_free(struct config_tag *t, size_t n) {
         free(t);
 }
 
-static int record_tag_set(struct state_number *n, const char *key, const char *value) {
+static int record_tag_set(struct state *s, struct state_number *n, const char *key, const char *value) {
         for (size_t i = 0; i < n->n_tags; i++)
                 if (streq_ptr(n->tags[i].key, key))
-                        return free_and_strdup(&n->tags[i].value, value ? value : "");
+                        return state_set(s, &n->tags[i].value, value ? value : "");
+        const char *k = state_intern(s, key), *v = state_intern(s, value ? value : "");
+        if (!k || !v)
+                return -ENOMEM;
         struct state_tag *t = realloc(n->tags, sizeof *t * (n->n_tags + 1));
         if (!t)
                 return -ENOMEM;
         n->tags = t;
-        char *k = strdup(key), *v = strdup(value ? value : "");
-        if (!k || !v) {
-                free(k);
-                free(v);
-                return -ENOMEM;
-        }
         n->tags[n->n_tags++] = (struct state_tag){.key = k, .value = v};
         return 0;
 }
 
 static void record_tag_remove(struct state_number *n, const char *key) {
         size_t k = 0;
-        for (size_t i = 0; i < n->n_tags; i++) {
-                if (streq_ptr(n->tags[i].key, key)) {
-                        free(n->tags[i].key);
-                        free(n->tags[i].value);
-                        continue;
-                }
-                n->tags[k++] = n->tags[i];
-        }
+        for (size_t i = 0; i < n->n_tags; i++)
+                if (!streq_ptr(n->tags[i].key, key))
+                        n->tags[k++] = n->tags[i];
         n->n_tags = k;
 }
 
 static void record_clear_claim(struct state_number *n) {
         n->client_token = mfree(n->client_token);
-        n->claim_description = mfree(n->claim_description);
-        tags_free(n->claim_tags, n->n_claim_tags);
-        n->claim_tags = NULL;
+        n->claim_description = NULL;
+        n->claim_tags = mfree(n->claim_tags);
         n->n_claim_tags = 0;
 }
 
@@ -473,14 +454,14 @@ static void record_failure(struct state *s, const struct config *c, struct state
                 if (pool_claim_tags(t, p, &ct, &nct) >= 0) {
                         struct state_tag *stg = NULL;
                         size_t nst = 0;
-                        if (tags_from_config(ct, nct, &stg, &nst) >= 0) {
+                        if (tags_from_config(s, ct, nct, &stg, &nst) >= 0) {
                                 n->claim_tags = stg;
                                 n->n_claim_tags = nst;
                         }
                         config_tags_free(ct, nct);
                 }
                 if (!n->claim_description)
-                        n->claim_description = strdup_or_null(p->description);
+                        (void) state_set(s, &n->claim_description, p->description);
         }
 
         struct reconcile_event *e = event_add(ev, EVENT_CLAIM_FAILED, n->target, NULL, n->pool, n);
@@ -646,25 +627,25 @@ static int target_records(const struct state *s, const char *target, size_t **re
         return 0;
 }
 
-static int record_update_from_summary(struct state_number *r, const struct target_config *t,
+static int record_update_from_summary(struct state *s, struct state_number *r, const struct target_config *t,
                                       const struct connect_number *in) {
         int k = 0;
         /* A new id for the same phone number is a new claim of it: what we
          * knew about the old one no longer says who owns it. */
         if (in->id && r->id && !streq(in->id, r->id) && (r->phase == PHASE_CLAIMED || r->phase == PHASE_FOREIGN))
                 r->phase = PHASE_UNKNOWN;
-        if (in->id && k >= 0)
+        if (in->id && k >= 0 && !streq_ptr(r->id, in->id))
                 k = free_and_strdup(&r->id, in->id);
-        if (in->arn && k >= 0)
+        if (in->arn && k >= 0 && !streq_ptr(r->arn, in->arn))
                 k = free_and_strdup(&r->arn, in->arn);
         if (in->country && k >= 0)
-                k = free_and_strdup(&r->country, in->country);
+                k = state_set(s, &r->country, in->country);
         if (in->type && k >= 0)
-                k = free_and_strdup(&r->type, in->type);
+                k = state_set(s, &r->type, in->type);
         if (k >= 0)
-                k = free_and_strdup(&r->description, in->description);
-        if (k >= 0 && !streq_ptr(r->target_arn, t->arn))
-                k = free_and_strdup(&r->target_arn, t->arn);
+                k = state_set(s, &r->description, in->description);
+        if (k >= 0)
+                k = state_set(s, &r->target_arn, t->arn);
         r->listed = true;
         /* A number of ours that had vanished is back: find out again. */
         if (r->phase == PHASE_GONE)
@@ -708,7 +689,7 @@ int reconcile_ingest_list(struct state *s, const struct config *c, const char *t
                         j++;
                 if (j < n_rec && streq(s->numbers[rec[j]].phone_number, x->phone_number)) {
                         seen[rec[j]] = true;
-                        r = record_update_from_summary(&s->numbers[rec[j]], t, x);
+                        r = record_update_from_summary(s, &s->numbers[rec[j]], t, x);
                         if (r < 0)
                                 return r;
                 } else
@@ -720,7 +701,7 @@ int reconcile_ingest_list(struct state *s, const struct config *c, const char *t
                 if (!nr)
                         return -ENOMEM;
                 nr->phase = PHASE_UNKNOWN;
-                r = record_update_from_summary(nr, t, x);
+                r = record_update_from_summary(s, nr, t, x);
                 if (r < 0)
                         return r;
         }
@@ -852,19 +833,17 @@ int reconcile_describe_wanted(const struct config *c, const struct state *s, uin
         return 0;
 }
 
-static int record_set_tags(struct state_number *r, const struct connect_number *n) {
+static int record_set_tags(struct state *s, struct state_number *r, const struct connect_number *n) {
         struct state_tag *t = n->n_tags ? calloc(n->n_tags, sizeof *t) : NULL;
         if (n->n_tags && !t)
                 return -ENOMEM;
-        for (size_t i = 0; i < n->n_tags; i++) {
-                t[i].key = strdup(n->tags[i].key ? n->tags[i].key : "");
-                t[i].value = strdup(n->tags[i].value ? n->tags[i].value : "");
-                if (!t[i].key || !t[i].value) {
-                        tags_free(t, i + 1);
+        for (size_t i = 0; i < n->n_tags; i++)
+                if (state_set(s, &t[i].key, n->tags[i].key ? n->tags[i].key : "") < 0 ||
+                    state_set(s, &t[i].value, n->tags[i].value ? n->tags[i].value : "") < 0) {
+                        free(t);
                         return -ENOMEM;
                 }
-        }
-        tags_free(r->tags, r->n_tags);
+        free(r->tags);
         r->tags = t;
         r->n_tags = n->n_tags;
         return 0;
@@ -898,7 +877,7 @@ static void record_claimed(struct state *s, const struct target_config *t, const
         record_clear_failure(r);
         record_clear_claim(r);
         if (p)
-                (void) free_and_strdup(&r->pool_digest, p->digest);
+                (void) state_set(s, &r->pool_digest, p->digest);
 }
 
 int reconcile_ingest_describe(struct state *s, const struct config *c, const char *target,
@@ -922,15 +901,15 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
         if (k >= 0 && n->arn)
                 k = free_and_strdup(&r->arn, n->arn);
         if (k >= 0 && n->country)
-                k = free_and_strdup(&r->country, n->country);
+                k = state_set(s, &r->country, n->country);
         if (k >= 0 && n->type)
-                k = free_and_strdup(&r->type, n->type);
+                k = state_set(s, &r->type, n->type);
         if (k >= 0)
-                k = free_and_strdup(&r->description, n->description);
+                k = state_set(s, &r->description, n->description);
         if (k >= 0 && (n->target_arn || t))
-                k = free_and_strdup(&r->target_arn, n->target_arn ? n->target_arn : t->arn);
+                k = state_set(s, &r->target_arn, n->target_arn ? n->target_arn : t->arn);
         if (k >= 0)
-                k = record_set_tags(r, n);
+                k = record_set_tags(s, r, n);
         if (k < 0)
                 return k;
         r->last_described_at = now;
@@ -942,9 +921,8 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
         const struct pool_config *p = owner_pool(t, tag);
         enum number_phase old = r->phase;
         if (tag && !p) {
-                k = free_and_strdup(&r->owner_tag, tag);
-                if (k >= 0)
-                        k = free_and_strdup(&r->pool, NULL);
+                k = state_set(s, &r->owner_tag, tag);
+                r->pool = NULL;
                 r->phase = PHASE_FOREIGN;
                 return k;
         }
@@ -953,17 +931,17 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
                                       (old == PHASE_INTENT || old == PHASE_IN_PROGRESS || old == PHASE_FAILED ||
                                        (old == PHASE_CLAIMED && !r->owner_tag));
                 if (!ours_by_record) {
-                        r->owner_tag = mfree(r->owner_tag);
-                        r->pool = mfree(r->pool);
+                        r->owner_tag = NULL;
+                        r->pool = NULL;
                         r->adopted = false;
                         r->phase = PHASE_FOREIGN;
                         return 0;
                 }
                 p = target_find_pool(t, r->pool);
         } else {
-                k = free_and_strdup(&r->owner_tag, tag);
-                if (k >= 0 && !streq_ptr(r->pool, p->name))
-                        k = free_and_strdup(&r->pool, p->name);
+                k = state_set(s, &r->owner_tag, tag);
+                if (k >= 0)
+                        k = state_set(s, &r->pool, p->name);
                 if (k < 0)
                         return k;
         }
@@ -1851,23 +1829,21 @@ struct state_number *reconcile_claim_intent(struct state *s, const struct plan_s
 
         /* Build everything first: the record changes only as a whole. */
         _cleanup_(freep) char *token = strdup(client_token);
-        _cleanup_(freep) char *desc = strdup_or_null(step->description);
-        _cleanup_(freep) char *pool = strdup_or_null(step->pool);
-        _cleanup_(freep) char *tarn = strdup_or_null(step->target_arn);
-        _cleanup_(freep) char *country = strdup_or_null(step->country);
-        _cleanup_(freep) char *type = strdup_or_null(step->type);
+        const char *desc = state_intern(s, step->description), *pool = state_intern(s, step->pool),
+                   *tarn = state_intern(s, step->target_arn), *country = state_intern(s, step->country),
+                   *type = state_intern(s, step->type);
         struct state_tag *tags = NULL;
         size_t n_tags = 0;
         if (!token || (step->description && !desc) || (step->pool && !pool) || (step->target_arn && !tarn) ||
             (step->country && !country) || (step->type && !type) ||
-            tags_from_config(step->tags, step->n_tags, &tags, &n_tags) < 0) {
+            tags_from_config(s, step->tags, step->n_tags, &tags, &n_tags) < 0) {
                 errno = ENOMEM;
                 return NULL;
         }
         if (!n) {
                 n = state_add_number(s, step->target, phone_number);
                 if (!n) {
-                        tags_free(tags, n_tags);
+                        free(tags);
                         errno = ENOMEM;
                         return NULL;
                 }
@@ -1877,15 +1853,14 @@ struct state_number *reconcile_claim_intent(struct state *s, const struct plan_s
                  * number says nothing about this one. */
                 n->id = mfree(n->id);
                 n->arn = mfree(n->arn);
-                n->owner_tag = mfree(n->owner_tag);
-                n->description = mfree(n->description);
-                tags_free(n->tags, n->n_tags);
-                n->tags = NULL;
+                n->owner_tag = NULL;
+                n->description = NULL;
+                n->tags = mfree(n->tags);
                 n->n_tags = 0;
                 record_clear_failure(n);
-                n->flow_applied = mfree(n->flow_applied);
+                n->flow_applied = NULL;
                 n->tag_keys_applied = strv_free(n->tag_keys_applied);
-                n->pool_digest = mfree(n->pool_digest);
+                n->pool_digest = NULL;
                 n->last_described_at = 0;
                 n->claimed_at = 0;
                 n->adopted = false;
@@ -1893,25 +1868,17 @@ struct state_number *reconcile_claim_intent(struct state *s, const struct plan_s
         }
         record_clear_claim(n);
         n->client_token = TAKE_PTR(token);
-        n->claim_description = TAKE_PTR(desc);
+        n->claim_description = desc;
         n->claim_tags = tags;
         n->n_claim_tags = n_tags;
-        if (pool) {
-                free(n->pool);
-                n->pool = TAKE_PTR(pool);
-        }
-        if (tarn) {
-                free(n->target_arn);
-                n->target_arn = TAKE_PTR(tarn);
-        }
-        if (country) {
-                free(n->country);
-                n->country = TAKE_PTR(country);
-        }
-        if (type) {
-                free(n->type);
-                n->type = TAKE_PTR(type);
-        }
+        if (pool)
+                n->pool = pool;
+        if (tarn)
+                n->target_arn = tarn;
+        if (country)
+                n->country = country;
+        if (type)
+                n->type = type;
         n->phase = PHASE_INTENT;
         n->slot = step->slot;
         n->intent_at = now;
@@ -2072,27 +2039,27 @@ void reconcile_applied(struct state *s, const struct config *c, const struct pla
                 return;
         switch (step->action) {
         case STEP_UPDATE_DESCRIPTION:
-                (void) free_and_strdup(&n->description, step->description);
+                (void) state_set(s, &n->description, step->description);
                 break;
         case STEP_ADOPT:
         case STEP_TAG:
                 for (size_t i = 0; i < step->n_tags; i++) {
                         const struct config_tag *t = &step->tags[i];
-                        if (record_tag_set(n, t->key, t->value) < 0)
+                        if (record_tag_set(s, n, t->key, t->value) < 0)
                                 continue;
                         if (streq(t->key, OWNERSHIP_TAG_KEY))
-                                (void) free_and_strdup(&n->owner_tag, t->value);
+                                (void) state_set(s, &n->owner_tag, t->value);
                         else
                                 (void) strv_add_unique(&n->tag_keys_applied, t->key);
                 }
                 if (step->action == STEP_ADOPT && step->pool) {
                         const struct pool_config *p = target_find_pool(config_find_target(c, step->target), step->pool);
-                        (void) free_and_strdup(&n->pool, step->pool);
+                        (void) state_set(s, &n->pool, step->pool);
                         n->phase = PHASE_CLAIMED;
                         n->adopted = true;
                         n->claimed_at = now;
                         if (p)
-                                (void) free_and_strdup(&n->pool_digest, p->digest);
+                                (void) state_set(s, &n->pool_digest, p->digest);
                 }
                 break;
         case STEP_UNTAG:
@@ -2104,7 +2071,7 @@ void reconcile_applied(struct state *s, const struct config *c, const struct pla
                         n->tag_keys_applied = strv_free(n->tag_keys_applied);
                 break;
         case STEP_ASSOCIATE_FLOW:
-                (void) free_and_strdup(&n->flow_applied, step->contact_flow);
+                (void) state_set(s, &n->flow_applied, step->contact_flow);
                 break;
         default:
                 break;

@@ -54,33 +54,17 @@ int number_phase_from_name(const char *s) {
 
 /* ---- construction and destruction ------------------------------------ */
 
-static void state_tags_free(struct state_tag *t, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(t[i].key);
-                free(t[i].value);
-        }
-        free(t);
-}
-
+/* Interned strings are the state's (see state.h): a record frees only
+ * its own strings and its arrays. */
 static void state_number_done(struct state_number *n) {
         free(n->phone_number);
-        free(n->target);
-        free(n->target_arn);
-        free(n->pool);
-        free(n->owner_tag);
         free(n->id);
         free(n->arn);
-        free(n->country);
-        free(n->type);
-        free(n->description);
-        state_tags_free(n->tags, n->n_tags);
+        free(n->tags);
         free(n->client_token);
-        free(n->claim_description);
-        state_tags_free(n->claim_tags, n->n_claim_tags);
+        free(n->claim_tags);
         free(n->failure_message);
-        free(n->flow_applied);
         strv_free(n->tag_keys_applied);
-        free(n->pool_digest);
         *n = (struct state_number){0};
 }
 
@@ -94,12 +78,187 @@ static void state_target_done(struct state_target *t) {
                 free(t->churn[i].phone_number);
         free(t->churn);
         strv_free(t->no_numbers_pools);
-        for (size_t i = 0; i < t->n_desired; i++) {
-                free(t->desired[i].key);
-                free(t->desired[i].value);
-        }
         free(t->desired);
         *t = (struct state_target){0};
+}
+
+/* ---- interned strings ------------------------------------------------- */
+
+/* One distinct value. Records point at s. */
+struct strent {
+        uint64_t hash;
+        bool mark;
+        char s[];
+};
+
+/* An open-addressing set of entries (a power of two of slots, at most
+ * half full). Entries are only dropped by a collection, which rebuilds
+ * the table, so probing needs no tombstones. */
+struct state_strings {
+        struct strent **slots;
+        size_t n_slots;
+        size_t count;
+        size_t count_after_gc;
+};
+
+static uint64_t str_hash(const char *v) {
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+        for (const char *c = v; *c; c++)
+                h = (h ^ (uint8_t) *c) * 1099511628211ULL;
+        return h;
+}
+
+static void strings_free(struct state_strings *ss) {
+        if (!ss)
+                return;
+        for (size_t k = 0; k < ss->n_slots; k++)
+                free(ss->slots[k]);
+        free(ss->slots);
+        free(ss);
+}
+
+static void strings_put(struct strent **slots, size_t n_slots, struct strent *e) {
+        size_t mask = n_slots - 1;
+        size_t k = e->hash & mask;
+        while (slots[k])
+                k = (k + 1) & mask;
+        slots[k] = e;
+}
+
+/* Moves the entries of ss into a new table of n_slots; with only_marked,
+ * the unmarked ones are freed instead. Clears every mark. */
+static int strings_rebuild(struct state_strings *ss, size_t n_slots, bool only_marked) {
+        struct strent **slots = calloc(n_slots, sizeof *slots);
+        if (!slots)
+                return -ENOMEM;
+        size_t count = 0;
+        for (size_t k = 0; k < ss->n_slots; k++) {
+                struct strent *e = ss->slots[k];
+                if (!e)
+                        continue;
+                if (only_marked && !e->mark) {
+                        free(e);
+                        continue;
+                }
+                e->mark = false;
+                strings_put(slots, n_slots, e);
+                count++;
+        }
+        free(ss->slots);
+        ss->slots = slots;
+        ss->n_slots = n_slots;
+        ss->count = count;
+        return 0;
+}
+
+static struct strent *strings_find(const struct state_strings *ss, const char *v, uint64_t h) {
+        if (!ss || ss->n_slots == 0)
+                return NULL;
+        size_t mask = ss->n_slots - 1;
+        for (size_t k = h & mask; ss->slots[k]; k = (k + 1) & mask)
+                if (ss->slots[k]->hash == h && streq(ss->slots[k]->s, v))
+                        return ss->slots[k];
+        return NULL;
+}
+
+const char *state_intern(struct state *s, const char *v) {
+        if (!v)
+                return NULL;
+        if (!s) {
+                errno = EINVAL;
+                return NULL;
+        }
+        uint64_t h = str_hash(v);
+        struct strent *e = strings_find(s->strings, v, h);
+        if (e)
+                return e->s;
+        if (!s->strings) {
+                s->strings = calloc(1, sizeof *s->strings);
+                if (!s->strings) {
+                        errno = ENOMEM;
+                        return NULL;
+                }
+        }
+        struct state_strings *ss = s->strings;
+        if ((ss->count + 1) * 2 > ss->n_slots && strings_rebuild(ss, MAX(ss->n_slots * 2, (size_t) 64), false) < 0) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        size_t len = strlen(v);
+        e = malloc(sizeof *e + len + 1);
+        if (!e) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        e->hash = h;
+        e->mark = false;
+        memcpy(e->s, v, len + 1);
+        strings_put(ss->slots, ss->n_slots, e);
+        ss->count++;
+        return e->s;
+}
+
+int state_set(struct state *s, const char **field, const char *v) {
+        const char *i = state_intern(s, v);
+        if (v && !i)
+                return -ENOMEM;
+        *field = i;
+        return 0;
+}
+
+size_t state_strings_count(const struct state *s) {
+        return s && s->strings ? s->strings->count : 0;
+}
+
+static void strings_mark(struct state_strings *ss, const char *v) {
+        if (!v)
+                return;
+        struct strent *e = strings_find(ss, v, str_hash(v));
+        if (e && e->s == v)
+                e->mark = true;
+}
+
+static void strings_mark_tags(struct state_strings *ss, const struct state_tag *t, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                strings_mark(ss, t[i].key);
+                strings_mark(ss, t[i].value);
+        }
+}
+
+/* Mark and sweep, when the table grew by half (and by 1024) since the
+ * last collection: garbage only comes from values replaced or records
+ * dropped, so it stays below the live count plus that margin. */
+size_t state_strings_gc(struct state *s) {
+        struct state_strings *ss = s ? s->strings : NULL;
+        if (!ss || ss->count < ss->count_after_gc + MAX(ss->count_after_gc / 2, (size_t) 1024))
+                return 0;
+        for (size_t i = 0; i < s->n_numbers; i++) {
+                const struct state_number *n = &s->numbers[i];
+                const char *const f[] = {n->target, n->target_arn, n->pool, n->owner_tag, n->country, n->type,
+                                         n->description, n->claim_description, n->flow_applied, n->pool_digest};
+                for (size_t k = 0; k < ELEMENTSOF(f); k++)
+                        strings_mark(ss, f[k]);
+                strings_mark_tags(ss, n->tags, n->n_tags);
+                strings_mark_tags(ss, n->claim_tags, n->n_claim_tags);
+        }
+        for (size_t i = 0; i < s->n_targets; i++)
+                strings_mark_tags(ss, s->targets[i].desired, s->targets[i].n_desired);
+        size_t before = ss->count, live = 0;
+        for (size_t k = 0; k < ss->n_slots; k++)
+                if (ss->slots[k] && ss->slots[k]->mark)
+                        live++;
+        size_t slots = 64;
+        while (slots < live * 2 + 2)
+                slots *= 2;
+        if (strings_rebuild(ss, slots, true) < 0) {
+                /* Keep everything: unmark and try again another time. */
+                for (size_t k = 0; k < ss->n_slots; k++)
+                        if (ss->slots[k])
+                                ss->slots[k]->mark = false;
+                return 0;
+        }
+        ss->count_after_gc = ss->count;
+        return before - ss->count;
 }
 
 struct state *state_new(void) {
@@ -121,6 +280,7 @@ struct state *state_free(struct state *s) {
         free(s->targets);
         free(s->last_error);
         free(s->index);
+        strings_free(s->strings);
         free(s);
         return NULL;
 }
@@ -335,11 +495,81 @@ static json_t *target_to_json(const struct state_target *t, int *ret_r) {
         return o;
 }
 
-int state_to_json(const struct state *s, char **ret) {
+/* Where a document goes: a file descriptor (through a buffer, with plain
+ * write(2) so that every write is visible to the I/O fault tests) or a
+ * growing string. The first error sticks. */
+struct sink {
+        int fd;                      /* -1: memory */
+        char *buf;
+        size_t len, cap;
+        int r;
+};
+
+#define SINK_FLUSH_AT ((size_t) 64 * 1024)
+
+static int write_all(int fd, const char *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+static int sink_flush(struct sink *k) {
+        if (k->r >= 0 && k->fd >= 0 && k->len > 0) {
+                k->r = write_all(k->fd, k->buf, k->len);
+                k->len = 0;
+        }
+        return k->r;
+}
+
+static int sink_put(const char *p, size_t n, void *userdata) {
+        struct sink *k = userdata;
+        if (k->r < 0)
+                return -1;
+        if (k->len + n + 1 > k->cap) {
+                size_t cap = MAX(k->cap * 2, k->len + n + 1);
+                cap = MAX(cap, (size_t) 4096);
+                char *b = realloc(k->buf, cap);
+                if (!b) {
+                        k->r = -ENOMEM;
+                        return -1;
+                }
+                k->buf = b;
+                k->cap = cap;
+        }
+        memcpy(k->buf + k->len, p, n);
+        k->len += n;
+        k->buf[k->len] = 0;
+        if (k->fd >= 0 && k->len >= SINK_FLUSH_AT && sink_flush(k) < 0)
+                return -1;
+        return 0;
+}
+
+/* One JSON value on one line. */
+static int sink_put_line(struct sink *k, json_t *v) {
+        if (json_dump_callback(v, sink_put, k, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0 && k->r >= 0)
+                k->r = -ENOMEM;
+        if (k->r >= 0)
+                (void) sink_put("\n", 1, k);
+        return k->r;
+}
+
+static json_t *header_to_json(const struct state *s, int *ret_r) {
         int r = 0;
         json_t *root = json_object();
-        if (!root)
-                return -ENOMEM;
+        if (!root) {
+                *ret_r = -ENOMEM;
+                return NULL;
+        }
         r = json_set(root, "version", json_integer(STATE_VERSION));
         if (r >= 0)
                 r = put_u64(root, "last_pass_started_at", s->last_pass_started_at);
@@ -365,28 +595,47 @@ int state_to_json(const struct state *s, char **ret) {
                 r = json_set(root, "targets", targets);
         else
                 json_decref(targets);
-        json_t *numbers = r >= 0 ? json_array() : NULL;
-        if (r >= 0 && !numbers)
-                r = -ENOMEM;
-        for (size_t i = 0; r >= 0 && i < s->n_numbers; i++) {
-                json_t *n = number_to_json(&s->numbers[i], &r);
-                if (n && json_array_append_new(numbers, n) < 0)
-                        r = -ENOMEM;
-        }
-        if (r >= 0)
-                r = json_set(root, "numbers", numbers);
-        else
-                json_decref(numbers);
         if (r < 0) {
                 json_decref(root);
+                *ret_r = r;
+                return NULL;
+        }
+        return root;
+}
+
+/* The document, version 2: a header line (everything but the numbers),
+ * then one line per number. Each line is parsed and freed on its own when
+ * read back, so loading 10,000 numbers never holds more than one record's
+ * JSON, and a large file stays diffable and greppable. */
+static int state_write(struct sink *k, const struct state *s) {
+        int r = 0;
+        json_t *header = header_to_json(s, &r);
+        if (!header)
+                return r;
+        r = sink_put_line(k, header);
+        json_decref(header);
+        for (size_t i = 0; r >= 0 && i < s->n_numbers; i++) {
+                json_t *n = number_to_json(&s->numbers[i], &r);
+                if (n) {
+                        r = sink_put_line(k, n);
+                        json_decref(n);
+                }
+        }
+        if (r >= 0)
+                r = sink_flush(k);
+        return r;
+}
+
+int state_to_json(const struct state *s, char **ret) {
+        struct sink k = {.fd = -1};
+        int r = state_write(&k, s);
+        if (r >= 0 && !k.buf)
+                r = -ENOMEM;
+        if (r < 0) {
+                free(k.buf);
                 return r;
         }
-        /* One record per line keeps a large file diffable and greppable. */
-        char *text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-        json_decref(root);
-        if (!text)
-                return -ENOMEM;
-        *ret = text;
+        *ret = k.buf;
         return 0;
 }
 
@@ -439,7 +688,17 @@ static int get_bool(json_t *o, const char *key, bool *ret) {
         return 0;
 }
 
-static int get_tags(json_t *o, const char *key, struct state_tag **ret, size_t *ret_n) {
+/* An interned string member (see state.h). */
+static int get_istr(struct state *s, json_t *o, const char *key, const char **ret) {
+        json_t *v = json_object_get(o, key);
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_string(v))
+                return -EBADMSG;
+        return state_set(s, ret, json_string_value(v));
+}
+
+static int get_tags(struct state *s, json_t *o, const char *key, struct state_tag **ret, size_t *ret_n) {
         json_t *v = json_object_get(o, key);
         if (!v || json_is_null(v))
                 return 0;
@@ -455,18 +714,16 @@ static int get_tags(json_t *o, const char *key, struct state_tag **ret, size_t *
         json_t *val;
         json_object_foreach(v, k, val) {
                 if (!json_is_string(val) || i >= n) {
-                        state_tags_free(tags, i);
+                        free(tags);
                         return -EBADMSG;
                 }
-                tags[i].key = strdup(k);
-                tags[i].value = strdup(json_string_value(val));
-                i++;
-                if (!tags[i - 1].key || !tags[i - 1].value) {
-                        state_tags_free(tags, i);
+                if (state_set(s, &tags[i].key, k) < 0 || state_set(s, &tags[i].value, json_string_value(val)) < 0) {
+                        free(tags);
                         return -ENOMEM;
                 }
+                i++;
         }
-        state_tags_free(*ret, *ret_n);
+        free(*ret);
         *ret = tags;
         *ret_n = i;
         return 0;
@@ -492,33 +749,33 @@ static int get_strv(json_t *o, const char *key, char ***ret) {
         return 0;
 }
 
-static int number_from_json(json_t *o, struct state_number *n) {
+static int number_from_json(struct state *s, json_t *o, struct state_number *n) {
         int r = 0;
         if (!json_is_object(o))
                 return -EBADMSG;
         r = get_str(o, "phone_number", &n->phone_number);
         if (r >= 0)
-                r = get_str(o, "target", &n->target);
+                r = get_istr(s, o, "target", &n->target);
         if (r >= 0 && (isempty(n->phone_number) || isempty(n->target)))
                 r = -EBADMSG; /* the record's key */
         if (r >= 0)
-                r = get_str(o, "target_arn", &n->target_arn);
+                r = get_istr(s, o, "target_arn", &n->target_arn);
         if (r >= 0)
-                r = get_str(o, "pool", &n->pool);
+                r = get_istr(s, o, "pool", &n->pool);
         if (r >= 0)
-                r = get_str(o, "owner_tag", &n->owner_tag);
+                r = get_istr(s, o, "owner_tag", &n->owner_tag);
         if (r >= 0)
                 r = get_str(o, "id", &n->id);
         if (r >= 0)
                 r = get_str(o, "arn", &n->arn);
         if (r >= 0)
-                r = get_str(o, "country", &n->country);
+                r = get_istr(s, o, "country", &n->country);
         if (r >= 0)
-                r = get_str(o, "type", &n->type);
+                r = get_istr(s, o, "type", &n->type);
         if (r >= 0)
-                r = get_str(o, "description", &n->description);
+                r = get_istr(s, o, "description", &n->description);
         if (r >= 0)
-                r = get_tags(o, "tags", &n->tags, &n->n_tags);
+                r = get_tags(s, o, "tags", &n->tags, &n->n_tags);
         if (r >= 0) {
                 _cleanup_(freep) char *phase = NULL;
                 r = get_str(o, "phase", &phase);
@@ -537,9 +794,9 @@ static int number_from_json(json_t *o, struct state_number *n) {
         if (r >= 0)
                 r = get_str(o, "client_token", &n->client_token);
         if (r >= 0)
-                r = get_str(o, "claim_description", &n->claim_description);
+                r = get_istr(s, o, "claim_description", &n->claim_description);
         if (r >= 0)
-                r = get_tags(o, "claim_tags", &n->claim_tags, &n->n_claim_tags);
+                r = get_tags(s, o, "claim_tags", &n->claim_tags, &n->n_claim_tags);
         if (r >= 0)
                 r = get_unsigned(o, "slot", &n->slot);
         if (r >= 0)
@@ -559,17 +816,17 @@ static int number_from_json(json_t *o, struct state_number *n) {
         if (r >= 0)
                 r = get_bool(o, "quota_failure", &n->quota_failure);
         if (r >= 0)
-                r = get_str(o, "flow_applied", &n->flow_applied);
+                r = get_istr(s, o, "flow_applied", &n->flow_applied);
         if (r >= 0)
                 r = get_strv(o, "tag_keys_applied", &n->tag_keys_applied);
         if (r >= 0)
-                r = get_str(o, "pool_digest", &n->pool_digest);
+                r = get_istr(s, o, "pool_digest", &n->pool_digest);
         if (r >= 0)
                 r = get_u64(o, "last_described_at", &n->last_described_at);
         return r;
 }
 
-static int target_from_json(json_t *o, struct state_target *t) {
+static int target_from_json(struct state *s, json_t *o, struct state_target *t) {
         int r = 0;
         if (!json_is_object(o))
                 return -EBADMSG;
@@ -622,7 +879,7 @@ static int target_from_json(json_t *o, struct state_target *t) {
         if (r >= 0)
                 r = get_bool(o, "listed_ok", &t->listed_ok);
         if (r >= 0)
-                r = get_tags(o, "desired", &t->desired, &t->n_desired);
+                r = get_tags(s, o, "desired", &t->desired, &t->n_desired);
         return r;
 }
 
@@ -665,14 +922,12 @@ static int check_unique(const struct state *s) {
         return 0;
 }
 
-static int state_from_json_root(json_t *root, struct state *s) {
+/* The members of the header (version 2) or of the whole document
+ * (version 1), but the numbers. */
+static int header_from_json(json_t *root, struct state *s) {
         int r;
         if (!json_is_object(root))
                 return -EBADMSG;
-        json_t *version = json_object_get(root, "version");
-        if (!json_is_integer(version) || json_integer_value(version) != STATE_VERSION)
-                return -EBADMSG;
-        s->version = STATE_VERSION;
         r = get_u64(root, "last_pass_started_at", &s->last_pass_started_at);
         if (r >= 0)
                 r = get_u64(root, "last_pass_finished_at", &s->last_pass_finished_at);
@@ -714,99 +969,167 @@ static int state_from_json_root(json_t *root, struct state *s) {
                 }
                 for (size_t i = 0; i < n; i++) {
                         s->n_targets++;
-                        r = target_from_json(json_array_get(targets, i), &s->targets[i]);
+                        r = target_from_json(s, json_array_get(targets, i), &s->targets[i]);
                         if (r < 0)
                                 return r;
                 }
         }
+        return 0;
+}
+
+static int number_append_from_json(struct state *s, json_t *o) {
+        if (array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0)
+                return -ENOMEM;
+        s->numbers[s->n_numbers] = (struct state_number){0};
+        s->n_numbers++;
+        return number_from_json(s, o, &s->numbers[s->n_numbers - 1]);
+}
+
+/* Version 1 (up to 0.1.0): one document with a "numbers" array. Read so
+ * that an upgrade keeps its state; the next save writes version 2. */
+static int state_from_v1(json_t *root, struct state *s) {
+        int r = header_from_json(root, s);
+        if (r < 0)
+                return r;
         json_t *numbers = json_object_get(root, "numbers");
         if (numbers && !json_is_null(numbers)) {
                 if (!json_is_array(numbers))
                         return -EBADMSG;
-                size_t n = json_array_size(numbers);
-                if (n > 0) {
-                        s->numbers = calloc(array_capacity(n), sizeof *s->numbers);
-                        if (!s->numbers)
-                                return -ENOMEM;
-                }
-                for (size_t i = 0; i < n; i++) {
-                        s->n_numbers++;
-                        r = number_from_json(json_array_get(numbers, i), &s->numbers[i]);
+                size_t i;
+                json_t *o;
+                json_array_foreach(numbers, i, o) {
+                        r = number_append_from_json(s, o);
                         if (r < 0)
                                 return r;
                 }
         }
-        return check_unique(s);
+        return 0;
 }
 
-int state_from_json(const char *text, size_t len, struct state **ret) {
-        json_error_t err;
-        if (!text)
-                return -EBADMSG;
-        json_t *root = json_loadb(text, len, 0, &err);
-        if (!root)
-                return -EBADMSG;
+static int json_version(json_t *root) {
+        json_t *v = json_is_object(root) ? json_object_get(root, "version") : NULL;
+        return json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 1000
+                       ? (int) json_integer_value(v)
+                       : -1;
+}
+
+/* Reads a document of either version from f. *ret_why says why one was
+ * refused (for the warning). */
+static int state_read(FILE *f, struct state **ret, const char **ret_why) {
         _cleanup_(state_freep) struct state *s = state_new();
-        if (!s) {
-                json_decref(root);
+        _cleanup_(freep) char *line = NULL;
+        size_t cap = 0;
+        int r;
+        *ret_why = "not valid JSON";
+        if (!s)
                 return -ENOMEM;
+        ssize_t len = getline(&line, &cap, f);
+        if (len < 0)
+                return ferror(f) ? -EIO : -EBADMSG;
+        json_t *header = json_loadb(line, (size_t) len, 0, NULL);
+        if (json_version(header) != STATE_VERSION) {
+                /* Not a version 2 header: a version 1 document (it spans
+                 * many lines), another version, or garbage. */
+                json_decref(header);
+                if (fseek(f, 0, SEEK_SET) < 0)
+                        return -errno;
+                json_t *root = json_loadf(f, 0, NULL);
+                if (!root)
+                        return -EBADMSG;
+                int v = json_version(root);
+                *ret_why = json_is_object(root) && v != 1 ? "an unknown version" : "an unexpected structure";
+                r = v == 1 ? state_from_v1(root, s) : -EBADMSG;
+                json_decref(root);
+        } else {
+                *ret_why = "an unexpected structure";
+                r = json_object_get(header, "numbers") ? -EBADMSG : header_from_json(header, s);
+                json_decref(header);
+                while (r >= 0 && (len = getline(&line, &cap, f)) >= 0) {
+                        if (len == 1 && line[0] == '\n')
+                                continue;
+                        json_t *o = json_loadb(line, (size_t) len, 0, NULL);
+                        if (!o) {
+                                *ret_why = "not valid JSON";
+                                r = -EBADMSG;
+                                break;
+                        }
+                        r = number_append_from_json(s, o);
+                        json_decref(o);
+                }
+                if (r >= 0 && ferror(f))
+                        r = -EIO;
         }
-        int r = state_from_json_root(root, s);
-        json_decref(root);
+        if (r >= 0)
+                r = check_unique(s);
         if (r < 0)
                 return r;
+        s->version = STATE_VERSION;
         *ret = TAKE_PTR(s);
         return 0;
 }
 
-/* ---- files ------------------------------------------------------------ */
-
-/* Why a document was refused, for the warning (best effort). */
-static const char *corrupt_reason(const char *text, size_t len) {
-        json_error_t err;
-        json_t *root = json_loadb(text, len, 0, &err);
-        if (!root)
-                return "not valid JSON";
-        const char *why = "an unexpected structure";
-        json_t *v = json_is_object(root) ? json_object_get(root, "version") : NULL;
-        if (json_is_object(root) && (!json_is_integer(v) || json_integer_value(v) != STATE_VERSION))
-                why = "an unknown version";
-        json_decref(root);
-        return why;
+int state_from_json(const char *text, size_t len, struct state **ret) {
+        if (!text || len == 0)
+                return -EBADMSG;
+        FILE *f = fmemopen((void *) text, len, "r");
+        if (!f)
+                return -errno;
+        const char *why;
+        int r = state_read(f, ret, &why);
+        fclose(f);
+        return r == -ENOMEM ? r : r < 0 ? -EBADMSG : 0;
 }
+
+int state_read_file(const char *path, struct state **ret, const char **ret_why) {
+        const char *why_ignored;
+        if (!ret_why)
+                ret_why = &why_ignored;
+        *ret_why = NULL;
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size > STATE_MAX_FILE_SIZE) {
+                *ret_why = S_ISREG(st.st_mode) ? "too large" : "not a regular file";
+                return -EBADMSG;
+        }
+        FILE *f = fdopen(fd, "r");
+        if (!f)
+                return -errno;
+        TAKE_FD(fd);
+        int r = state_read(f, ret, ret_why);
+        fclose(f);
+        return r == -ENOMEM || r == -EIO ? r : r < 0 ? -EBADMSG : 0;
+}
+
+/* ---- files ------------------------------------------------------------ */
 
 int state_load(const char *dir, struct state **ret, char **ret_warning) {
         _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_FILE);
-        _cleanup_(freep) char *text = NULL;
-        size_t len = 0;
         if (!path)
                 return -ENOMEM;
         if (ret_warning)
                 *ret_warning = NULL;
-        int r = read_full_file(path, STATE_MAX_FILE_SIZE, &text, &len);
+        _cleanup_(state_freep) struct state *s = NULL;
+        const char *why = NULL;
+        int r = state_read_file(path, &s, &why);
         if (r == -ENOENT) {
-                struct state *s = state_new();
+                s = state_new();
                 if (!s)
                         return -ENOMEM;
-                *ret = s;
-                return 0;
-        }
-        if (r < 0 && r != -EFBIG)
-                return r;
-        _cleanup_(state_freep) struct state *s = NULL;
-        if (r >= 0) {
-                r = state_from_json(text, len, &s);
-                if (r == -ENOMEM)
-                        return r;
+                r = 0;
         }
         if (r >= 0) {
                 *ret = TAKE_PTR(s);
                 return 0;
         }
+        if (r != -EBADMSG)
+                return r;
 
         /* Corrupt, unknown version or absurdly large: keep it for a human,
          * out of our way, and start from what the API says. */
-        const char *why = r == -EFBIG ? "too large" : corrupt_reason(text, len);
         _cleanup_(freep) char *aside = strprintf("%s.corrupt-%" PRIu64, path, clock_wall_sec());
         if (!aside)
                 return -ENOMEM;
@@ -818,7 +1141,7 @@ int state_load(const char *dir, struct state **ret, char **ret_warning) {
         if (ret_warning) {
                 *ret_warning = strprintf("state file %s has %s; moved it to %s and rebuilding the state from "
                                          "Amazon Connect",
-                                         path, why, aside);
+                                         path, why ? why : "an unexpected structure", aside);
                 if (!*ret_warning)
                         return -ENOMEM;
         }
@@ -826,26 +1149,12 @@ int state_load(const char *dir, struct state **ret, char **ret_warning) {
         return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        return -EIO;
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 /* Writes DIR/NAME atomically: old or new, never half-written (CLAIMS.md
- * invariant 6). The new text becomes NAME only once it is complete on
- * disk, and the rename itself is made durable. */
-static int write_file_atomic(const char *dir, const char *name, const char *text, size_t len) {
+ * invariant 6). write() produces the content into the sink; the new file
+ * becomes NAME only once it is complete on disk, and the rename itself is
+ * made durable. */
+static int write_file_atomic(const char *dir, const char *name, int (*write_fn)(struct sink *k, const void *data),
+                             const void *data) {
         _cleanup_(freep) char *path = strprintf("%s/%s", dir, name);
         _cleanup_(freep) char *tmp = strprintf("%s/%s.tmp-XXXXXX", dir, name);
         int r;
@@ -855,9 +1164,11 @@ static int write_file_atomic(const char *dir, const char *name, const char *text
         int fd = mkostemp(tmp, O_CLOEXEC);
         if (fd < 0)
                 return -errno;
-        r = write_all(fd, text, len);
+        struct sink k = {.fd = fd};
+        r = write_fn(&k, data);
         if (r >= 0)
-                r = write_all(fd, "\n", 1);
+                r = sink_flush(&k);
+        free(k.buf);
         /* No secrets inside; --status may run as another administrator. */
         if (r >= 0 && fchmod(fd, 0644) < 0)
                 r = -errno;
@@ -879,12 +1190,16 @@ static int write_file_atomic(const char *dir, const char *name, const char *text
         return 0;
 }
 
+static int write_state(struct sink *k, const void *data) {
+        return state_write(k, data);
+}
+
 int state_save(const char *dir, const struct state *s) {
-        _cleanup_(freep) char *text = NULL;
-        int r = state_to_json(s, &text);
-        if (r < 0)
-                return r;
-        return write_file_atomic(dir, STATE_FILE, text, strlen(text));
+        return write_file_atomic(dir, STATE_FILE, write_state, s);
+}
+
+static int write_json_line(struct sink *k, const void *data) {
+        return sink_put_line(k, (json_t *) data);
 }
 
 int state_save_pass_info(const char *dir, const struct state *s) {
@@ -902,13 +1217,10 @@ int state_save_pass_info(const char *dir, const struct state *s) {
                 r = json_set(o, "last_pass_result", json_integer(s->last_pass_result));
         if (r >= 0)
                 r = put_str(o, "last_error", s->last_error);
-        _cleanup_(freep) char *text = r >= 0 ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        if (r >= 0)
+                r = write_file_atomic(dir, STATE_PASS_FILE, write_json_line, o);
         json_decref(o);
-        if (r < 0)
-                return r;
-        if (!text)
-                return -ENOMEM;
-        return write_file_atomic(dir, STATE_PASS_FILE, text, strlen(text));
+        return r;
 }
 
 int state_load_pass_info(const char *dir, struct state *s) {
@@ -1054,14 +1366,14 @@ struct state_number *state_add_number(struct state *s, const char *target, const
                 errno = EINVAL;
                 return NULL;
         }
-        _cleanup_(freep) char *t = strdup(target);
+        const char *t = state_intern(s, target);
         _cleanup_(freep) char *p = strdup(phone_number);
         if (!t || !p || array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0) {
                 errno = ENOMEM;
                 return NULL;
         }
         struct state_number *n = &s->numbers[s->n_numbers++];
-        *n = (struct state_number){.target = TAKE_PTR(t), .phone_number = TAKE_PTR(p), .phase = PHASE_UNKNOWN};
+        *n = (struct state_number){.target = t, .phone_number = TAKE_PTR(p), .phase = PHASE_UNKNOWN};
         if (s->index_slots > 0) {
                 if (s->n_numbers * 2 + 2 > s->index_slots)
                         index_drop(s); /* rebuilt larger at the next lookup */
@@ -1122,6 +1434,11 @@ int state_churn_add(struct state_target *t, uint64_t at, bool release, const cha
         t->churn = c;
         t->churn[t->n_churn++] = (struct state_churn){.at = at, .release = release, .phone_number = TAKE_PTR(p)};
         return 0;
+}
+
+void state_forget_list_digests(struct state *s) {
+        for (size_t i = 0; s && i < s->n_targets; i++)
+                s->targets[i].list_digest_valid = false;
 }
 
 size_t state_churn_prune(struct state_target *t, uint64_t now) {

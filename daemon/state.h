@@ -7,10 +7,11 @@
 
 #include "util.h"
 
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 #define STATE_FILE "state.json"
 #define STATE_LOCK_FILE "lock"
 #define STATE_PASS_FILE "pass.json"
+#define STATE_LIST_DIGEST_LEN 32
 
 enum number_phase {
         PHASE_UNKNOWN,      /* seen in a list, not described yet */
@@ -26,21 +27,29 @@ enum number_phase {
 const char *number_phase_name(enum number_phase p);
 int number_phase_from_name(const char *s);
 
+/* Strings of a state that many records share (target names and ARNs,
+ * pools, countries, types, descriptions, digests, tags) are interned: one
+ * copy per distinct value, owned by the state. A `const char *` member of
+ * the structs below is such a string: set it with state_set() (or
+ * state_intern()), never free it, compare it with streq() as usual. At
+ * 10,000 numbers this keeps the state to a few MiB instead of ten. The
+ * owned `char *` members (phone number, id, ARN, token, message) are
+ * unique per record and freed with it. */
 struct state_tag {
-        char *key;
-        char *value;
+        const char *key;
+        const char *value;
 };
 
 struct state_number {
         char *phone_number;          /* E.164; with target, the record's key */
-        char *target;                /* target name at the time it was recorded */
-        char *target_arn;
-        char *pool;                  /* pool name of our ownership tag, or NULL */
-        char *owner_tag;             /* the connect-numbers:pool value seen on the number, or NULL */
+        const char *target;          /* target name at the time it was recorded */
+        const char *target_arn;
+        const char *pool;            /* pool name of our ownership tag, or NULL */
+        const char *owner_tag;       /* the connect-numbers:pool value seen on the number, or NULL */
         char *id;                    /* PhoneNumberId, or NULL until known */
         char *arn;                   /* PhoneNumberArn, or NULL */
-        char *country, *type;        /* as listed or described */
-        char *description;           /* as last described, or NULL */
+        const char *country, *type;  /* as listed or described */
+        const char *description;     /* as last described, or NULL */
         struct state_tag *tags;      /* as last described (all tags) */
         size_t n_tags;
         enum number_phase phase;
@@ -49,7 +58,7 @@ struct state_number {
 
         /* Claim bookkeeping. */
         char *client_token;          /* token of the claim attempt in flight (INTENT/IN_PROGRESS) */
-        char *claim_description;     /* exact parameters of that claim request */
+        const char *claim_description; /* exact parameters of that claim request */
         struct state_tag *claim_tags;
         size_t n_claim_tags;
         unsigned slot;               /* slot in the pool the claim was made for */
@@ -63,9 +72,9 @@ struct state_number {
         bool quota_failure;          /* that failure was a quota refusal */
 
         /* What the service applied, since the API cannot read some back. */
-        char *flow_applied;          /* contact flow id associated, or NULL */
+        const char *flow_applied;    /* contact flow id associated, or NULL */
         char **tag_keys_applied;     /* user tag keys this service set (for untag) */
-        char *pool_digest;           /* pool_config.digest when last reconciled */
+        const char *pool_digest;     /* pool_config.digest when last reconciled */
         uint64_t last_described_at;  /* for the daily audit */
 };
 
@@ -93,7 +102,14 @@ struct state_target {
                                       * last pass: --status shows it without reading the YAML */
         size_t n_desired;
         bool listed_ok;              /* the last list of this target succeeded */
+        /* In memory only, never saved: the SHA-256 of the target's last list
+         * answer, when it was one page and the state has not changed since
+         * it was taken in. A pass that receives the same bytes again may
+         * skip parsing and taking them in (pass.c). */
+        uint8_t list_digest[STATE_LIST_DIGEST_LEN];
+        bool list_digest_valid;
 };
+
 
 struct state {
         unsigned version;
@@ -111,6 +127,8 @@ struct state {
          * (target, phone number), built on first lookup; 0 slots = none. */
         size_t *index;
         size_t index_slots;
+        /* Private to state.c: the interned strings (see struct state_tag). */
+        struct state_strings *strings;
 };
 
 struct state *state_new(void);
@@ -118,9 +136,13 @@ struct state *state_free(struct state *s);
 DEFINE_FREEP(struct state, state_free)
 
 /* Pure (de)serialisation; state_from_json returns -EBADMSG on a corrupt or
- * unknown-version document. */
+ * unknown-version document. The text (version 2) is a header line, then one
+ * line per number; version 1 (one document) is still read. */
 int state_to_json(const struct state *s, char **ret);
 int state_from_json(const char *text, size_t len, struct state **ret);
+/* Reads PATH a line at a time: -ENOENT, -EBADMSG (with *ret_why saying
+ * why: corrupt, unknown version, too large), -EIO or -ENOMEM. */
+int state_read_file(const char *path, struct state **ret, const char **ret_why);
 
 /* I/O edge. state_load: no file -> a new empty state (returns 0); corrupt
  * -> the file is renamed to state.json.corrupt-<time>, a new empty state is
@@ -135,6 +157,22 @@ int state_load_pass_info(const char *dir, struct state *s);
 /* Advisory flock on DIR/lock (non-blocking): -EBUSY when another process
  * holds it. The lock lives as long as the returned fd. */
 int state_lock(const char *dir, int *ret_fd);
+
+/* Interned strings. state_intern: the state's copy of v (NULL for NULL),
+ * or NULL with errno ENOMEM. state_set: *field = state_intern(v); 0 or
+ * -ENOMEM (then *field is unchanged). state_tags_set: an array of n tags
+ * whose strings are interned (the array itself is the caller's to free).
+ * state_strings_gc: drops the strings no record refers to any more; cheap
+ * unless many were added since the last collection (call it between
+ * passes). Returns how many were dropped. */
+const char *state_intern(struct state *s, const char *v);
+int state_set(struct state *s, const char **field, const char *v);
+size_t state_strings_gc(struct state *s);
+size_t state_strings_count(const struct state *s);
+
+/* Forgets every target's list_digest: after a change to the state or the
+ * configuration, the next list is taken in again. */
+void state_forget_list_digests(struct state *s);
 
 /* Lookups and edits. */
 struct state_number *state_find_number(struct state *s, const char *target, const char *phone_number);

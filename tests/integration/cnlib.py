@@ -291,3 +291,20 @@ class DaemonTest(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+def read_state(state_dir):
+    """The daemon's state.json as one dict with a "numbers" list, whatever
+    its version: 2 is a header line then one line per number, 1 (0.1.0) one
+    document."""
+    with open(os.path.join(state_dir, "state.json")) as f:
+        first = f.readline()
+        try:
+            head = json.loads(first)
+        except ValueError:
+            head = None
+        if isinstance(head, dict) and head.get("version") == 2:
+            head["numbers"] = [json.loads(line) for line in f if line.strip()]
+            return head
+        f.seek(0)
+        return json.load(f)

@@ -57,8 +57,7 @@ class StateDirTest(cnlib.DaemonTest):
         self.assertTrue(all(n["claims"] == 1 for n in every), why)
 
     def state_numbers(self, state):
-        with open(os.path.join(state, "state.json")) as f:
-            return {n["phone_number"] for n in json.load(f).get("numbers", [])}
+        return {n["phone_number"] for n in cnlib.read_state(state)["numbers"]}
 
 
 class FullDisk(StateDirTest):

@@ -726,7 +726,7 @@ static void test_client_free_with_pending(_unused_ void **state) {
         assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(connect_client_new(e, &(struct connect_client_options){ .endpoint_url = url }, &c), 0);
         for (int i = 0; i < 8; i++)
-                assert_int_equal(connect_list_numbers(c, "us-east-1", ARN_INSTANCE, on_result, &o), 0);
+                assert_int_equal(connect_list_numbers(c, "us-east-1", ARN_INSTANCE, NULL, on_result, &o), 0);
         assert_int_equal(connect_client_in_flight(c), 8);
         /* run one iteration so that some requests are on the wire */
         assert_true(sd_event_run(e, 0) >= 0);

@@ -2,8 +2,8 @@
  *
  * Against tests/fake-connect/fake_connect.py (started here in a temporary
  * directory): every operation round-trips, pagination, session
- * credentials, a wrong secret, an untrusted certificate (no request
- * reaches the server), throttling, dropped connections, truncated and 5xx
+ * credentials, the LIST known_digest shortcut, a wrong secret, an
+ * untrusted certificate (no request reaches the server), throttling, dropped connections, truncated and 5xx
  * answers and how they are retried. Against a tiny TLS server in a thread
  * (the fake's certificate): the response cap on a chunked body, header
  * capture, timeouts, cancellation. Everything is skipped when the fake or
@@ -258,6 +258,10 @@ struct outcome {
         unsigned attempts;
         char *id, *arn;                   /* CLAIM */
         char **ids;                       /* LIST: every PhoneNumberId */
+        size_t n_numbers;                 /* LIST */
+        bool numbers_null;                /* LIST: res->numbers was NULL */
+        bool have_digest, unchanged;      /* LIST */
+        uint8_t digest[CONNECT_LIST_DIGEST_LEN];
         char **available;                 /* SEARCH: phone numbers */
         enum connect_number_status status;/* DESCRIBE */
         char *description;
@@ -293,9 +297,15 @@ static void on_result(const struct connect_result *res, void *userdata) {
         o->arn = strdup_or_null(res->phone_number_arn);
         for (size_t i = 0; i < res->n_available; i++)
                 assert_int_equal(strv_push(&o->available, res->available[i].phone_number), 0);
-        if (res->op == CONNECT_OP_LIST)
+        if (res->op == CONNECT_OP_LIST) {
                 for (size_t i = 0; i < res->n_numbers; i++)
                         assert_int_equal(strv_push(&o->ids, res->numbers[i].id), 0);
+                o->n_numbers = res->n_numbers;
+                o->numbers_null = !res->numbers;
+                o->have_digest = res->have_digest;
+                o->unchanged = res->unchanged;
+                memcpy(o->digest, res->digest, sizeof(o->digest));
+        }
         if (res->op == CONNECT_OP_DESCRIBE && res->n_numbers == 1) {
                 const struct connect_number *n = &res->numbers[0];
                 o->status = n->status;
@@ -422,7 +432,7 @@ static void test_round_trip(_unused_ void **state) {
         assert_string_equal(o.phone_number, phone);
 
         /* list */
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
         wait_done(e, &o);
         EXPECT_OK(&o);
         assert_true(strv_contains(o.ids, id));
@@ -541,7 +551,7 @@ static void test_list_pages(_unused_ void **state) {
         opts = fake_options();
         assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
-        assert_int_equal(connect_list_numbers(c, "us-west-2", target, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, "us-west-2", target, NULL, on_result, &o), 0);
         wait_done(e, &o);
         EXPECT_OK(&o);
         /* every page in one result, ids unique */
@@ -550,6 +560,148 @@ static void test_list_pages(_unused_ void **state) {
         for (size_t i = 1; i < 2345; i += 97)
                 for (size_t k = 0; k < i; k++)
                         assert_string_not_equal(o.ids[i], o.ids[k]);
+        outcome_clear(&o);
+}
+
+/* Seeds numbers through the admin API; returns their ids. */
+static char **seed_generate(const char *target_arn, unsigned count) {
+        _cleanup_(freep) char *body = strprintf("{\"generate\": {\"target_arn\": \"%s\", \"country\": \"US\","
+                                                " \"type\": \"DID\", \"count\": %u}}",
+                                                target_arn, count);
+        json_t *j = admin("POST", "/admin/seed", body), *id;
+        char **ids = NULL;
+        size_t i;
+
+        json_array_foreach(json_object_get(j, "numbers"), i, id)
+                assert_int_equal(strv_push(&ids, json_string_value(id)), 0);
+        json_decref(j);
+        assert_int_equal(strv_length(ids), count);
+        return ids;
+}
+
+static size_t list_requests(void) {
+        json_t *j = admin("GET", "/admin/calls", NULL);
+        size_t n = (size_t) json_integer_value(json_object_get(json_object_get(j, "calls"), "ListPhoneNumbersV2"));
+        json_decref(j);
+        return n;
+}
+
+/* known_digest: a single-page answer identical to the last one is reported
+ * unchanged and not parsed; any change, a wrong digest or more than one
+ * page parses as before. */
+static void test_list_digest(_unused_ void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+        const char *small = "arn:aws:connect:us-east-1:111122223333:instance/d1d1d1d1-1111-4222-8333-444455556666";
+        const char *big = "arn:aws:connect:us-east-1:111122223333:instance/d2d2d2d2-1111-4222-8333-444455556666";
+        _cleanup_(strv_freep) char **ids = NULL, **more = NULL, **big_ids = NULL;
+        uint8_t first[CONNECT_LIST_DIGEST_LEN], second[CONNECT_LIST_DIGEST_LEN], zero[CONNECT_LIST_DIGEST_LEN] = {};
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        ids = seed_generate(small, 3);
+        opts = fake_options();
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+
+        /* 1. no known digest: parsed, and a digest to keep */
+        assert_int_equal(connect_list_numbers(c, REGION, small, NULL, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_true(o.have_digest);
+        assert_false(o.unchanged);
+        assert_int_equal(o.n_numbers, 3);
+        for (char **i = ids; *i; i++)
+                assert_true(strv_contains(o.ids, *i));
+        memcpy(first, o.digest, sizeof(first));
+        assert_memory_not_equal(first, zero, sizeof(first));
+
+        /* 2. the same answer again: unchanged, nothing parsed, one request.
+         * The caller's copy need not outlive the call. */
+        {
+                uint8_t *known = malloc(sizeof(first));
+                assert_non_null(known);
+                memcpy(known, first, sizeof(first));
+                size_t before = list_requests();
+                assert_int_equal(connect_list_numbers(c, REGION, small, known, on_result, &o), 0);
+                memset(known, 0xa5, sizeof(first));
+                free(known);
+                wait_done(e, &o);
+                EXPECT_OK(&o);
+                assert_int_equal(list_requests(), before + 1);
+        }
+        assert_true(o.unchanged);
+        assert_true(o.have_digest);
+        assert_int_equal(o.n_numbers, 0);
+        assert_true(o.numbers_null);
+        assert_memory_equal(o.digest, first, sizeof(first));
+
+        /* 3. one more number: the old digest no longer matches */
+        more = seed_generate(small, 1);
+        assert_int_equal(connect_list_numbers(c, REGION, small, first, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_false(o.unchanged);
+        assert_true(o.have_digest);
+        assert_int_equal(o.n_numbers, 4);
+        assert_true(strv_contains(o.ids, more[0]));
+        for (char **i = ids; *i; i++)
+                assert_true(strv_contains(o.ids, *i));
+        assert_memory_not_equal(o.digest, first, sizeof(first));
+        memcpy(second, o.digest, sizeof(second));
+
+        /* 5. a wrong digest on an unchanged single page: parsed as usual,
+         * and the same digest as before */
+        assert_int_equal(connect_list_numbers(c, REGION, small, zero, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_false(o.unchanged);
+        assert_true(o.have_digest);
+        assert_int_equal(o.n_numbers, 4);
+        assert_false(o.numbers_null);
+        assert_memory_equal(o.digest, second, sizeof(second));
+
+        /* 4. more than one page: no digest, every number, and a digest
+         * given does not make it unchanged */
+        big_ids = seed_generate(big, 1001);
+        assert_int_equal(connect_list_numbers(c, REGION, big, NULL, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_false(o.have_digest);
+        assert_false(o.unchanged);
+        assert_int_equal(o.n_numbers, 1001);
+        assert_int_equal(o.attempts, 2);
+        for (size_t i = 0; i < 1001; i += 50)
+                assert_true(strv_contains(o.ids, big_ids[i]));
+        assert_true(strv_contains(o.ids, big_ids[1000]));
+        assert_int_equal(connect_list_numbers(c, REGION, big, second, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_false(o.have_digest);
+        assert_false(o.unchanged);
+        assert_int_equal(o.n_numbers, 1001);
+
+        /* A failed list reports neither. */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"error500\", \"op\": \"ListPhoneNumbersV2\","
+                                    " \"count\": 10}]}");
+        assert_int_equal(connect_list_numbers(c, REGION, small, second, on_result, &o), 0);
+        wait_done(e, &o);
+        assert_true(o.r < 0);
+        assert_false(o.have_digest);
+        assert_false(o.unchanged);
+        admin_post("/admin/config", "{\"fault_next\": []}");
+
+        /* A retried attempt still ends unchanged: only the final body counts. */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"error500\", \"op\": \"ListPhoneNumbersV2\"}]}");
+        assert_int_equal(connect_list_numbers(c, REGION, small, second, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 2);
+        assert_true(o.unchanged);
+        assert_true(o.have_digest);
+        assert_true(o.numbers_null);
         outcome_clear(&o);
 }
 
@@ -621,7 +773,7 @@ static void test_untrusted_certificate(_unused_ void **state) {
         opts.ca_file = NULL;
         assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
         wait_done(e, &o);
         assert_int_equal(o.r, -EPROTO);
         assert_int_equal(o.kind, CONNECT_ERROR_TLS);
@@ -636,14 +788,14 @@ static void test_untrusted_certificate(_unused_ void **state) {
         connect_client_free(TAKE_PTR(c));
         setenv("AWS_CA_BUNDLE", fake.ca_file, 1);
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
         wait_done(e, &o);
         EXPECT_OK(&o);
         unsetenv("AWS_CA_BUNDLE");
 
         /* ... and reconfigure can switch the CA back to nothing. */
         assert_int_equal(connect_client_reconfigure(c, &opts), 0);
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
         wait_done(e, &o);
         assert_int_equal(o.kind, CONNECT_ERROR_TLS);
         outcome_clear(&o);
@@ -753,7 +905,7 @@ static void test_faults_retried(_unused_ void **state) {
 
         /* a dropped connection */
         admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"drop\", \"op\": \"ListPhoneNumbersV2\"}]}");
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
         wait_done(e, &o);
         EXPECT_OK(&o);
         assert_int_equal(o.attempts, 2);
@@ -828,7 +980,7 @@ static void test_max_attempts_env(_unused_ void **state) {
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
         unsetenv("AWS_MAX_ATTEMPTS");
         admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"drop\", \"op\": \"ListPhoneNumbersV2\"}]}");
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
         wait_done(e, &o);
         assert_int_equal(o.kind, CONNECT_ERROR_TRANSIENT);
         assert_int_equal(o.r, -ECONNRESET);
@@ -1148,6 +1300,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
                 cmocka_unit_test(test_list_pages),
+                cmocka_unit_test(test_list_digest),
                 cmocka_unit_test(test_session_credentials),
                 cmocka_unit_test(test_wrong_secret),
                 cmocka_unit_test(test_untrusted_certificate),

@@ -392,9 +392,9 @@ static void simulate_apply(const struct config *c, struct state *s, const struct
                 cn.id = n->id;
                 cn.arn = n->arn;
                 cn.phone_number = n->phone_number;
-                cn.country = n->country;
-                cn.type = n->type;
-                cn.description = n->claim_description;
+                cn.country = (char *) n->country;
+                cn.type = (char *) n->type;
+                cn.description = (char *) n->claim_description;
                 cn.described = true;
                 cn.status = CONNECT_STATUS_CLAIMED;
                 struct connect_tag tags[64];
@@ -404,7 +404,8 @@ static void simulate_apply(const struct config *c, struct state *s, const struct
                 for (; k < n_src && k < ELEMENTSOF(tags); k++)
                         tags[k] = (struct connect_tag){src[k].key, src[k].value};
                 for (size_t j = 0; st->action == STEP_REPLAY_CLAIM && j < n->n_claim_tags && k < ELEMENTSOF(tags); j++)
-                        tags[k++] = (struct connect_tag){n->claim_tags[j].key, n->claim_tags[j].value};
+                        tags[k++] = (struct connect_tag){(char *) n->claim_tags[j].key,
+                                                         (char *) n->claim_tags[j].value};
                 cn.tags = tags;
                 cn.n_tags = k;
                 /* The describe copies what it keeps: give it private strings. */
@@ -954,7 +955,7 @@ static void test_plan_tokens_follow_view(void **unused) {
         }
         /* A number given up in the pool changes the view, hence the tokens. */
         struct state_number *n = state_add_number(b, "support-us", "+12065550777");
-        n->pool = strdup("main");
+        n->pool = state_intern(b, "main");
         n->phase = PHASE_GIVEN_UP;
         _cleanup_(plan_freep) struct plan *pb2 = NULL;
         struct reconcile_events ev = {0};

@@ -69,12 +69,12 @@ static unsigned count_files(const char *dir, const char *prefix) {
         return n;
 }
 
-static void set_tags(struct state_tag **tags, size_t *n, const char *k1, const char *v1, const char *k2,
-                     const char *v2) {
+static void set_tags(struct state *s, struct state_tag **tags, size_t *n, const char *k1, const char *v1,
+                     const char *k2, const char *v2) {
         *tags = calloc(2, sizeof **tags);
         assert_non_null(*tags);
-        (*tags)[0] = (struct state_tag){strdup(k1), strdup(v1)};
-        (*tags)[1] = (struct state_tag){strdup(k2), strdup(v2)};
+        (*tags)[0] = (struct state_tag){state_intern(s, k1), state_intern(s, v1)};
+        (*tags)[1] = (struct state_tag){state_intern(s, k2), state_intern(s, v2)};
         *n = 2;
 }
 
@@ -106,21 +106,21 @@ static struct state *full_state(void) {
 
         struct state_number *n = state_add_number(s, "support-us", "+12065550100");
         assert_non_null(n);
-        n->target_arn = strdup("arn:aws:connect:us-east-1:111122223333:instance/x");
-        n->pool = strdup("main");
-        n->owner_tag = strdup("support-us/main");
+        n->target_arn = state_intern(s, "arn:aws:connect:us-east-1:111122223333:instance/x");
+        n->pool = state_intern(s, "main");
+        n->owner_tag = state_intern(s, "support-us/main");
         n->id = strdup("11111111-2222-3333-4444-555555555555");
         n->arn = strdup("arn:aws:connect:us-east-1:111122223333:phone-number/1111");
-        n->country = strdup("US");
-        n->type = strdup("DID");
-        n->description = strdup("Support \"main\" line \u00e9");
-        set_tags(&n->tags, &n->n_tags, "connect-numbers:pool", "support-us/main", "team", "support");
+        n->country = state_intern(s, "US");
+        n->type = state_intern(s, "DID");
+        n->description = state_intern(s, "Support \"main\" line \u00e9");
+        set_tags(s, &n->tags, &n->n_tags, "connect-numbers:pool", "support-us/main", "team", "support");
         n->phase = PHASE_FAILED;
         n->listed = true;
         n->adopted = true;
         n->client_token = strdup("6c1f1a7e-8c6e-4f61-9d38-4c0f4a0f8f11");
-        n->claim_description = strdup("Support main line");
-        set_tags(&n->claim_tags, &n->n_claim_tags, "connect-numbers:pool", "support-us/main", "cost", "42");
+        n->claim_description = state_intern(s, "Support main line");
+        set_tags(s, &n->claim_tags, &n->n_claim_tags, "connect-numbers:pool", "support-us/main", "cost", "42");
         n->slot = 2;
         n->intent_at = 1799980000;
         n->claim_sent_at = 1799980001;
@@ -130,10 +130,10 @@ static struct state *full_state(void) {
         n->attempts = 3;
         n->failure_message = strdup("Number is no longer available");
         n->quota_failure = true;
-        n->flow_applied = strdup("7c1a8bde-0000-4000-8000-000000000001");
+        n->flow_applied = state_intern(s, "7c1a8bde-0000-4000-8000-000000000001");
         assert_int_equal(strv_push(&n->tag_keys_applied, "team"), 0);
         assert_int_equal(strv_push(&n->tag_keys_applied, "cost"), 0);
-        n->pool_digest = strdup("feedface");
+        n->pool_digest = state_intern(s, "feedface");
         n->last_described_at = 1799999999;
 
         n = state_add_number(s, "support-us", "+12065550199");
@@ -204,7 +204,13 @@ static void test_from_json_refuses(void **unused) {
                 "{}",
                 "[]",
                 "null",
-                "{\"version\": 2}",
+                "{\"version\": 3}",
+                "{\"version\": 2, \"numbers\": []}",
+                "{\"version\": 2}\n{\"phone_number\": \"+1\"}\n",
+                "{\"version\": 2}\n[]\n",
+                "{\"version\": 2}\n{\"phone_number\": \"+1\", \"target\": \"t\"}\n{\"phone_number\": \"+1\", \"target\": \"t\"}\n",
+                "{\"version\": 2}\n{\"phone_number\": \"+1\", \"target\": \"t\"} x\n",
+                "{\"version\": 2, \"targets\": {}}\n",
                 "{\"version\": \"1\"}",
                 "{\"version\": 1, \"numbers\": {}}",
                 "{\"version\": 1, \"numbers\": [1]}",
@@ -245,6 +251,36 @@ static void test_from_json_tolerates_unknown(void **unused) {
         assert_string_equal(number_phase_name(s->numbers[0].phase), "claimed");
         assert_string_equal(state_number_tag(&s->numbers[0], "connect-numbers:pool")->value, "support-us/main");
         assert_true(s->targets[0].listed_ok);
+}
+
+/* Version 2 is a header line and one line per number; a version 1
+ * document (0.1.0) still loads and is written back as version 2. */
+static void test_lines_and_v1_upgrade(void **unused) {
+        (void) unused;
+        _cleanup_(state_freep) struct state *s = full_state();
+        _cleanup_(freep) char *a = NULL;
+        assert_int_equal(state_to_json(s, &a), 0);
+        size_t lines = 0;
+        for (const char *c = a; *c; c++)
+                lines += *c == '\n';
+        assert_int_equal(lines, 1 + s->n_numbers);
+        assert_true(strncmp(a, "{\"version\":2,", 12) == 0);
+        assert_non_null(strstr(a, "\n{\"phone_number\":\"+12065550100\","));
+
+        _cleanup_(freep) char *path = strprintf("%s/state/good.json", data_dir());
+        size_t len;
+        _cleanup_(freep) char *v1 = read_file(path, &len);
+        assert_non_null(strstr(v1, "\"version\": 1"));
+        _cleanup_(state_freep) struct state *old = NULL;
+        assert_int_equal(state_from_json(v1, len, &old), 0);
+        assert_int_equal(old->version, STATE_VERSION);
+        _cleanup_(freep) char *b = NULL;
+        assert_int_equal(state_to_json(old, &b), 0);
+        assert_true(strncmp(b, "{\"version\":2,", 12) == 0);
+        _cleanup_(state_freep) struct state *back = NULL;
+        assert_int_equal(state_from_json(b, strlen(b), &back), 0);
+        assert_int_equal(back->n_numbers, old->n_numbers);
+        assert_string_equal(back->numbers[0].phone_number, old->numbers[0].phone_number);
 }
 
 static void test_load_missing(void **unused) {
@@ -429,6 +465,62 @@ static void test_lock(void **unused) {
         rm_rf(dir);
 }
 
+/* Interning shares one copy per value; a collection drops exactly the
+ * values no record or target refers to, and keeps the others readable. */
+static void test_strings(void **unused) {
+        (void) unused;
+        _cleanup_(state_freep) struct state *s = state_new();
+        assert_non_null(s);
+        assert_null(state_intern(s, NULL));
+        char buf[32] = "shared";
+        const char *a = state_intern(s, buf);
+        buf[0] = 'S';
+        assert_string_equal(a, "shared"); /* a copy, not the caller's buffer */
+        assert_ptr_equal(state_intern(s, "shared"), a);
+        assert_ptr_not_equal(state_intern(s, "Shared"), a);
+        assert_int_equal(state_strings_count(s), 2);
+
+        /* 3000 records, each with its own description, then 2000 of them
+         * moved to one common value: 2000 strings become garbage. */
+        for (unsigned i = 0; i < 3000; i++) {
+                char num[32], desc[32];
+                snprintf(num, sizeof num, "+1206555%04u", i);
+                snprintf(desc, sizeof desc, "line %u", i);
+                struct state_number *n = state_add_number(s, "support-us", num);
+                assert_non_null(n);
+                assert_int_equal(state_set(s, &n->description, desc), 0);
+                assert_int_equal(state_set(s, &n->pool, "main"), 0);
+        }
+        struct state_target *t = state_get_target(s, "support-us", NULL);
+        assert_non_null(t);
+        t->desired = calloc(1, sizeof *t->desired);
+        assert_non_null(t->desired);
+        t->desired[0] = (struct state_tag){state_intern(s, "main"), state_intern(s, "3000")};
+        t->n_desired = 1;
+        /* "shared" + "Shared" + target + "main" + 3000 descriptions + "3000" */
+        assert_int_equal(state_strings_count(s), 2 + 1 + 1 + 3000 + 1);
+        for (unsigned i = 0; i < 2000; i++)
+                assert_int_equal(state_set(s, &s->numbers[i].description, "common"), 0);
+        size_t before = state_strings_count(s);
+        assert_int_equal(before, 3006);
+        assert_int_equal(state_strings_gc(s), 2000 + 2); /* the descriptions, "shared" and "Shared" */
+        assert_int_equal(state_strings_count(s), before - 2002);
+        for (unsigned i = 0; i < 3000; i++) {
+                char desc[32];
+                snprintf(desc, sizeof desc, "line %u", i);
+                assert_string_equal(s->numbers[i].description, i < 2000 ? "common" : desc);
+                assert_string_equal(s->numbers[i].pool, "main");
+                assert_string_equal(s->numbers[i].target, "support-us");
+        }
+        assert_string_equal(t->desired[0].key, "main");
+        assert_string_equal(t->desired[0].value, "3000");
+        /* Interning after a collection still finds the survivors. */
+        assert_ptr_equal(state_intern(s, "common"), s->numbers[0].description);
+        assert_ptr_equal(state_intern(s, "line 2999"), s->numbers[2999].description);
+        /* Nothing new since: a second collection has nothing to do. */
+        assert_int_equal(state_strings_gc(s), 0);
+}
+
 static void test_lookups(void **unused) {
         (void) unused;
         _cleanup_(state_freep) struct state *s = state_new();
@@ -482,6 +574,7 @@ int main(void) {
                 cmocka_unit_test(test_empty_round_trip),
                 cmocka_unit_test(test_from_json_refuses),
                 cmocka_unit_test(test_from_json_tolerates_unknown),
+                cmocka_unit_test(test_lines_and_v1_upgrade),
                 cmocka_unit_test(test_load_missing),
                 cmocka_unit_test(test_load_corrupt_moves_aside),
                 cmocka_unit_test(test_load_good),
@@ -490,6 +583,7 @@ int main(void) {
                 cmocka_unit_test(test_save_failure_keeps_old),
                 cmocka_unit_test(test_lock),
                 cmocka_unit_test(test_lookups),
+                cmocka_unit_test(test_strings),
         };
         return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }
