@@ -636,16 +636,16 @@ static int record_update_from_summary(struct state *s, struct state_number *r, c
                 r->phase = PHASE_UNKNOWN;
         if (in->id && k >= 0 && !streq_ptr(r->id, in->id))
                 k = free_and_strdup(&r->id, in->id);
-        if (in->arn && k >= 0 && !streq_ptr(r->arn, in->arn))
-                k = free_and_strdup(&r->arn, in->arn);
+        if (k >= 0)
+                k = state_set(s, &r->target_arn, t->arn);
+        if (in->arn && k >= 0) /* after target_arn and id, which it may derive from */
+                k = state_number_set_arn(r, in->arn);
         if (in->country && k >= 0)
                 k = state_set(s, &r->country, in->country);
         if (in->type && k >= 0)
                 k = state_set(s, &r->type, in->type);
         if (k >= 0)
                 k = state_set(s, &r->description, in->description);
-        if (k >= 0)
-                k = state_set(s, &r->target_arn, t->arn);
         r->listed = true;
         /* A number of ours that had vanished is back: find out again. */
         if (r->phase == PHASE_GONE)
@@ -898,16 +898,16 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
         int k = 0;
         if (n->id)
                 k = free_and_strdup(&r->id, n->id);
-        if (k >= 0 && n->arn)
-                k = free_and_strdup(&r->arn, n->arn);
+        if (k >= 0 && (n->target_arn || t))
+                k = state_set(s, &r->target_arn, n->target_arn ? n->target_arn : t->arn);
+        if (k >= 0 && n->arn) /* after target_arn and id, which it may derive from */
+                k = state_number_set_arn(r, n->arn);
         if (k >= 0 && n->country)
                 k = state_set(s, &r->country, n->country);
         if (k >= 0 && n->type)
                 k = state_set(s, &r->type, n->type);
         if (k >= 0)
                 k = state_set(s, &r->description, n->description);
-        if (k >= 0 && (n->target_arn || t))
-                k = state_set(s, &r->target_arn, n->target_arn ? n->target_arn : t->arn);
         if (k >= 0)
                 k = record_set_tags(s, r, n);
         if (k < 0)
@@ -1115,7 +1115,8 @@ static void pl_number(struct planner *pl, struct plan_step *s, const struct stat
                 return;
         s->phone_number = pl_dup(pl, n->phone_number);
         s->phone_number_id = pl_dup(pl, n->id);
-        s->phone_number_arn = pl_dup(pl, n->arn);
+        char arn[STATE_ARN_MAX];
+        s->phone_number_arn = pl_dup(pl, state_number_arn(n, arn));
 }
 
 static void pl_pool_tags(struct planner *pl, struct plan_step *s, const struct target_config *t,
@@ -1274,7 +1275,8 @@ static void plan_drift(struct planner *pl, struct target_ctx *tc, const struct p
                         pl_detail(pl, s, "description \"%s\" differs from the pool's \"%s\"",
                                   n->description ? n->description : "", p->description);
                 }
-                if (n->arn) {
+                char arn[STATE_ARN_MAX];
+                if (state_number_arn(n, arn)) {
                         /* Missing or different tags: the ownership tag and the pool's. */
                         struct config_tag *all = NULL;
                         size_t n_all = 0;
@@ -1903,7 +1905,7 @@ void reconcile_claim_answered(struct state *s, struct state_number *n, const cha
         if (!id || free_and_strdup(&n->id, id) < 0)
                 return;
         if (arn)
-                (void) free_and_strdup(&n->arn, arn);
+                (void) state_number_set_arn(n, arn);
         n->phase = PHASE_IN_PROGRESS;
 }
 

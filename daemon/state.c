@@ -823,6 +823,11 @@ static int number_from_json(struct state *s, json_t *o, struct state_number *n) 
                 r = get_istr(s, o, "pool_digest", &n->pool_digest);
         if (r >= 0)
                 r = get_u64(o, "last_described_at", &n->last_described_at);
+        if (r >= 0 && n->arn) {
+                /* Version 1 kept every ARN. */
+                _cleanup_(freep) char *arn = TAKE_PTR(n->arn);
+                r = state_number_set_arn(n, arn);
+        }
         return r;
 }
 
@@ -1413,6 +1418,40 @@ struct state_target *state_get_target(struct state *s, const char *name, const c
         struct state_target *t = &s->targets[s->n_targets++];
         *t = (struct state_target){.name = TAKE_PTR(nm), .arn = TAKE_PTR(a)};
         return t;
+}
+
+static bool derive_arn(const char *target_arn, const char *id, char buf[static STATE_ARN_MAX]) {
+        if (isempty(target_arn) || isempty(id))
+                return false;
+        /* arn:partition:service:region:account: */
+        const char *c = target_arn;
+        for (int i = 0; i < 5; i++) {
+                c = strchr(c, ':');
+                if (!c)
+                        return false;
+                c++;
+        }
+        int k = snprintf(buf, STATE_ARN_MAX, "%.*sphone-number/%s", (int) (c - target_arn), target_arn, id);
+        return k > 0 && k < STATE_ARN_MAX;
+}
+
+const char *state_number_arn(const struct state_number *n, char buf[static STATE_ARN_MAX]) {
+        if (!n)
+                return NULL;
+        if (n->arn)
+                return n->arn;
+        return derive_arn(n->target_arn, n->id, buf) ? buf : NULL;
+}
+
+int state_number_set_arn(struct state_number *n, const char *arn) {
+        char buf[STATE_ARN_MAX];
+        if (arn && derive_arn(n->target_arn, n->id, buf) && streq(buf, arn)) {
+                n->arn = mfree(n->arn);
+                return 0;
+        }
+        if (streq_ptr(n->arn, arn))
+                return 0;
+        return free_and_strdup(&n->arn, arn);
 }
 
 const struct state_tag *state_number_tag(const struct state_number *n, const char *key) {

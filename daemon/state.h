@@ -47,7 +47,8 @@ struct state_number {
         const char *pool;            /* pool name of our ownership tag, or NULL */
         const char *owner_tag;       /* the connect-numbers:pool value seen on the number, or NULL */
         char *id;                    /* PhoneNumberId, or NULL until known */
-        char *arn;                   /* PhoneNumberArn, or NULL */
+        char *arn;                   /* PhoneNumberArn when it is not the one derived from target_arn and id
+                                      * (read it with state_number_arn()), else NULL */
         const char *country, *type;  /* as listed or described */
         const char *description;     /* as last described, or NULL */
         struct state_tag *tags;      /* as last described (all tags) */
@@ -183,6 +184,14 @@ struct state_number *state_add_number(struct state *s, const char *target, const
 void state_remove_number(struct state *s, struct state_number *n);
 struct state_target *state_get_target(struct state *s, const char *name, const char *arn); /* finds or adds */
 const struct state_tag *state_number_tag(const struct state_number *n, const char *key);
+/* A number's ARN is arn:PARTITION:connect:REGION:ACCOUNT:phone-number/ID,
+ * the first five fields those of its target's ARN: only an ARN that is
+ * not is stored (10,000 of them are a megabyte). state_number_arn writes
+ * the ARN to buf (or returns the stored one); NULL when it is not known.
+ * state_number_set_arn stores arn, or nothing when it is the derived one. */
+#define STATE_ARN_MAX 512
+const char *state_number_arn(const struct state_number *n, char buf[static STATE_ARN_MAX]);
+int state_number_set_arn(struct state_number *n, const char *arn);
 int state_churn_add(struct state_target *t, uint64_t at, bool release, const char *phone_number);
 /* Drops churn entries older than 180 days before now; returns how many remain. */
 size_t state_churn_prune(struct state_target *t, uint64_t now);

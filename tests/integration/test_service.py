@@ -93,6 +93,60 @@ class Service(cnlib.DaemonTest):
         self.assertEqual(p.wait(30), 0)
         self.notify.wait("STOPPING=1")
 
+    def test_unchanged_list_skipped_changed_list_taken_in(self):
+        """A steady pass whose list answer is byte-identical to the last one
+        (and the state unchanged since) does not take it in again; a list
+        that changed is taken in at once, and so is one after a reload."""
+        env = dict(self.env, NOTIFY_SOCKET=self.notify.path)
+        logpath = os.path.join(self.tmp, "service.log")
+        with open(logpath, "w") as out:
+            p = self.start_service("--log-target", "console", "-v", env=env, stdout=out)
+        self.wait_for(lambda: len(self.held()) == 2, what="2 claimed")
+        self.notify.wait("STATUS=2/2")
+
+        def log():
+            with open(logpath) as f:
+                return f.read()
+
+        def run_pass(sig=signal.SIGUSR1):
+            self.notify.messages.clear()
+            p.send_signal(sig)
+            self.notify.wait("next pass")  # the STATUS of a finished pass
+
+        # The pass that claimed changed the state; the next one takes the
+        # list in again; only the one after may skip it.
+        unchanged = "The list of support is unchanged since the last pass"
+        run_pass()
+        self.assertNotIn(unchanged, log(), "a list skipped after a pass that changed the state")
+        run_pass()
+        self.wait_for(lambda: unchanged in log(), timeout=10, what="an unchanged list skipped")
+
+        # Someone puts a number of this pool on the instance: the list
+        # changes, the number is described and reported as an excess.
+        self.fake.reset()
+        seeded = self.fake.admin("POST", "/admin/seed", {"numbers": [{
+            "target_arn": self.inst, "country": "US", "type": "DID",
+            "tags": {"connect-numbers:pool": "support/main"}}]})["numbers"]
+        skipped = log().count(unchanged)
+        run_pass()
+        self.assertEqual(log().count(unchanged), skipped, "a changed list was skipped")
+        described = [q for q in self.fake.requests() if q["op"] == "DescribePhoneNumber"]
+        self.assertEqual(len(described), 1, described)
+        self.assertIn(seeded[0], described[0]["path"])
+
+        # After a reload (which runs a pass) the list is taken in again,
+        # even if unchanged.
+        run_pass()
+        run_pass()
+        skipped = log().count(unchanged)
+        self.assertGreater(skipped, 0)
+        run_pass(signal.SIGHUP)
+        self.assertEqual(log().count(unchanged), skipped, "a list skipped right after a reload")
+        run_pass()
+        self.assertEqual(log().count(unchanged), skipped + 1)
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0)
+
     def test_sigterm_during_claims_then_restart(self):
         self.write(5)
         self.fake.config(claim_delay=2.0)

@@ -386,11 +386,13 @@ static void simulate_apply(const struct config *c, struct state *s, const struct
                 snprintf(id, sizeof id, "sim-%u", seq);
                 snprintf(arn, sizeof arn, "arn:aws:connect:us-east-1:111122223333:phone-number/sim-%u", seq);
                 seq++;
-                reconcile_claim_answered(s, n, n->id ? n->id : id, n->arn ? n->arn : arn, now);
+                char known_arn[STATE_ARN_MAX];
+                const char *have_arn = state_number_arn(n, known_arn);
+                reconcile_claim_answered(s, n, n->id ? n->id : id, have_arn ? have_arn : arn, now);
                 assert_int_equal(n->phase, PHASE_IN_PROGRESS);
                 /* Connect applies what the claim request carried. */
                 cn.id = n->id;
-                cn.arn = n->arn;
+                cn.arn = (char *) state_number_arn(n, known_arn);
                 cn.phone_number = n->phone_number;
                 cn.country = (char *) n->country;
                 cn.type = (char *) n->type;

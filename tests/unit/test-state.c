@@ -521,6 +521,53 @@ static void test_strings(void **unused) {
         assert_int_equal(state_strings_gc(s), 0);
 }
 
+/* Only an ARN that cannot be derived from the target's ARN and the id is
+ * kept (and saved); both kinds read back the same. */
+static void test_number_arn(void **unused) {
+        (void) unused;
+        _cleanup_(state_freep) struct state *s = state_new();
+        assert_non_null(s);
+        struct state_number *n = state_add_number(s, "t", "+12065550100");
+        assert_non_null(n);
+        char buf[STATE_ARN_MAX];
+        assert_null(state_number_arn(n, buf));
+        n->target_arn = state_intern(s, "arn:aws-us-gov:connect:us-gov-west-1:111122223333:instance/abc");
+        n->id = strdup("1111-2222");
+        assert_int_equal(state_number_set_arn(n, "arn:aws-us-gov:connect:us-gov-west-1:111122223333:phone-number/1111-2222"), 0);
+        assert_null(n->arn);
+        assert_string_equal(state_number_arn(n, buf),
+                            "arn:aws-us-gov:connect:us-gov-west-1:111122223333:phone-number/1111-2222");
+        struct state_number *m = state_add_number(s, "t", "+12065550101");
+        assert_non_null(m);
+        m->target_arn = n->target_arn;
+        m->id = strdup("3333");
+        assert_int_equal(state_number_set_arn(m, "arn:aws:connect:eu-west-2:999999999999:phone-number/3333"), 0);
+        assert_string_equal(m->arn, "arn:aws:connect:eu-west-2:999999999999:phone-number/3333");
+        assert_string_equal(state_number_arn(m, buf), m->arn);
+
+        _cleanup_(freep) char *text = NULL;
+        assert_int_equal(state_to_json(s, &text), 0);
+        assert_null(strstr(text, "phone-number/1111-2222")); /* derived: not saved */
+        assert_non_null(strstr(text, "phone-number/3333"));
+        _cleanup_(state_freep) struct state *back = NULL;
+        assert_int_equal(state_from_json(text, strlen(text), &back), 0);
+        assert_string_equal(state_number_arn(&back->numbers[0], buf),
+                            "arn:aws-us-gov:connect:us-gov-west-1:111122223333:phone-number/1111-2222");
+        assert_string_equal(state_number_arn(&back->numbers[1], buf),
+                            "arn:aws:connect:eu-west-2:999999999999:phone-number/3333");
+
+        /* A version 1 file saved every ARN: the derivable ones are dropped. */
+        static const char v1[] =
+                "{\"version\": 1, \"numbers\": [{\"phone_number\": \"+1\", \"target\": \"t\", \"id\": \"9\", "
+                "\"target_arn\": \"arn:aws:connect:us-east-1:111122223333:instance/x\", "
+                "\"arn\": \"arn:aws:connect:us-east-1:111122223333:phone-number/9\"}]}";
+        _cleanup_(state_freep) struct state *old = NULL;
+        assert_int_equal(state_from_json(v1, strlen(v1), &old), 0);
+        assert_null(old->numbers[0].arn);
+        assert_string_equal(state_number_arn(&old->numbers[0], buf),
+                            "arn:aws:connect:us-east-1:111122223333:phone-number/9");
+}
+
 static void test_lookups(void **unused) {
         (void) unused;
         _cleanup_(state_freep) struct state *s = state_new();
@@ -584,6 +631,7 @@ int main(void) {
                 cmocka_unit_test(test_lock),
                 cmocka_unit_test(test_lookups),
                 cmocka_unit_test(test_strings),
+                cmocka_unit_test(test_number_arn),
         };
         return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }
