@@ -5,17 +5,18 @@
  * Must not decide anything about numbers (reconcile.c does) and never
  * logs: problems come back as -errno or as a warning string.
  *
- * The document (times in wall-clock seconds; zero, false, empty and NULL
- * members are left out, and read back as such):
- *   {"version": 1, "last_pass_started_at": N, ..., "claim_latency_sec": X,
+ * The document, version 2 (times in wall-clock seconds; zero, false, empty
+ * and NULL members are left out, and read back as such), one compact JSON
+ * object per line, so that it is read, parsed and freed a line at a time:
+ *   {"version": 2, "last_pass_started_at": N, ..., "claim_latency_sec": X,
  *    "targets": [{"name", "arn", "quota_at", ..., "churn": [{"at", "release",
- *                 "phone_number"}], "no_numbers_pools": [...], "listed_ok"}],
- *    "numbers": [{"phone_number", "target", ..., "phase": "claimed",
- *                 "tags": {"k": "v"}, "claim_tags": {...},
- *                 "tag_keys_applied": [...], ...}]}
- * Unknown members are ignored (a newer minor writer may add some); a
- * member of the wrong type, a missing key field, a duplicate record or a
- * version other than STATE_VERSION make the whole document corrupt. */
+ *                 "phone_number"}], "no_numbers_pools": [...], "listed_ok"}]}
+ *   {"phone_number", "target", ..., "phase": "claimed", "tags": {"k": "v"},
+ *    "claim_tags": {...}, "tag_keys_applied": [...], ...}     (one per number)
+ * Version 1 (0.1.0) was one document with the numbers in a "numbers"
+ * array; it is still read. Unknown members are ignored (a newer minor
+ * writer may add some); a member of the wrong type, a missing key field, a
+ * duplicate record or an unknown version make the whole document corrupt. */
 #include "state.h"
 
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* state.h: what the service remembers between passes and across restarts,
- * kept as JSON (jansson) in $STATE_DIRECTORY/state.json. Written
+ * kept as JSON lines (jansson) in $STATE_DIRECTORY/state.json. Written
  * atomically (temp file, fsync, rename, fsync dir); read tolerantly (an
  * unknown version or a corrupt file is moved aside and the state is rebuilt
  * from the API). Times are wall-clock seconds (clock_wall_sec()). */
