@@ -586,6 +586,13 @@ static size_t list_requests(void) {
         return n;
 }
 
+/* One list call of arn with known (or NULL), run to its end. */
+static void list_wait(sd_event *e, struct connect_client *c, const char *arn, const uint8_t *known,
+                      struct outcome *o) {
+        assert_int_equal(connect_list_numbers(c, REGION, arn, known, on_result, o), 0);
+        wait_done(e, o);
+}
+
 /* known_digest: a single-page answer identical to the last one is reported
  * unchanged and not parsed; any change, a wrong digest or more than one
  * page parses as before. */
@@ -607,8 +614,7 @@ static void test_list_digest(_unused_ void **state) {
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
 
         /* 1. no known digest: parsed, and a digest to keep */
-        assert_int_equal(connect_list_numbers(c, REGION, small, NULL, on_result, &o), 0);
-        wait_done(e, &o);
+        list_wait(e, c, small, NULL, &o);
         EXPECT_OK(&o);
         assert_true(o.have_digest);
         assert_false(o.unchanged);
@@ -640,8 +646,7 @@ static void test_list_digest(_unused_ void **state) {
 
         /* 3. one more number: the old digest no longer matches */
         more = seed_generate(small, 1);
-        assert_int_equal(connect_list_numbers(c, REGION, small, first, on_result, &o), 0);
-        wait_done(e, &o);
+        list_wait(e, c, small, first, &o);
         EXPECT_OK(&o);
         assert_false(o.unchanged);
         assert_true(o.have_digest);
@@ -654,8 +659,7 @@ static void test_list_digest(_unused_ void **state) {
 
         /* 5. a wrong digest on an unchanged single page: parsed as usual,
          * and the same digest as before */
-        assert_int_equal(connect_list_numbers(c, REGION, small, zero, on_result, &o), 0);
-        wait_done(e, &o);
+        list_wait(e, c, small, zero, &o);
         EXPECT_OK(&o);
         assert_false(o.unchanged);
         assert_true(o.have_digest);
@@ -666,8 +670,7 @@ static void test_list_digest(_unused_ void **state) {
         /* 4. more than one page: no digest, every number, and a digest
          * given does not make it unchanged */
         big_ids = seed_generate(big, 1001);
-        assert_int_equal(connect_list_numbers(c, REGION, big, NULL, on_result, &o), 0);
-        wait_done(e, &o);
+        list_wait(e, c, big, NULL, &o);
         EXPECT_OK(&o);
         assert_false(o.have_digest);
         assert_false(o.unchanged);
@@ -676,8 +679,7 @@ static void test_list_digest(_unused_ void **state) {
         for (size_t i = 0; i < 1001; i += 50)
                 assert_true(strv_contains(o.ids, big_ids[i]));
         assert_true(strv_contains(o.ids, big_ids[1000]));
-        assert_int_equal(connect_list_numbers(c, REGION, big, second, on_result, &o), 0);
-        wait_done(e, &o);
+        list_wait(e, c, big, second, &o);
         EXPECT_OK(&o);
         assert_false(o.have_digest);
         assert_false(o.unchanged);
@@ -686,8 +688,7 @@ static void test_list_digest(_unused_ void **state) {
         /* A failed list reports neither. */
         admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"error500\", \"op\": \"ListPhoneNumbersV2\","
                                     " \"count\": 10}]}");
-        assert_int_equal(connect_list_numbers(c, REGION, small, second, on_result, &o), 0);
-        wait_done(e, &o);
+        list_wait(e, c, small, second, &o);
         assert_true(o.r < 0);
         assert_false(o.have_digest);
         assert_false(o.unchanged);
@@ -695,8 +696,7 @@ static void test_list_digest(_unused_ void **state) {
 
         /* A retried attempt still ends unchanged: only the final body counts. */
         admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"error500\", \"op\": \"ListPhoneNumbersV2\"}]}");
-        assert_int_equal(connect_list_numbers(c, REGION, small, second, on_result, &o), 0);
-        wait_done(e, &o);
+        list_wait(e, c, small, second, &o);
         EXPECT_OK(&o);
         assert_int_equal(o.attempts, 2);
         assert_true(o.unchanged);
