@@ -889,7 +889,8 @@ static void claimer_pump(struct claimer *cl) {
                 cl->n_slots--;
 
                 char token[37];
-                reconcile_claim_token(cl->step->target, cl->step->pool, cl->step->view_digest, slot, attempt, token);
+                reconcile_fresh_claim_token(p->state, cl->step->target, cl->step->pool, cl->step->view_digest, slot,
+                                            &attempt, token);
                 struct plan_step step = *cl->step;
                 step.slot = slot;
                 uint64_t now = clock_wall_sec();

@@ -533,6 +533,18 @@ void reconcile_claim_token(const char *target, const char *pool, const char *vie
         uuid_from_digest(buf, off, ret);
 }
 
+void reconcile_fresh_claim_token(const struct state *s, const char *target, const char *pool,
+                                 const char *view_digest, unsigned slot, unsigned *attempt, char ret[static 37]) {
+        const struct state_target *st = find_state_target_const(s, target);
+        /* Bounded: at most STATE_SPENT_TOKENS_MAX tokens are remembered. */
+        for (unsigned i = 0;; i++) {
+                reconcile_claim_token(target, pool, view_digest, slot, *attempt, ret);
+                if (!state_token_spent(st, ret) || i > STATE_SPENT_TOKENS_MAX)
+                        return;
+                (*attempt)++;
+        }
+}
+
 static int cmp_strp(const void *a, const void *b) {
         return strcmp(*(char *const *) a, *(char *const *) b);
 }
@@ -1556,7 +1568,9 @@ static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
                                         break;
                                 st->slot = slot;
                                 memcpy(st->view_digest, view, sizeof view);
-                                reconcile_claim_token(t->name, p->name, view, slot, 0, st->client_token);
+                                unsigned attempt = 0;
+                                reconcile_fresh_claim_token(s, t->name, p->name, view, slot, &attempt,
+                                                            st->client_token);
                                 st->description = pl_dup(pl, p->description);
                                 pl_pool_tags(pl, st, t, p);
                                 st->country = pl_dup(pl, p->country);
@@ -1959,8 +1973,14 @@ enum claim_next reconcile_claim_refused(struct state *s, const struct config *c,
                                            "number will be claimed in its place",
                                       n->phone_number, n->target, n->pool ? n->pool : "-",
                                       msg ? msg : kind == CONNECT_ERROR_NOT_FOUND ? "not found" : "not available");
-                } else
+                } else {
+                        /* Connect may remember the token with this number:
+                         * the next claim for the need takes the next attempt,
+                         * in this pass or a later one (CLAIMS.md). */
+                        if (n->client_token)
+                                (void) state_spend_token(find_state_target(s, n->target), n->client_token);
                         state_remove_number(s, n);
+                }
                 return CLAIM_NEXT_CANDIDATE;
         case CONNECT_ERROR_IDEMPOTENCY:
                 /* Another instance used this token for another number (same

@@ -157,6 +157,11 @@ int reconcile_plan(const struct config *c, struct state *s, uint64_t now, struct
  * collide into one claim instead of two. */
 void reconcile_claim_token(const char *target, const char *pool, const char *view_digest, unsigned slot,
                            unsigned attempt, char ret[static 37]);
+/* The token of the first attempt from *attempt on whose token the target has
+ * not spent (a fresh claim refused as "not available": CLAIMS.md, a process
+ * never reuses its own failed token); *attempt becomes that attempt. */
+void reconcile_fresh_claim_token(const struct state *s, const char *target, const char *pool,
+                                 const char *view_digest, unsigned slot, unsigned *attempt, char ret[static 37]);
 
 /* Claim outcomes, applied by the executor. All update the state only. */
 /* Before sending: writes the intent record (phase INTENT) for step's

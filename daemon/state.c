@@ -79,6 +79,7 @@ static void state_target_done(struct state_target *t) {
                 free(t->churn[i].phone_number);
         free(t->churn);
         strv_free(t->no_numbers_pools);
+        strv_free(t->spent_tokens);
         free(t->desired);
         *t = (struct state_target){0};
 }
@@ -485,6 +486,8 @@ static json_t *target_to_json(const struct state_target *t, int *ret_r) {
         if (r >= 0)
                 r = put_strv(o, "no_numbers_pools", t->no_numbers_pools);
         if (r >= 0)
+                r = put_strv(o, "spent_tokens", t->spent_tokens);
+        if (r >= 0)
                 r = put_bool(o, "listed_ok", t->listed_ok);
         if (r >= 0 && t->n_desired > 0)
                 r = put_tags(o, "desired", t->desired, t->n_desired);
@@ -882,6 +885,8 @@ static int target_from_json(struct state *s, json_t *o, struct state_target *t) 
         }
         if (r >= 0)
                 r = get_strv(o, "no_numbers_pools", &t->no_numbers_pools);
+        if (r >= 0)
+                r = get_strv(o, "spent_tokens", &t->spent_tokens);
         if (r >= 0)
                 r = get_bool(o, "listed_ok", &t->listed_ok);
         if (r >= 0)
@@ -1474,6 +1479,31 @@ int state_churn_add(struct state_target *t, uint64_t at, bool release, const cha
         t->churn = c;
         t->churn[t->n_churn++] = (struct state_churn){.at = at, .release = release, .phone_number = TAKE_PTR(p)};
         return 0;
+}
+
+int state_spend_token(struct state_target *t, const char *token) {
+        if (!t || isempty(token))
+                return -EINVAL;
+        if (state_token_spent(t, token))
+                return 0;
+        int r = strv_push(&t->spent_tokens, token);
+        if (r < 0)
+                return r;
+        size_t n = strv_length(t->spent_tokens);
+        if (n > STATE_SPENT_TOKENS_MAX) {
+                size_t drop = n - STATE_SPENT_TOKENS_MAX;
+                for (size_t i = 0; i < drop; i++)
+                        free(t->spent_tokens[i]);
+                memmove(t->spent_tokens, t->spent_tokens + drop, sizeof *t->spent_tokens * (n - drop + 1));
+        }
+        return 0;
+}
+
+bool state_token_spent(const struct state_target *t, const char *token) {
+        for (char **l = t && token ? t->spent_tokens : NULL; l && *l; l++)
+                if (streq(*l, token))
+                        return true;
+        return false;
 }
 
 void state_forget_list_digests(struct state *s) {

@@ -12,6 +12,7 @@
 #define STATE_LOCK_FILE "lock"
 #define STATE_PASS_FILE "pass.json"
 #define STATE_LIST_DIGEST_LEN 32
+#define STATE_SPENT_TOKENS_MAX 64
 
 enum number_phase {
         PHASE_UNKNOWN,      /* seen in a list, not described yet */
@@ -99,6 +100,8 @@ struct state_target {
         struct state_churn *churn;   /* claims and releases, rolling 180 days */
         size_t n_churn;
         char **no_numbers_pools;     /* pools whose empty search was logged (once) */
+        char **spent_tokens;         /* ClientTokens of fresh claims refused as "not available", newest last
+                                      * (at most STATE_SPENT_TOKENS_MAX): never sent again (CLAIMS.md) */
         struct state_tag *desired;   /* pool name -> wanted count (decimal), as the YAML said at the
                                       * last pass: --status shows it without reading the YAML */
         size_t n_desired;
@@ -193,5 +196,8 @@ const struct state_tag *state_number_tag(const struct state_number *n, const cha
 const char *state_number_arn(const struct state_number *n, char buf[static STATE_ARN_MAX]);
 int state_number_set_arn(struct state_number *n, const char *arn);
 int state_churn_add(struct state_target *t, uint64_t at, bool release, const char *phone_number);
+/* Remembers a spent ClientToken (dropping the oldest beyond the limit). */
+int state_spend_token(struct state_target *t, const char *token);
+bool state_token_spent(const struct state_target *t, const char *token);
 /* Drops churn entries older than 180 days before now; returns how many remain. */
 size_t state_churn_prune(struct state_target *t, uint64_t now);

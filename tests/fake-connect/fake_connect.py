@@ -105,6 +105,7 @@ CONFIG_DEFAULTS = {
     "container_token": None,
     "temp_credentials_ttl": 3600,
     "list_hides_in_progress": False,
+    "remember_refused_claims": False,
     "token_ttl": 86400,
     "max_skew": 300,
     "verbose": False,
@@ -511,12 +512,23 @@ class Api:
             raise ApiError("IdempotencyException",
                            "An entity with the same name already exists. The ClientToken %s was already used "
                            "with different request parameters." % token)
+        if entry.get("error") is not None:
+            raise entry["error"]
         return entry["status"], entry["body"]
 
-    def remember(self, op, token, fingerprint, status, body):
+    def remember(self, op, token, fingerprint, status, body, error=None):
         if token:
-            self.emu.tokens[(op, token)] = {"fp": fingerprint, "status": status, "body": body,
+            self.emu.tokens[(op, token)] = {"fp": fingerprint, "status": status, "body": body, "error": error,
                                             "expires": self.emu.now() + float(self.emu.config["token_ttl"])}
+
+    def refuse_claim(self, token, fingerprint, error):
+        """Raises a claim refusal; with remember_refused_claims the token
+        keeps it (the pessimistic reading of AWS's undocumented token
+        lifetimes: the same token then replays the refusal, and another
+        number with it is an IdempotencyException)."""
+        if self.emu.config["remember_refused_claims"]:
+            self.remember("ClaimPhoneNumber", token, fingerprint, error.status, None, error=error)
+        raise error
 
     @staticmethod
     def fingerprint(region, params):
@@ -570,12 +582,12 @@ class Api:
             # CONNECT-API.md 5: a FAILED claim may be retried for one day;
             # a released number can never be claimed again.
             if rec.gone() or rec.status != "FAILED" or rec.fail_kind != "claim":
-                raise unavailable
+                self.refuse_claim(token, fp, unavailable)
             country, ptype = rec.country, rec.type
         else:
             cls = emu.inventory.classify(phone)
             if phone in emu.stolen or cls is None or emu.in_no_inventory(cls[0], cls[1], phone):
-                raise unavailable
+                self.refuse_claim(token, fp, unavailable)
             country, ptype = cls
         # The outcome is decided now and seen after claim_delay.
         outcome, message = "CLAIMED", None
@@ -1643,6 +1655,7 @@ POST /admin/config keys (each replaces its current value):
   steal_after_search bool, no_inventory [{country, type?, prefix?}],
   missing_targets [arn], credentials [{access_key_id, secret_access_key}],
   container_token s, temp_credentials_ttl s, list_hides_in_progress bool,
+  remember_refused_claims bool,
   token_ttl s (ClientToken memory), max_skew s (SigV4), verbose bool.
 POST /admin/clock {"advance": s} | {"offset": s}: the emulator clock (FAILED
   window, credential expiry, SigV4 skew, IN_PROGRESS delays).

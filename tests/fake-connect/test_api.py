@@ -160,6 +160,27 @@ class ClaimLifecycle(EmulatorTest, unittest.TestCase):
         self.assertError(self.c.claim(t, other), 404, "ResourceNotFoundException")
         self.assertNotIn(other, self.first_available(t, 10))
 
+    def test_remember_refused_claims(self):
+        t = instance_arn()
+        stolen, free = self.first_available(t, 2)
+        self.fake.admin("POST", "/admin/steal", {"phone_number": stolen})
+        tok = str(uuid.uuid4())
+        # By default a refusal leaves the token unused.
+        self.assertError(self.c.claim(t, stolen, token=tok), 404, "ResourceNotFoundException", "not available")
+        self.fake.config(remember_refused_claims=True)
+        try:
+            tok2 = str(uuid.uuid4())
+            self.assertError(self.c.claim(t, stolen, token=tok2), 404, "ResourceNotFoundException")
+            # The same request replays the refusal; another number with the
+            # token is refused as a token reuse, and claims nothing.
+            self.assertError(self.c.claim(t, stolen, token=tok2), 404, "ResourceNotFoundException")
+            self.assertError(self.c.claim(t, free, token=tok2), 409, "IdempotencyException")
+            self.assertIn(free, self.first_available(t, 10))
+        finally:
+            self.fake.config(remember_refused_claims=False)
+        r = self.c.claim(t, free, token=tok)
+        self.assertEqual(r.status, 200, r.json)
+
     def test_made_up_number_is_not_available(self):
         t = instance_arn()
         r = self.c.claim(t, "+12065550100")

@@ -88,6 +88,26 @@ class Claims(cnlib.DaemonTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(len(self.held()), 2)
 
+    def test_refused_token_never_sent_again(self):
+        # CLAIMS.md: a process never reuses its own failed token. With a
+        # Connect that remembers the token of a refused claim, a later pass
+        # (same view, same slots) reusing it would get IdempotencyException
+        # for ever.
+        self.config(count=2)
+        self.fake.config(steal_after_search=True, remember_refused_claims=True)
+        self.once("--wait", "10s")
+        self.assertEqual(len(self.held()), 0)
+        refused = {q["client_token"] for q in self.fake.requests() if q["op"] == "ClaimPhoneNumber"}
+        self.assertTrue(refused)
+        self.fake.config(steal_after_search=False)
+        self.fake.reset()
+        r = self.once("--wait", "20s")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.held()), 2)
+        claims = [q for q in self.fake.requests() if q["op"] == "ClaimPhoneNumber"]
+        self.assertFalse(refused & {q["client_token"] for q in claims}, "a refused token was sent again")
+        self.assertEqual(self.fake.calls()["error_codes"].get("IdempotencyException", 0), 0)
+
     def test_quota_reached_once_no_hammering(self):
         self.config(count=4, quota=5)
         self.fake.config(quotas={self.inst: 2})

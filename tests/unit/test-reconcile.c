@@ -937,6 +937,19 @@ static void test_claim_refused(void **unused) {
                                 assert_int_equal(n->first_failure_at, k->retry ? NOW - 500 : NOW - 500);
                         }
                 }
+                /* A fresh claim refused as not available spends its token:
+                 * the next plan's claim for the same slot takes another. */
+                bool spends = !k->retry && k->expected == CLAIM_NEXT_CANDIDATE;
+                const struct state_target *st = s->n_targets > 0 ? &s->targets[0] : NULL;
+                if (state_token_spent(st, p->steps[0].client_token) != spends)
+                        fail_msg("case %zu: token spent %d, expected %d", i, !spends, spends);
+                if (spends) {
+                        _cleanup_(plan_freep) struct plan *again = fresh_plan(c, s);
+                        assert_int_equal(again->steps[0].action, STEP_CLAIM);
+                        assert_int_equal(again->steps[0].slot, p->steps[0].slot);
+                        if (streq(again->steps[0].client_token, p->steps[0].client_token))
+                                fail_msg("case %zu: a spent token planned again", i);
+                }
                 reconcile_events_clear(&ev);
         }
 }

@@ -101,6 +101,7 @@ static struct state *full_state(void) {
         assert_int_equal(state_churn_add(t, 1799000000, false, "+12065550100"), 0);
         assert_int_equal(state_churn_add(t, 1799500000, true, "+12065550101"), 0);
         assert_int_equal(strv_push(&t->no_numbers_pools, "tollfree"), 0);
+        assert_int_equal(state_spend_token(t, "6c1f1a7e-8c6e-4f61-9d38-4c0f4a0f8f10"), 0);
         t->listed_ok = true;
         assert_non_null(state_get_target(s, "sales", NULL));
 
@@ -568,6 +569,29 @@ static void test_number_arn(void **unused) {
                             "arn:aws:connect:us-east-1:111122223333:phone-number/9");
 }
 
+/* Spent tokens: remembered once each, the oldest dropped beyond the limit. */
+static void test_spent_tokens(void **unused) {
+        (void) unused;
+        _cleanup_(state_freep) struct state *s = state_new();
+        struct state_target *t = state_get_target(s, "t", NULL);
+        assert_non_null(t);
+        assert_false(state_token_spent(t, "tok-0"));
+        assert_false(state_token_spent(NULL, "tok-0"));
+        for (unsigned i = 0; i < STATE_SPENT_TOKENS_MAX + 6; i++) {
+                char tok[32];
+                snprintf(tok, sizeof tok, "tok-%u", i);
+                assert_int_equal(state_spend_token(t, tok), 0);
+                assert_int_equal(state_spend_token(t, tok), 0); /* once */
+        }
+        assert_int_equal(strv_length(t->spent_tokens), STATE_SPENT_TOKENS_MAX);
+        assert_false(state_token_spent(t, "tok-5"));
+        assert_true(state_token_spent(t, "tok-6"));
+        char last[32];
+        snprintf(last, sizeof last, "tok-%u", STATE_SPENT_TOKENS_MAX + 5);
+        assert_true(state_token_spent(t, last));
+        assert_int_equal(state_spend_token(t, ""), -EINVAL);
+}
+
 static void test_lookups(void **unused) {
         (void) unused;
         _cleanup_(state_freep) struct state *s = state_new();
@@ -632,6 +656,7 @@ int main(void) {
                 cmocka_unit_test(test_lookups),
                 cmocka_unit_test(test_strings),
                 cmocka_unit_test(test_number_arn),
+                cmocka_unit_test(test_spent_tokens),
         };
         return cmocka_run_group_tests_name("state", tests, NULL, NULL);
 }
