@@ -243,19 +243,6 @@ static void log_events(struct pass *p, struct reconcile_events *ev) {
 
 static void pass_maybe_advance(struct pass *p);
 
-static bool pool_record_held(const struct state_number *n, uint64_t now) {
-        switch (n->phase) {
-        case PHASE_INTENT:
-        case PHASE_IN_PROGRESS:
-        case PHASE_CLAIMED:
-                return true;
-        case PHASE_FAILED:
-                return n->first_failure_at == 0 || now < n->first_failure_at + RECONCILE_WINDOW_SEC;
-        default:
-                return false;
-        }
-}
-
 static void pass_summarize(struct pass *p, struct pass_result *r) {
         uint64_t now = clock_wall_sec();
         bool all_claimed = true;
@@ -276,25 +263,12 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
                 }
                 for (size_t j = 0; j < t->n_pools; j++) {
                         const struct pool_config *pc = &t->pools[j];
-                        unsigned held = 0, claimed = 0, inprog = 0, failed = 0;
-                        for (size_t k = 0; k < p->state->n_numbers; k++) {
-                                const struct state_number *n = &p->state->numbers[k];
-                                if (!streq_ptr(n->target, t->name) || !streq_ptr(n->pool, pc->name))
-                                        continue;
-                                if (!pool_record_held(n, now))
-                                        continue;
-                                held++;
-                                if (n->phase == PHASE_CLAIMED)
-                                        claimed++;
-                                else if (n->phase == PHASE_FAILED) {
-                                        failed++;
-                                        uint64_t d = n->first_failure_at + RECONCILE_WINDOW_SEC;
-                                        if (n->first_failure_at &&
-                                            (!r->earliest_deadline || d < r->earliest_deadline))
-                                                r->earliest_deadline = d;
-                                } else
-                                        inprog++;
-                        }
+                        struct reconcile_pool_count c;
+                        reconcile_count_pool(p->state, t->name, pc->name, now, &c);
+                        unsigned held = c.held, claimed = c.claimed, inprog = c.in_progress + c.intent,
+                                 failed = c.failed;
+                        if (c.earliest_deadline && (!r->earliest_deadline || c.earliest_deadline < r->earliest_deadline))
+                                r->earliest_deadline = c.earliest_deadline;
                         r->wanted += pc->count;
                         r->held += MIN(held, pc->count);
                         r->claimed += claimed;

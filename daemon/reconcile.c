@@ -133,7 +133,7 @@ static bool in_window(const struct state_number *n, uint64_t now) {
         return n->first_failure_at == 0 || now < n->first_failure_at + RECONCILE_WINDOW_SEC;
 }
 
-static bool record_held(const struct state_number *n, uint64_t now) {
+bool reconcile_record_held(const struct state_number *n, uint64_t now) {
         return phase_live(n->phase) || (n->phase == PHASE_FAILED && in_window(n, now));
 }
 
@@ -141,17 +141,12 @@ static bool record_of_pool(const struct state_number *n, const char *target, con
         return streq_ptr(n->target, target) && n->pool && streq_ptr(n->pool, pool);
 }
 
-struct pool_count {
-        unsigned held, live, claimed, in_progress, intent, failed;
-        uint64_t earliest_deadline;
-};
-
-static void count_pool(const struct state *s, const char *target, const char *pool, uint64_t now,
-                       struct pool_count *ret) {
-        struct pool_count c = {0};
+void reconcile_count_pool(const struct state *s, const char *target, const char *pool, uint64_t now,
+                          struct reconcile_pool_count *ret) {
+        struct reconcile_pool_count c = {0};
         for (size_t i = 0; i < s->n_numbers; i++) {
                 const struct state_number *n = &s->numbers[i];
-                if (!record_of_pool(n, target, pool) || !record_held(n, now))
+                if (!record_of_pool(n, target, pool) || !reconcile_record_held(n, now))
                         continue;
                 c.held++;
                 switch (n->phase) {
@@ -186,8 +181,8 @@ static void count_target(const struct state *s, const struct target_config *t, u
                          unsigned *ret_wanted) {
         unsigned held = 0, wanted = 0;
         for (size_t j = 0; t && j < t->n_pools; j++) {
-                struct pool_count pc;
-                count_pool(s, t->name, t->pools[j].name, now, &pc);
+                struct reconcile_pool_count pc;
+                reconcile_count_pool(s, t->name, t->pools[j].name, now, &pc);
                 held += pc.held;
                 wanted += t->pools[j].count;
         }
@@ -1240,8 +1235,8 @@ static void assign_adoptions(struct planner *pl, struct target_ctx *tc) {
                 const struct pool_config *p = &t->pools[j];
                 if (!p->adopt)
                         continue;
-                struct pool_count pc;
-                count_pool(pl->s, t->name, p->name, pl->now, &pc);
+                struct reconcile_pool_count pc;
+                reconcile_count_pool(pl->s, t->name, p->name, pl->now, &pc);
                 unsigned need = p->count > pc.held ? p->count - pc.held : 0;
                 for (size_t k = 0; k < tc->n_idx; k++) {
                         const struct state_number *n = &pl->s->numbers[tc->idx[k]];
@@ -1360,7 +1355,7 @@ static void plan_drift(struct planner *pl, struct target_ctx *tc, const struct p
 }
 
 static void plan_excess(struct planner *pl, struct target_ctx *tc, const struct pool_config *p,
-                        const struct pool_count *pc) {
+                        const struct reconcile_pool_count *pc) {
         const struct target_config *t = tc->t;
         if (pc->live <= p->count)
                 return;
@@ -1442,10 +1437,10 @@ static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
         const struct pool_config *p = &t->pools[j];
         struct state *s = pl->s;
         uint64_t now = pl->now;
-        struct pool_count pc;
+        struct reconcile_pool_count pc;
         char b[32];
 
-        count_pool(s, t->name, p->name, now, &pc);
+        reconcile_count_pool(s, t->name, p->name, now, &pc);
         struct pool_summary *sum = &pl->p->pools[pl->p->n_pools++];
         *sum = (struct pool_summary){.wanted = p->count, .held = pc.held, .claimed = pc.claimed,
                                      .in_progress = pc.in_progress + pc.intent, .failed = pc.failed,
@@ -1657,8 +1652,8 @@ static void plan_target(struct planner *pl, const struct target_config *t) {
                 struct plan_step *s = pl_step(pl, STEP_REPORT_UNKNOWN, t, NULL);
                 pl_detail(pl, s, "the numbers of %s could not be listed: no claim or release planned", t->name);
                 for (size_t j = 0; j < t->n_pools; j++) {
-                        struct pool_count pc;
-                        count_pool(pl->s, t->name, t->pools[j].name, pl->now, &pc);
+                        struct reconcile_pool_count pc;
+                        reconcile_count_pool(pl->s, t->name, t->pools[j].name, pl->now, &pc);
                         struct pool_summary *sum = &pl->p->pools[pl->p->n_pools++];
                         *sum = (struct pool_summary){.wanted = t->pools[j].count, .held = pc.held,
                                                      .claimed = pc.claimed,

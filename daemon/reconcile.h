@@ -152,6 +152,17 @@ int reconcile_ingest_not_found(struct state *s, const char *target, const char *
 int reconcile_plan(const struct config *c, struct state *s, uint64_t now, struct plan **ret,
                    struct reconcile_events *ev);
 
+/* What a pool holds (one definition for the planner, the pass summary
+ * and --status): its records that are live (INTENT, IN_PROGRESS, CLAIMED)
+ * or FAILED inside the one-day window. */
+bool reconcile_record_held(const struct state_number *n, uint64_t now);
+struct reconcile_pool_count {
+        unsigned held, live, claimed, in_progress, intent, failed;
+        uint64_t earliest_deadline;  /* of its FAILED records' windows, 0 none */
+};
+void reconcile_count_pool(const struct state *s, const char *target, const char *pool, uint64_t now,
+                          struct reconcile_pool_count *ret);
+
 /* The ClientToken of a claim: a lower-case UUID derived from (target, pool,
  * view digest, slot, attempt), so that two instances with the same view
  * collide into one claim instead of two. */

@@ -16,10 +16,6 @@ struct pool_count {
         bool in_config;
 };
 
-static bool record_in_window(const struct state_number *n, uint64_t now) {
-        return n->first_failure_at == 0 || now < n->first_failure_at + RECONCILE_WINDOW_SEC;
-}
-
 static size_t n_known_desired(const struct state *s) {
         size_t n = 0;
         for (size_t i = 0; i < s->n_targets; i++)
@@ -61,8 +57,7 @@ static int collect(const struct state *s, const struct config *c, uint64_t now, 
                 const struct state_number *x = &s->numbers[k];
                 if (!x->pool || !x->target)
                         continue;
-                if (x->phase != PHASE_CLAIMED && x->phase != PHASE_IN_PROGRESS && x->phase != PHASE_INTENT &&
-                    !(x->phase == PHASE_FAILED && record_in_window(x, now)))
+                if (!reconcile_record_held(x, now))
                         continue;
                 struct pool_count *pc = NULL;
                 for (size_t i = 0; i < n; i++)
