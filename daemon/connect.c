@@ -503,6 +503,29 @@ fail:
         return r;
 }
 
+/* root[key], an array of objects or absent (or null): *ret_arr is it, or
+ * NULL, and *ret_list a zeroed array of as many elem_size items (NULL when
+ * empty), for the caller to fill. */
+static int member_array(json_t *root, const char *key, size_t elem_size, json_t **ret_arr, void **ret_list) {
+        json_t *arr = json_object_get(root, key);
+        void *list = NULL;
+        if (!arr || json_is_null(arr)) {
+                *ret_arr = NULL;
+                *ret_list = NULL;
+                return 0;
+        }
+        if (!json_is_array(arr))
+                return -EBADMSG;
+        if (json_array_size(arr) > 0) {
+                list = calloc(json_array_size(arr), elem_size);
+                if (!list)
+                        return -ENOMEM;
+        }
+        *ret_arr = arr;
+        *ret_list = list;
+        return 0;
+}
+
 int connect_parse_list(const char *body, size_t len, struct connect_number **numbers, size_t *n,
                        char **ret_next_token) {
         _cleanup_(json_decrefp) json_t *root = NULL;
@@ -519,21 +542,14 @@ int connect_parse_list(const char *body, size_t len, struct connect_number **num
         if (!root)
                 return -EBADMSG;
 
-        arr = json_object_get(root, "ListPhoneNumbersSummaryList");
-        if (arr && !json_is_null(arr)) {
-                if (!json_is_array(arr))
-                        return -EBADMSG;
-                if (json_array_size(arr) > 0) {
-                        list = calloc(json_array_size(arr), sizeof(*list));
-                        if (!list)
-                                return -ENOMEM;
-                }
-                json_array_foreach(arr, i, item) {
-                        r = parse_number(item, false, &list[count]);
-                        if (r < 0)
-                                goto fail;
-                        count++;
-                }
+        r = member_array(root, "ListPhoneNumbersSummaryList", sizeof(*list), &arr, (void **) &list);
+        if (r < 0)
+                return r;
+        json_array_foreach(arr, i, item) {
+                r = parse_number(item, false, &list[count]);
+                if (r < 0)
+                        goto fail;
+                count++;
         }
 
         r = json_member_dup(root, "NextToken", &next);
@@ -579,33 +595,26 @@ int connect_parse_search(const char *body, size_t len, struct connect_available 
         if (!root)
                 return -EBADMSG;
 
-        arr = json_object_get(root, "AvailableNumbersList");
-        if (arr && !json_is_null(arr)) {
-                if (!json_is_array(arr))
-                        return -EBADMSG;
-                if (json_array_size(arr) > 0) {
-                        list = calloc(json_array_size(arr), sizeof(*list));
-                        if (!list)
-                                return -ENOMEM;
-                }
-                json_array_foreach(arr, i, item) {
-                        struct connect_available *a = &list[count];
-                        r = -EBADMSG;
-                        if (!json_is_object(item))
-                                break;
-                        count++; /* freed on failure from here on */
-                        if ((r = json_member_dup(item, "PhoneNumber", &a->phone_number)) < 0 ||
-                            (r = json_member_dup(item, "PhoneNumberCountryCode", &a->country)) < 0 ||
-                            (r = json_member_dup(item, "PhoneNumberType", &a->type)) < 0)
-                                break;
-                        r = isempty(a->phone_number) ? -EBADMSG : 0;
-                        if (r < 0)
-                                break;
-                }
-                if (r < 0) {
-                        connect_available_free(list, count);
-                        return r;
-                }
+        r = member_array(root, "AvailableNumbersList", sizeof(*list), &arr, (void **) &list);
+        if (r < 0)
+                return r;
+        json_array_foreach(arr, i, item) {
+                struct connect_available *a = &list[count];
+                r = -EBADMSG;
+                if (!json_is_object(item))
+                        break;
+                count++; /* freed on failure from here on */
+                if ((r = json_member_dup(item, "PhoneNumber", &a->phone_number)) < 0 ||
+                    (r = json_member_dup(item, "PhoneNumberCountryCode", &a->country)) < 0 ||
+                    (r = json_member_dup(item, "PhoneNumberType", &a->type)) < 0)
+                        break;
+                r = isempty(a->phone_number) ? -EBADMSG : 0;
+                if (r < 0)
+                        break;
+        }
+        if (r < 0) {
+                connect_available_free(list, count);
+                return r;
         }
         *ret = list;
         *n = count;
