@@ -491,15 +491,9 @@ def start_service(yaml, state, env, work, name):
 
 
 def stop_service(p, logf):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    rc = cnlib.stop_process(p, timeout=60)
     logf.close()
-    return p.returncode
+    return rc
 
 
 def scenario_idle(res, work, fake, yaml, state, idle_sec):

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -24,6 +25,20 @@ from urllib.parse import quote
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "fake_connect.py")
 ACCOUNT = "111122223333"
+
+
+def stop_process(proc, timeout=10, sig=signal.SIGTERM):
+    """Stops proc with sig, then kills it if it has not exited after
+    timeout seconds; returns its exit status. Shared by every suite that
+    starts the fake or the daemon (integration, system, bench)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
 
 
 def instance_arn(region="us-east-1", account=ACCOUNT, ident=None):
@@ -271,13 +286,7 @@ class Fake:
         return Client(self.info, **kw)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc.stdout.close()
         self.proc.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -19,6 +19,8 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("BUILD", "build")
 DAEMON = os.environ.get("CONNECT_NUMBERSD", os.path.join(ROOT, BUILD, "connect-numbersd"))
 FAKE = os.path.join(ROOT, "tests", "fake-connect", "fake_connect.py")
+sys.path.insert(0, os.path.dirname(FAKE))
+from fakeclient import stop_process  # noqa: E402
 VALGRIND = os.environ.get("VALGRIND") == "1"
 
 MESSAGE_IDS = {
@@ -102,13 +104,7 @@ class Fake:
         return self.admin("POST", "/admin/clock", {"offset": offset})
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 

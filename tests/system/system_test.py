@@ -31,6 +31,8 @@ import uuid
 
 ROOT_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FAKE = os.environ.get("CONNECT_NUMBERS_FAKE", os.path.join(ROOT_DIR, "tests", "fake-connect", "fake_connect.py"))
+sys.path.insert(0, os.path.dirname(FAKE))
+from fakeclient import stop_process  # noqa: E402
 SUITE = "bookworm"
 INCLUDE = "systemd,systemd-sysv,dbus,procps,libcurl4,libyaml-0-2,libjansson4,ca-certificates"
 UNIT = "connect-numbersd.service"
@@ -255,13 +257,7 @@ class Fake:
         return [r for r in self.admin("GET", "/admin/requests")["requests"] if r.get("op") == "ClaimPhoneNumber"]
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.logf.close()
 
 
