@@ -1366,13 +1366,14 @@ static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct
         return true;
 }
 
-static void target_parse_pools(struct parse_ctx *ctx, const struct node *m, struct target_config *t, bool kind_known) {
-        if (!expect_mapping(ctx, m, "pools", "a mapping of pool names to pools"))
-                return;
-        if (m->n_children == 0) {
-                problem(ctx, m, "\"pools\" of target %s must hold at least one pool", QUOTE(t->name));
-                return;
-        }
+/* The entries of a mapping of names to mappings (the targets, a target's
+ * pools): every name is checked, and add() is called for each entry whose
+ * value is a mapping, until it fails (out of memory). what: "target" or
+ * "pool"; holds: what such a mapping holds, for the message. */
+typedef int (*named_entry_fn)(struct parse_ctx *ctx, const struct node *key, const struct node *value, void *userdata);
+
+static void named_entries(struct parse_ctx *ctx, const struct node *m, const char *what, const char *holds,
+                          named_entry_fn add, void *userdata) {
         _cleanup_(freep) bool *skip = mapping_skip_list(ctx, m);
         if (!skip)
                 return;
@@ -1381,29 +1382,52 @@ static void target_parse_pools(struct parse_ctx *ctx, const struct node *m, stru
                 if (skip[i])
                         continue;
                 if (!name_valid(key->value, key->len))
-                        problem(ctx, key, "pool name %s must be 1 to %d characters of A-Z, a-z, 0-9, _ and -",
+                        problem(ctx, key, "%s name %s must be 1 to %d characters of A-Z, a-z, 0-9, _ and -", what,
                                 QUOTE_NODE(key), NAME_LEN_MAX);
                 if (value->type == NODE_ALIAS)
                         continue;
                 if (value->type != NODE_MAPPING) {
-                        problem(ctx, value, "pool %s must be a mapping with country, type and count, not %s",
-                                QUOTE_NODE(key), node_describe(value));
+                        problem(ctx, value, "%s %s must be a mapping with %s, not %s", what, QUOTE_NODE(key), holds,
+                                node_describe(value));
                         continue;
                 }
-                struct pool_config p = { .line = key->line };
-                p.name = strdup(key->value);
-                if (!p.name) {
+                if (add(ctx, key, value, userdata) < 0) {
                         ctx->oom = true;
                         return;
                 }
-                pool_parse(ctx, key, value, t, kind_known, &p);
-                if (GROW(t->pools, t->n_pools) < 0) {
-                        pool_config_done(&p);
-                        ctx->oom = true;
-                        return;
-                }
-                t->pools[t->n_pools++] = p;
         }
+}
+
+struct pool_add {
+        struct target_config *target;
+        bool kind_known;
+};
+
+static int pool_add(struct parse_ctx *ctx, const struct node *key, const struct node *value, void *userdata) {
+        struct pool_add *a = userdata;
+        struct target_config *t = a->target;
+        struct pool_config p = { .line = key->line };
+        p.name = strdup(key->value);
+        if (!p.name)
+                return -ENOMEM;
+        pool_parse(ctx, key, value, t, a->kind_known, &p);
+        if (GROW(t->pools, t->n_pools) < 0) {
+                pool_config_done(&p);
+                return -ENOMEM;
+        }
+        t->pools[t->n_pools++] = p;
+        return 0;
+}
+
+static void target_parse_pools(struct parse_ctx *ctx, const struct node *m, struct target_config *t, bool kind_known) {
+        if (!expect_mapping(ctx, m, "pools", "a mapping of pool names to pools"))
+                return;
+        if (m->n_children == 0) {
+                problem(ctx, m, "\"pools\" of target %s must hold at least one pool", QUOTE(t->name));
+                return;
+        }
+        named_entries(ctx, m, "pool", "country, type and count", pool_add,
+                      &(struct pool_add){.target = t, .kind_known = kind_known});
 }
 
 static void target_parse(struct parse_ctx *ctx, const struct node *key, const struct node *m, struct target_config *t) {
@@ -1426,6 +1450,25 @@ static void target_parse(struct parse_ctx *ctx, const struct node *key, const st
                 target_parse_pools(ctx, values[TARGET_POOLS], t, kind_known);
 }
 
+static int target_add(struct parse_ctx *ctx, const struct node *key, const struct node *value, void *userdata) {
+        struct config *c = userdata;
+        struct target_config t = {
+                .quota = QUOTA_DEFAULT,
+                .max_releases_per_pass = MAX_RELEASES_DEFAULT,
+                .line = key->line,
+        };
+        t.name = strdup(key->value);
+        if (!t.name)
+                return -ENOMEM;
+        target_parse(ctx, key, value, &t);
+        if (GROW(c->targets, c->n_targets) < 0) {
+                target_config_done(&t);
+                return -ENOMEM;
+        }
+        c->targets[c->n_targets++] = t;
+        return 0;
+}
+
 static void config_parse_targets(struct parse_ctx *ctx, const struct node *m) {
         struct config *c = ctx->config;
         if (!expect_mapping(ctx, m, "targets", "a mapping of target names to targets"))
@@ -1434,41 +1477,7 @@ static void config_parse_targets(struct parse_ctx *ctx, const struct node *m) {
                 problem(ctx, m, "\"targets\" must hold at least one target");
                 return;
         }
-        _cleanup_(freep) bool *skip = mapping_skip_list(ctx, m);
-        if (!skip)
-                return;
-        for (size_t i = 0; i < m->n_children / 2; i++) {
-                const struct node *key = m->children[2 * i], *value = m->children[2 * i + 1];
-                if (skip[i])
-                        continue;
-                if (!name_valid(key->value, key->len))
-                        problem(ctx, key, "target name %s must be 1 to %d characters of A-Z, a-z, 0-9, _ and -",
-                                QUOTE_NODE(key), NAME_LEN_MAX);
-                if (value->type == NODE_ALIAS)
-                        continue;
-                if (value->type != NODE_MAPPING) {
-                        problem(ctx, value, "target %s must be a mapping with arn and pools, not %s", QUOTE_NODE(key),
-                                node_describe(value));
-                        continue;
-                }
-                struct target_config t = {
-                        .quota = QUOTA_DEFAULT,
-                        .max_releases_per_pass = MAX_RELEASES_DEFAULT,
-                        .line = key->line,
-                };
-                t.name = strdup(key->value);
-                if (!t.name) {
-                        ctx->oom = true;
-                        return;
-                }
-                target_parse(ctx, key, value, &t);
-                if (GROW(c->targets, c->n_targets) < 0) {
-                        target_config_done(&t);
-                        ctx->oom = true;
-                        return;
-                }
-                c->targets[c->n_targets++] = t;
-        }
+        named_entries(ctx, m, "target", "arn and pools", target_add, c);
 }
 
 /* ---- top level --------------------------------------------------------- */
