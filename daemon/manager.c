@@ -232,6 +232,15 @@ static void manager_finish_stop(struct manager *m) {
         sd_event_exit(m->event, 0);
 }
 
+/* The pass times, result and error (and the next pass's time) in the small
+ * pass record: one write per pass, not the whole state. quiet: the pass
+ * saved (or failed to save) the whole state, and said so already. */
+static void manager_save_pass_info(struct manager *m, bool quiet) {
+        int r = state_save_pass_info(m->state_dir, m->state);
+        if (r < 0 && !quiet)
+                log_warning_errno(r, "Cannot save the pass record in %s", m->state_dir);
+}
+
 static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, void *userdata) {
         struct manager *m = userdata;
 
@@ -249,6 +258,8 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
                                 m->exit_status = EXIT_FAILURE_OTHER;
                 }
                 if (!m->plan) {
+                        if (!r->wrote_state)
+                                manager_save_pass_info(m, false);
                         _cleanup_(freep) char *sum = pass_result_summary(r, m->config, USEC_INFINITY);
                         struct log_fields f = {.message_id = MESSAGE_ID_PASS};
                         log_fields(LOG_INFO, 0, &f, "Pass completed: %s (exit status %d)", sum ? sum : "",
@@ -282,7 +293,8 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
         }
         if (manager_schedule(m, delay) < 0)
                 log_error("Cannot schedule the next pass");
-        (void) state_save_pass_info(m->state_dir, m->state);
+        /* Even after a whole save: the next pass's time is known only now. */
+        manager_save_pass_info(m, r->wrote_state);
         /* The pass's list pages and plan are freed, and the strings its
          * changes replaced can go: return the memory before sleeping until
          * the next one. */

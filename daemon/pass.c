@@ -353,19 +353,15 @@ static void pass_finish(struct pass *p) {
         p->state->last_pass_result = p->result.exit_status;
         free_and_strdup(&p->state->last_error, p->error);
         p->result.plan = TAKE_PTR(p->plan);
-        /* A pass that changed nothing writes only the small pass record:
-         * at 10,000 numbers the whole state is megabytes of JSON. After a
-         * change, the lists this pass took in no longer describe the whole
-         * state: the next pass takes them in again. */
+        /* Only a pass that changed the state saves it whole (at 10,000
+         * numbers it is megabytes); the caller writes the small pass record
+         * otherwise. After a change, the lists this pass took in no longer
+         * describe the whole state: the next pass takes them in again. */
         log_debug("The pass %s the state", p->dirty ? "changed" : "did not change");
-        if (p->dirty)
+        if (p->dirty) {
                 state_forget_list_digests(p->state);
-        if (p->dirty)
+                p->result.wrote_state = !p->opts.read_only && p->opts.state_dir;
                 (void) pass_save(p);
-        else if (!p->opts.read_only && p->opts.state_dir) {
-                int r = state_save_pass_info(p->opts.state_dir, p->state);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot save the pass record in %s", p->opts.state_dir);
         }
         /* Report from the loop, never from inside a callback chain that the
          * receiver might free. */

@@ -36,6 +36,8 @@ struct pass_result {
         uint64_t earliest_deadline;  /* of failed claims, 0 none */
         uint64_t next_wakeup_at;     /* from the plan, 0 none */
         char *error;                 /* the pass-level error, or NULL */
+        bool wrote_state;            /* the pass changed the state and saved it whole at its end (or tried:
+                                      * its error is logged), so the caller's pass record adds nothing */
 };
 void pass_result_clear(struct pass_result *r);
 
