@@ -252,7 +252,7 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
                 for (size_t k = 0; k < p->state->n_targets; k++)
                         if (streq(p->state->targets[k].name, t->name))
                                 st = &p->state->targets[k];
-                if (st && st->quota_at && st->quota_until > now) {
+                if (reconcile_target_paused(st, now)) {
                         r->quota_paused = true;
                         char *q = r->quota_targets ? strprintf("%s,%s", r->quota_targets, t->name)
                                                    : strdup(t->name);
@@ -529,8 +529,6 @@ struct searcher {
         char **seen;                   /* every number searches returned in this pass */
         struct claimer **claimers;
         size_t n_claimers;
-        struct searcher **searchers;
-        size_t n_searchers;
         unsigned claims_in_flight;     /* claims of this feed's numbers not answered yet */
         unsigned searches;
         unsigned searches_max;
@@ -608,7 +606,7 @@ static void pass_stop_if_quota_paused(struct pass *p, const char *target) {
         uint64_t now = clock_wall_sec();
         for (size_t i = 0; i < p->state->n_targets; i++) {
                 const struct state_target *st = &p->state->targets[i];
-                if (streq_ptr(st->name, target) && st->quota_at && st->quota_until > now) {
+                if (streq_ptr(st->name, target) && reconcile_target_paused(st, now)) {
                         claimers_stop_target(p, target);
                         return;
                 }
@@ -1098,7 +1096,7 @@ static void pass_run_steps(struct pass *p) {
                                 n->claim_sent_at = now;
                                 n->attempts++;
                                 struct state_target *st = state_get_target(p->state, t->name, t->arn);
-                                if (st && st->quota_at && st->quota_until > now)
+                                if (reconcile_target_paused(st, now))
                                         st->quota_last_retry_at = now;
                                 if (pass_save(p) < 0)
                                         break;

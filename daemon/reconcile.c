@@ -206,7 +206,7 @@ static const struct state_target *find_state_target_const(const struct state *s,
 
 /* Paused: an episode is running (its digest is kept until it ends) and its
  * back-off has not passed. */
-static bool target_paused(const struct state_target *st, uint64_t now) {
+bool reconcile_target_paused(const struct state_target *st, uint64_t now) {
         return st && st->quota_at && st->quota_digest && now < st->quota_until;
 }
 
@@ -397,7 +397,7 @@ static void quota_begin(struct state *s, const struct config *c, const char *tar
         struct state_target *st = state_get_target(s, t->name, t->arn);
         if (!st)
                 return;
-        if (!target_paused(st, now)) {
+        if (!reconcile_target_paused(st, now)) {
                 char *d = strdup(t->digest);
                 if (!d)
                         return;
@@ -1635,7 +1635,7 @@ static void plan_target(struct planner *pl, const struct target_config *t) {
                 return;
         }
         quota_maybe_clear(pl, t, st);
-        if (target_paused(st, pl->now) && !st->quota_logged && pl->ev) {
+        if (reconcile_target_paused(st, pl->now) && !st->quota_logged && pl->ev) {
                 /* An episode whose one record was never written (its
                  * refusal was folded in without events): write it now. */
                 unsigned held, wanted;
@@ -1685,7 +1685,7 @@ static void plan_target(struct planner *pl, const struct target_config *t) {
                 if (phase_live(n->phase) || n->phase == PHASE_FOREIGN)
                         tc.numbers++;
         }
-        tc.paused = target_paused(st, pl->now);
+        tc.paused = reconcile_target_paused(st, pl->now);
         uint64_t backoff = quota_backoff_sec(pl->c);
         tc.quota_retry_ok = tc.paused && (st->quota_last_retry_at < st->quota_at ||
                                           pl->now >= st->quota_last_retry_at + backoff);
@@ -1796,7 +1796,7 @@ int reconcile_plan(const struct config *c, struct state *s, uint64_t now, struct
         }
         for (size_t i = 0; i < c->n_targets; i++) {
                 const struct state_target *st = find_state_target_const(s, c->targets[i].name);
-                if (target_paused(st, now))
+                if (reconcile_target_paused(st, now))
                         wake = earliest(wake, st->quota_until);
         }
         p->next_wakeup_at = wake;
@@ -1897,7 +1897,7 @@ struct state_number *reconcile_claim_intent(struct state *s, const struct plan_s
         n->attempts++;
         if (retry) {
                 struct state_target *st = find_state_target(s, step->target);
-                if (target_paused(st, now))
+                if (reconcile_target_paused(st, now))
                         st->quota_last_retry_at = now;
         }
         return n;

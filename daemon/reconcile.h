@@ -156,6 +156,9 @@ int reconcile_plan(const struct config *c, struct state *s, uint64_t now, struct
  * and --status): its records that are live (INTENT, IN_PROGRESS, CLAIMED)
  * or FAILED inside the one-day window. */
 bool reconcile_record_held(const struct state_number *n, uint64_t now);
+/* The target's new claims are paused after a phone-number quota refusal
+ * (one definition for the planner, the executor and the pass summary). */
+bool reconcile_target_paused(const struct state_target *st, uint64_t now);
 struct reconcile_pool_count {
         unsigned held, live, claimed, in_progress, intent, failed;
         uint64_t earliest_deadline;  /* of its FAILED records' windows, 0 none */
