@@ -103,11 +103,27 @@ struct state_strings {
         size_t count_after_gc;
 };
 
-static uint64_t str_hash(const char *v) {
-        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+/* FNV-1a, for the string table and the number index. */
+#define FNV_OFFSET 1469598103934665603ULL
+#define FNV_PRIME 1099511628211ULL
+
+static uint64_t fnv1a(uint64_t h, const char *v) {
         for (const char *c = v; *c; c++)
-                h = (h ^ (uint8_t) *c) * 1099511628211ULL;
+                h = (h ^ (uint8_t) *c) * FNV_PRIME;
         return h;
+}
+
+static uint64_t str_hash(const char *v) {
+        return fnv1a(FNV_OFFSET, v);
+}
+
+/* Slots of an open-addressing table for n entries: a power of two, at
+ * most half full. */
+static size_t table_slots(size_t n) {
+        size_t slots = 64;
+        while (slots < n * 2 + 2)
+                slots *= 2;
+        return slots;
 }
 
 static void strings_free(struct state_strings *ss) {
@@ -229,7 +245,9 @@ static void strings_mark_tags(struct state_strings *ss, const struct state_tag *
 
 /* Mark and sweep, when the table grew by half (and by 1024) since the
  * last collection: garbage only comes from values replaced or records
- * dropped, so it stays below the live count plus that margin. */
+ * dropped, so it stays below the live count plus that margin. Every
+ * interned member of state.h must be marked here, or its string is freed
+ * under it. */
 size_t state_strings_gc(struct state *s) {
         struct state_strings *ss = s ? s->strings : NULL;
         if (!ss || ss->count < ss->count_after_gc + MAX(ss->count_after_gc / 2, (size_t) 1024))
@@ -249,10 +267,7 @@ size_t state_strings_gc(struct state *s) {
         for (size_t k = 0; k < ss->n_slots; k++)
                 if (ss->slots[k] && ss->slots[k]->mark)
                         live++;
-        size_t slots = 64;
-        while (slots < live * 2 + 2)
-                slots *= 2;
-        if (strings_rebuild(ss, slots, true) < 0) {
+        if (strings_rebuild(ss, table_slots(live), true) < 0) {
                 /* Keep everything: unmark and try again another time. */
                 for (size_t k = 0; k < ss->n_slots; k++)
                         if (ss->slots[k])
@@ -625,9 +640,7 @@ static int state_write(struct sink *k, const struct state *s) {
                         json_decref(n);
                 }
         }
-        if (r >= 0)
-                r = sink_flush(k);
-        return r;
+        return r; /* write_file_atomic() flushes */
 }
 
 int state_to_json(const struct state *s, char **ret) {
@@ -1299,13 +1312,8 @@ int state_lock(const char *dir, int *ret_fd) {
 #define INDEX_EMPTY SIZE_MAX
 
 static uint64_t key_hash(const char *target, const char *phone_number) {
-        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-        for (const char *c = target; *c; c++)
-                h = (h ^ (uint8_t) *c) * 1099511628211ULL;
-        h = (h ^ 0xff) * 1099511628211ULL;
-        for (const char *c = phone_number; *c; c++)
-                h = (h ^ (uint8_t) *c) * 1099511628211ULL;
-        return h;
+        /* A 0xff byte between the two: no UTF-8 text contains it. */
+        return fnv1a((fnv1a(FNV_OFFSET, target) ^ 0xff) * FNV_PRIME, phone_number);
 }
 
 static void index_drop(struct state *s) {
@@ -1324,9 +1332,7 @@ static void index_put(struct state *s, size_t i) {
 }
 
 static int index_build(struct state *s) {
-        size_t slots = 64;
-        while (slots < s->n_numbers * 2 + 2)
-                slots *= 2;
+        size_t slots = table_slots(s->n_numbers);
         size_t *ix = malloc(slots * sizeof *ix);
         if (!ix)
                 return -ENOMEM;

@@ -32,7 +32,8 @@ int number_phase_from_name(const char *s);
  * pools, countries, types, descriptions, digests, tags) are interned: one
  * copy per distinct value, owned by the state. A `const char *` member of
  * the structs below is such a string: set it with state_set() (or
- * state_intern()), never free it, compare it with streq() as usual. At
+ * state_intern()), never free it, compare it with streq() as usual. A new
+ * such member must also be marked by state_strings_gc() (state.c). At
  * 10,000 numbers this keeps the state to a few MiB instead of ten. The
  * owned `char *` members (phone number, id, ARN, token, message) are
  * unique per record and freed with it. */
