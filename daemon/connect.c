@@ -17,7 +17,6 @@
 #include "connect.h"
 
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -1398,16 +1397,6 @@ static void log_attempt(const struct connect_call *call, long status, const char
                            call->region, call->request_attempts, status, code ? " " : "", code ?: "");
 }
 
-/* SHA-256 of a LIST page body. */
-static int list_body_digest(const char *body, size_t len, uint8_t ret[static CONNECT_LIST_DIGEST_LEN]) {
-        unsigned md_len = 0;
-
-        if (EVP_Digest(body ?: "", len, ret, &md_len, EVP_sha256(), NULL) != 1 ||
-            md_len != CONNECT_LIST_DIGEST_LEN)
-                return -EIO;
-        return 0;
-}
-
 /* Parses a 2xx body into the result. LIST may ask for another page
  * (*ret_next_token). */
 static int call_parse_success(struct connect_call *call, const struct http_response *resp, char **ret_next_token) {
@@ -1419,15 +1408,15 @@ static int call_parse_success(struct connect_call *call, const struct http_respo
         case CONNECT_OP_LIST: {
                 struct connect_number *page = NULL;
                 uint8_t digest[CONNECT_LIST_DIGEST_LEN];
-                bool have_digest = false;
+                bool have_digest = call->pages == 0;
                 size_t n = 0;
 
                 /* Only a first page without NextToken stands for the whole
                  * list, and only such answers get a digest: a body equal to
-                 * known_digest has no NextToken either. A digest that cannot
-                 * be computed only costs the parse. */
-                if (call->pages == 0)
-                        have_digest = list_body_digest(resp->body, resp->body_len, digest) >= 0;
+                 * known_digest has no NextToken either. */
+                _Static_assert(CONNECT_LIST_DIGEST_LEN == 32, "a list digest is a SHA-256");
+                if (have_digest)
+                        sha256(resp->body, resp->body_len, digest);
                 if (have_digest && call->have_known_digest &&
                     memcmp(digest, call->known_digest, sizeof(digest)) == 0) {
                         res->unchanged = true;

@@ -196,16 +196,20 @@ int uuid_random(char ret[static 37]) {
         return 0;
 }
 
+void sha256(const void *data, size_t n, uint8_t ret[static 32]) {
+        SHA256(n > 0 ? data : (const void *) "", n, ret);
+}
+
 void uuid_from_digest(const void *data, size_t n, char ret[static 37]) {
         uint8_t md[SHA256_DIGEST_LENGTH];
-        SHA256(data, n, md);
+        sha256(data, n, md);
         uuid_format(md, ret);
 }
 
 void sha256_hex(const void *data, size_t n, char ret[static 65]) {
         static const char hex[] = "0123456789abcdef";
         uint8_t md[SHA256_DIGEST_LENGTH];
-        SHA256(data, n, md);
+        sha256(data, n, md);
         for (size_t i = 0; i < sizeof md; i++) {
                 ret[2 * i] = hex[md[i] >> 4];
                 ret[2 * i + 1] = hex[md[i] & 15];

@@ -114,7 +114,8 @@ double random_unit(void);
 int uuid_random(char ret[static 37]);
 /* A lower-case UUID (v4 layout, bits set) derived from SHA-256 of data. */
 void uuid_from_digest(const void *data, size_t n, char ret[static 37]);
-/* hex SHA-256 of data, 65 bytes with NUL. */
+/* SHA-256 of data (32 bytes), and the same in hex (65 bytes with NUL). */
+void sha256(const void *data, size_t n, uint8_t ret[static 32]);
 void sha256_hex(const void *data, size_t n, char ret[static 65]);
 
 /* Reads a whole file (up to max bytes, -EFBIG past it), NUL-terminated. */
