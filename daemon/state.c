@@ -582,24 +582,31 @@ static int sink_put_line(struct sink *k, json_t *v) {
         return k->r;
 }
 
+/* The version and the last pass's record, shared by the state's header and
+ * pass.json. explicit_result: write a result of 0 too (pass.json's record
+ * replaces the state's, so a 0 must be said). */
+static int put_pass_record(json_t *o, const struct state *s, bool explicit_result) {
+        int r = json_set(o, "version", json_integer(STATE_VERSION));
+        if (r >= 0)
+                r = put_u64(o, "last_pass_started_at", s->last_pass_started_at);
+        if (r >= 0)
+                r = put_u64(o, "last_pass_finished_at", s->last_pass_finished_at);
+        if (r >= 0)
+                r = put_u64(o, "next_pass_at", s->next_pass_at);
+        if (r >= 0 && (explicit_result || s->last_pass_result != 0))
+                r = json_set(o, "last_pass_result", json_integer(s->last_pass_result));
+        if (r >= 0)
+                r = put_str(o, "last_error", s->last_error);
+        return r;
+}
+
 static json_t *header_to_json(const struct state *s, int *ret_r) {
-        int r = 0;
         json_t *root = json_object();
         if (!root) {
                 *ret_r = -ENOMEM;
                 return NULL;
         }
-        r = json_set(root, "version", json_integer(STATE_VERSION));
-        if (r >= 0)
-                r = put_u64(root, "last_pass_started_at", s->last_pass_started_at);
-        if (r >= 0)
-                r = put_u64(root, "last_pass_finished_at", s->last_pass_finished_at);
-        if (r >= 0)
-                r = put_u64(root, "next_pass_at", s->next_pass_at);
-        if (r >= 0 && s->last_pass_result != 0)
-                r = json_set(root, "last_pass_result", json_integer(s->last_pass_result));
-        if (r >= 0)
-                r = put_str(root, "last_error", s->last_error);
+        int r = put_pass_record(root, s, false);
         if (r >= 0 && s->claim_latency_sec != 0)
                 r = json_set(root, "claim_latency_sec", json_real(s->claim_latency_sec));
         json_t *targets = r >= 0 ? json_array() : NULL;
@@ -1228,19 +1235,7 @@ static int write_json_line(struct sink *k, const void *data) {
 
 int state_save_pass_info(const char *dir, const struct state *s) {
         json_t *o = json_object();
-        int r = o ? 0 : -ENOMEM;
-        if (r >= 0)
-                r = json_set(o, "version", json_integer(STATE_VERSION));
-        if (r >= 0)
-                r = put_u64(o, "last_pass_started_at", s->last_pass_started_at);
-        if (r >= 0)
-                r = put_u64(o, "last_pass_finished_at", s->last_pass_finished_at);
-        if (r >= 0)
-                r = put_u64(o, "next_pass_at", s->next_pass_at);
-        if (r >= 0)
-                r = json_set(o, "last_pass_result", json_integer(s->last_pass_result));
-        if (r >= 0)
-                r = put_str(o, "last_error", s->last_error);
+        int r = o ? put_pass_record(o, s, true) : -ENOMEM;
         if (r >= 0)
                 r = write_file_atomic(dir, STATE_PASS_FILE, write_json_line, o);
         json_decref(o);
