@@ -270,6 +270,8 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
                 return;
         }
 
+        /* r is the pass's: gone once the pass is freed below. */
+        bool wrote_state = r->wrote_state;
         usec_t delay = manager_next_delay(m, r);
         if (m->rerun || m->pending)
                 delay = 0;
@@ -294,7 +296,7 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
         if (manager_schedule(m, delay) < 0)
                 log_error("Cannot schedule the next pass");
         /* Even after a whole save: the next pass's time is known only now. */
-        manager_save_pass_info(m, r->wrote_state);
+        manager_save_pass_info(m, wrote_state);
         /* The pass's list pages and plan are freed, and the strings its
          * changes replaced can go: return the memory before sleeping until
          * the next one. */
