@@ -225,6 +225,13 @@ static void log_event(struct pass *p, const struct reconcile_event *ev) {
                 log_fields(LOG_WARNING, 0, &f, "%s of %s/%s is no longer in Amazon Connect%s%s", num, who, pool,
                            ev->message ? ": " : "", ev->message ? ev->message : "");
                 break;
+        case EVENT_MOVED_AWAY:
+                f.message_id = MESSAGE_ID_MOVED;
+                log_fields(LOG_WARNING, 0, &f,
+                           "%s of %s/%s was moved to %s outside connect-numbers: it no longer counts for the pool, "
+                           "which claims a replacement, and it is never released, tagged or untagged for it",
+                           num, who, pool, ev->message ? ev->message : "another target");
+                break;
         case EVENT_NOTE:
                 log_fields(LOG_INFO, 0, &f, "%s", ev->message ? ev->message : "note");
                 break;
@@ -749,6 +756,26 @@ static void searcher_stop(struct searcher *sr) {
                 sr->claimers[i]->stopped = true;
 }
 
+/* A search result that does not fit the pool is skipped and said once
+ * (then at debug while the same feed keeps getting such answers): Connect
+ * should never offer one. */
+static void searcher_log_misfit(struct searcher *sr, const struct connect_available *a) {
+        const struct plan_step *s = sr->step;
+        char key[256], what[256];
+        snprintf(key, sizeof key, "search-misfit:%s:%s:%s:%s", s->target, s->country, s->type,
+                 s->prefix ? s->prefix : "");
+        snprintf(what, sizeof what, "%s %s%s%s", s->country, s->type, s->prefix ? " with prefix " : "",
+                 s->prefix ? s->prefix : "");
+        struct log_fields f = {.target = s->target, .target_arn = s->target_arn, .pool = s->pool,
+                               .phone_number = a->phone_number, .aws_operation = "SearchAvailablePhoneNumbers"};
+        log_fields(log_repeat_priority(key, what, LOG_WARNING), 0, &f,
+                   "SearchAvailablePhoneNumbers offered %s (%s %s) for %s/%s, which wants %s: skipped, never "
+                   "claimed",
+                   a->phone_number ? a->phone_number : "a number without a phone number",
+                   a->country ? a->country : "no country", a->type ? a->type : "no type", s->target, s->pool,
+                   what);
+}
+
 static void on_search(const struct connect_result *res, void *userdata) {
         struct searcher *sr = userdata;
         struct pass *p = sr->pass;
@@ -777,7 +804,12 @@ static void on_search(const struct connect_result *res, void *userdata) {
                 for (size_t i = 0; i < sr->n_claimers; i++)
                         reconcile_numbers_found(p->state, sr->claimers[i]->step);
                 for (size_t i = 0; i < res->n_available; i++) {
-                        const char *num = res->available[i].phone_number;
+                        const struct connect_available *a = &res->available[i];
+                        const char *num = a->phone_number;
+                        if (!reconcile_candidate_fits(sr->step, a)) {
+                                searcher_log_misfit(sr, a);
+                                continue;
+                        }
                         bool known = !num || strv_contains(sr->seen, num);
                         for (size_t k = 0; !known && k < sr->n_claimers; k++)
                                 known = state_find_number(p->state, sr->claimers[k]->step->target, num) != NULL;
@@ -1118,6 +1150,8 @@ static void pass_run_steps(struct pass *p) {
                         if (start_step_call(p, s) < 0)
                                 p->retryable = true;
                         break;
+                case STEP_REPORT_MOVED:
+                        break; /* logged once, when the move was found (EVENT_MOVED_AWAY) */
                 default:
                         if (!p->settling)
                                 log_report(s);

@@ -52,6 +52,7 @@ static const char *const action_names[_STEP_ACTION_MAX] = {
         [STEP_REPORT_UNMANAGED] = "report_unmanaged",
         [STEP_REPORT_QUOTA] = "report_quota",
         [STEP_REPORT_UNKNOWN] = "report_unknown",
+        [STEP_REPORT_MOVED] = "report_moved",
 };
 
 const char *step_action_name(enum step_action a) {
@@ -104,6 +105,16 @@ static const struct pool_config *owner_pool(const struct target_config *t, const
         if (strncmp(tag, t->name, l) != 0 || tag[l] != '/')
                 return NULL;
         return target_find_pool(t, tag + l + 1);
+}
+
+/* The target of the YAML that an ownership tag value names, if any. */
+static const struct target_config *tag_target(const struct config *c, const char *tag) {
+        const char *slash = tag ? strchr(tag, '/') : NULL;
+        for (size_t i = 0; slash && c && i < c->n_targets; i++)
+                if (strlen(c->targets[i].name) == (size_t) (slash - tag) &&
+                    strncmp(c->targets[i].name, tag, (size_t) (slash - tag)) == 0)
+                        return &c->targets[i];
+        return NULL;
 }
 
 static const char *tag_pool_part(const char *tag) {
@@ -561,6 +572,7 @@ static bool in_view(const struct state_number *x, const char *target, const char
         case PHASE_GIVEN_UP:
         case PHASE_RELEASED:
         case PHASE_GONE:
+        case PHASE_MOVED:
                 return true;
         default:
                 return false;
@@ -654,8 +666,9 @@ static int record_update_from_summary(struct state *s, struct state_number *r, c
         if (k >= 0)
                 k = state_set(s, &r->description, in->description);
         r->listed = true;
-        /* A number of ours that had vanished is back: find out again. */
-        if (r->phase == PHASE_GONE)
+        /* A number of ours that had vanished, or had been moved elsewhere,
+         * is back on the target: find out again. */
+        if (r->phase == PHASE_GONE || r->phase == PHASE_MOVED)
                 r->phase = PHASE_UNKNOWN;
         return k;
 }
@@ -680,8 +693,11 @@ int reconcile_ingest_list(struct state *s, const struct config *c, const char *t
         if (!in || !seen || !fresh)
                 return -ENOMEM;
         size_t n_in = 0, n_fresh = 0, n_before = s->n_numbers;
+        /* An entry that names another target is not on this one, whatever
+         * the filter asked for: it is not taken as listed here. */
         for (size_t i = 0; i < n; i++)
-                if (!isempty(numbers[i].phone_number))
+                if (!isempty(numbers[i].phone_number) &&
+                    (!numbers[i].target_arn || streq(numbers[i].target_arn, t->arn)))
                         in[n_in++] = i;
         qsort_r(in, n_in, sizeof *in, input_phone_cmp, (void *) numbers);
 
@@ -887,13 +903,57 @@ static void record_claimed(struct state *s, const struct target_config *t, const
                 (void) state_set(s, &r->pool_digest, p->digest);
 }
 
+/* Connect shows record r of target t on another target (n->target_arn).
+ * It is not the pool's any more: one of ours (claimed for a pool of t,
+ * or tagged for one) becomes PHASE_MOVED, reported once with where it
+ * went and then left alone (never counted, tagged, untagged, described
+ * or released for the pool, which claims a replacement); a number that
+ * was never ours is simply forgotten. Moves made by the service itself
+ * are the only ones it expects, and it makes none of this kind. */
+static int record_moved_away(struct state *s, const struct target_config *t, struct state_number *r,
+                             const struct connect_number *n, uint64_t now, struct reconcile_events *ev) {
+        const struct pool_config *tagged = owner_pool(t, cn_tag(n, OWNERSHIP_TAG_KEY));
+        const char *pool = r->pool ? r->pool : tagged ? tagged->name : NULL;
+        if (!pool) {
+                state_remove_number(s, r);
+                return 0;
+        }
+        enum number_phase old = r->phase;
+        int k = state_set(s, &r->pool, pool);
+        if (k >= 0 && n->id)
+                k = free_and_strdup(&r->id, n->id);
+        if (k >= 0)
+                k = state_set(s, &r->target_arn, n->target_arn);
+        if (k >= 0 && n->arn)
+                k = state_number_set_arn(r, n->arn);
+        if (k >= 0)
+                k = record_set_tags(s, r, n);
+        if (k < 0)
+                return k;
+        r->phase = PHASE_MOVED;
+        r->listed = false;
+        r->last_described_at = now;
+        record_clear_claim(r);
+        record_clear_failure(r);
+        if (old != PHASE_MOVED) {
+                struct reconcile_event *e = event_add(ev, EVENT_MOVED_AWAY, r->target, t->arn, pool, r);
+                event_message(e, "%s", n->target_arn);
+        }
+        return 0;
+}
+
 int reconcile_ingest_describe(struct state *s, const struct config *c, const char *target,
                               const struct connect_number *n, uint64_t now, struct reconcile_events *ev) {
         if (!s || !n || !target || (isempty(n->id) && isempty(n->phone_number)))
                 return -EINVAL;
-        struct state_number *r = n->id ? state_find_number_by_id(s, n->id) : NULL;
-        if (!r && n->phone_number)
-                r = state_find_number(s, target, n->phone_number);
+        /* The record of this target: another target's record may share the
+         * id (a number moved between two targets of the YAML). */
+        struct state_number *r = n->phone_number ? state_find_number(s, target, n->phone_number) : NULL;
+        if (!r && n->id) {
+                r = state_find_number_by_id(s, n->id);
+                if (r && !streq_ptr(r->target, target))
+                        r = NULL;
+        }
         if (!r) {
                 if (isempty(n->phone_number))
                         return -EINVAL;
@@ -902,7 +962,12 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
                         return -ENOMEM;
         }
         const struct target_config *t = config_find_target(c, r->target);
+        if (t && n->target_arn && !streq(n->target_arn, t->arn))
+                return record_moved_away(s, t, r, n, now, ev);
         int k = 0;
+        /* Connect shows it on its target: that is as good as the list. */
+        if (t && n->target_arn)
+                r->listed = true;
         if (n->id)
                 k = free_and_strdup(&r->id, n->id);
         if (k >= 0 && (n->target_arn || t))
@@ -1216,6 +1281,11 @@ static bool number_matches_pool(const struct state_number *n, const struct pool_
                (!p->prefix || startswith(n->phone_number, p->prefix));
 }
 
+bool reconcile_candidate_fits(const struct plan_step *s, const struct connect_available *a) {
+        return s && a && !isempty(a->phone_number) && streq_ptr(a->country, s->country) &&
+               streq_ptr(a->type, s->type) && (!s->prefix || startswith(a->phone_number, s->prefix));
+}
+
 static bool number_mismatches_pool(const struct state_number *n, const struct pool_config *p) {
         return (n->country && !streq(n->country, p->country)) || (n->type && !streq(n->type, p->type)) ||
                (p->prefix && !startswith(n->phone_number, p->prefix));
@@ -1380,8 +1450,11 @@ static void plan_excess(struct planner *pl, struct target_ctx *tc, const struct 
                 for (size_t k = 0; k < tc->n_idx; k++) {
                         const struct state_number *n = &pl->s->numbers[tc->idx[k]];
                         /* Only numbers that carry our tag, and never one
-                         * that is in the pool only by its tag. */
+                         * that is in the pool only by its tag; and only
+                         * while Connect shows it on this target (this
+                         * pass's list or describe), never on a belief. */
                         if (n->phase == PHASE_CLAIMED && record_of_pool(n, t->name, p->name) && n->id &&
+                            n->listed && streq_ptr(n->target_arn, t->arn) &&
                             streq_ptr(number_tag(n, OWNERSHIP_TAG_KEY), owner) && !number_mismatches_pool(n, p))
                                 cand[n_cand++] = tc->idx[k];
                 }
@@ -1578,7 +1651,9 @@ static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
 
         for (size_t k = 0; k < tc->n_idx; k++) {
                 const struct state_number *n = &s->numbers[tc->idx[k]];
-                if (n->phase == PHASE_CLAIMED && record_of_pool(n, t->name, p->name))
+                /* Drift is fixed only on a number Connect shows on the
+                 * target this pass: a belief is never acted on. */
+                if (n->phase == PHASE_CLAIMED && n->listed && record_of_pool(n, t->name, p->name))
                         plan_drift(pl, tc, p, n);
         }
 
@@ -1603,9 +1678,28 @@ static void plan_target_orphans(struct planner *pl, struct target_ctx *tc) {
         for (size_t k = 0; k < tc->n_idx; k++) {
                 struct state_number *n = &pl->s->numbers[tc->idx[k]];
                 const char *pool = NULL;
+                if (n->phase == PHASE_MOVED) {
+                        struct plan_step *st = pl_step(pl, STEP_REPORT_MOVED, t, n->pool);
+                        pl_number(pl, st, n);
+                        pl_detail(pl, st,
+                                  "%s of %s/%s was moved to %s outside connect-numbers: it no longer counts for "
+                                  "the pool and is never released, tagged or untagged for it",
+                                  n->phone_number, t->name, n->pool, n->target_arn ? n->target_arn : "another target");
+                        continue;
+                }
                 if (n->phase == PHASE_FOREIGN && n->owner_tag) {
                         if (owner_pool(t, n->owner_tag))
                                 continue; /* its pool is back: describe settles it */
+                        const struct target_config *home = tag_target(pl->c, n->owner_tag);
+                        if (home && owner_pool(home, n->owner_tag)) {
+                                struct plan_step *st = pl_step(pl, STEP_REPORT_ORPHAN, t, tag_pool_part(n->owner_tag));
+                                pl_number(pl, st, n);
+                                pl_detail(pl, st,
+                                          "%s is tagged %s=%s but sits on %s, not on %s: not counted for that pool, "
+                                          "reported, never released",
+                                          n->phone_number, OWNERSHIP_TAG_KEY, n->owner_tag, t->name, home->name);
+                                continue;
+                        }
                         pool = tag_pool_part(n->owner_tag);
                 } else if ((n->phase == PHASE_CLAIMED || n->phase == PHASE_IN_PROGRESS) && n->pool &&
                            !target_find_pool(t, n->pool))

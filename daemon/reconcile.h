@@ -39,6 +39,7 @@ enum step_action {
         STEP_REPORT_UNMANAGED,   /* untagged matching number left alone */
         STEP_REPORT_QUOTA,       /* claims for the target paused by a quota episode */
         STEP_REPORT_UNKNOWN,     /* target not fully observed: no claim or release planned */
+        STEP_REPORT_MOVED,       /* ours, moved to another target by someone else: not counted, left alone */
         _STEP_ACTION_MAX,
 };
 /* SPEC --plan --json action names: "claim", "retry_claim", ...; reports
@@ -106,6 +107,8 @@ enum reconcile_event_kind {
         EVENT_NO_NUMBERS,        /* MESSAGE_ID_NO_NUMBERS: once per pool until numbers are found */
         EVENT_RELEASED,          /* MESSAGE_ID_RELEASED */
         EVENT_NUMBER_GONE,       /* a number of ours is no longer there */
+        EVENT_MOVED_AWAY,        /* MESSAGE_ID_MOVED: a number of ours was found on another target
+                                  * (message: that target's ARN) */
         EVENT_NOTE,              /* anything else worth an info line */
 };
 
@@ -202,6 +205,13 @@ void reconcile_numbers_found(struct state *s, const struct plan_step *step);
 void reconcile_released(struct state *s, const struct plan_step *step, uint64_t now, struct reconcile_events *ev);
 /* Drift fixes that succeeded: remember what was applied. */
 void reconcile_applied(struct state *s, const struct config *c, const struct plan_step *step, uint64_t now);
+
+/* A search result fits the pool of claim step s: its country, type and
+ * prefix are the step's. Connect offers only such numbers; an answer that
+ * does not (a broken or hostile endpoint) must never make a pool claim a
+ * number it did not ask for. A result without country or type does not
+ * fit. */
+bool reconcile_candidate_fits(const struct plan_step *s, const struct connect_available *a);
 
 /* FAILED retry backoff: 1 min, 5 min, 15 min, then hourly, never past the
  * window's end; quota failures wait quota_backoff. Pure. */

@@ -36,6 +36,7 @@ static const char *const phase_names[] = {
         [PHASE_UNKNOWN] = "unknown",   [PHASE_INTENT] = "intent",       [PHASE_IN_PROGRESS] = "in_progress",
         [PHASE_CLAIMED] = "claimed",   [PHASE_FAILED] = "failed",       [PHASE_GIVEN_UP] = "given_up",
         [PHASE_RELEASED] = "released", [PHASE_FOREIGN] = "foreign",     [PHASE_GONE] = "gone",
+        [PHASE_MOVED] = "moved",
 };
 
 const char *number_phase_name(enum number_phase p) {

@@ -24,6 +24,8 @@ enum number_phase {
         PHASE_RELEASED,     /* released by us: gone for good */
         PHASE_FOREIGN,      /* described: not ours (untagged or someone else's tag) */
         PHASE_GONE,         /* ours once, no longer listed nor describable */
+        PHASE_MOVED,        /* ours, but Connect shows it on another target (target_arn says which):
+                             * moved by someone else; never counted, tagged or released for the pool */
 };
 const char *number_phase_name(enum number_phase p);
 int number_phase_from_name(const char *s);

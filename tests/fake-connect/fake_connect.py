@@ -99,6 +99,7 @@ CONFIG_DEFAULTS = {
     "fail_claims": [],
     "fail_next_claims": 0,
     "steal_after_search": False,
+    "search_misfit": None,
     "no_inventory": [],
     "missing_targets": [],
     "credentials": [],
@@ -681,16 +682,23 @@ class Api:
             index = self.open_token(b["NextToken"], "search", fp)
         now = emu.now()
         found = []
+        # A broken or hostile endpoint (fault injection): numbers of another
+        # country and type, labelled as they are or as the request asked.
+        misfit = emu.config["search_misfit"]
+        s_country, s_type, s_prefix = country, ptype, prefix
+        if misfit:
+            s_country, s_type, s_prefix = misfit["country"], misfit["type"], None
         if not emu.in_no_inventory(country, ptype, prefix):
             while len(found) < max_results:
-                num = emu.inventory.candidate(country, ptype, prefix, index)
+                num = emu.inventory.candidate(s_country, s_type, s_prefix, index)
                 if num is None:
                     break
                 index += 1
-                if emu.available(num, country, ptype, now):
+                if emu.available(num, s_country, s_type, now):
                     found.append(num)
-        out = {"AvailableNumbersList": [{"PhoneNumber": n, "PhoneNumberCountryCode": country,
-                                         "PhoneNumberType": ptype} for n in found]}
+        label = (s_country, s_type) if misfit and misfit.get("label", "honest") == "honest" else (country, ptype)
+        out = {"AvailableNumbersList": [{"PhoneNumber": n, "PhoneNumberCountryCode": label[0],
+                                         "PhoneNumberType": label[1]} for n in found]}
         if len(found) == max_results and emu.inventory.candidate(country, ptype, prefix, index) is not None:
             out["NextToken"] = self.sign_token({"k": "search", "f": fp, "o": index, "s": secrets.token_hex(4)})
         if emu.config["steal_after_search"]:
@@ -1529,6 +1537,24 @@ def admin_steal(emu, body, q):
     return 200, {"phone_number": phone, "stolen": True}
 
 
+def admin_move(emu, body, q):
+    """Moves a held number to another target at once, keeping its tags and
+    description: what the console or another tool does behind the back of
+    the service under test (its flow association does not follow)."""
+    phone, arn = body.get("phone_number"), body.get("target_arn")
+    if not phone or not arn:
+        raise AdminError("phone_number and target_arn are required")
+    target = _seed_target(arn)
+    with emu.lock:
+        rec = emu.by_phone.get(phone)
+        if rec is None or rec.gone():
+            raise AdminError("%s is not held by this account" % phone, 404)
+        emu.settle(rec)
+        emu._move(rec, target)
+        rec.contact_flow = None
+    return 200, {"phone_number": phone, "target_arn": arn}
+
+
 def admin_reset(emu, body, q):
     emu.reset_counters()
     return 200, {"reset": True}
@@ -1566,6 +1592,7 @@ ADMIN_ROUTES = {
     ("POST", "/admin/clock"): admin_clock,
     ("POST", "/admin/seed"): admin_seed,
     ("POST", "/admin/steal"): admin_steal,
+    ("POST", "/admin/move"): admin_move,
     ("POST", "/admin/reset"): admin_reset,
     ("GET", "/admin/inventory"): admin_inventory,
     ("GET", "/admin/health"): admin_health,
@@ -1637,7 +1664,7 @@ Endpoints (all on 127.0.0.1, ports chosen at start unless given):
          GET  /admin/calls /admin/requests[?op=] /admin/numbers[?target_arn=]
               /admin/config /admin/clock /admin/inventory?country=&type=&prefix=&count=
               /admin/health
-         POST /admin/config /admin/clock /admin/seed /admin/steal /admin/reset
+         POST /admin/config /admin/clock /admin/seed /admin/steal /admin/move /admin/reset
          PUT  /latest/api/token, GET /latest/meta-data/iam/security-credentials/[ROLE]
          GET  /container-credentials
 
@@ -1653,6 +1680,8 @@ POST /admin/config keys (each replaces its current value):
   fault_next [{fault, op?, count?}] (deterministic one-shot faults),
   fail_claims [{phone_number, times, message?}], fail_next_claims n,
   steal_after_search bool, no_inventory [{country, type?, prefix?}],
+  search_misfit {country, type, label: honest|as_asked} (searches offer
+  numbers of that country and type, labelled as they are or as asked),
   missing_targets [arn], credentials [{access_key_id, secret_access_key}],
   container_token s, temp_credentials_ttl s, list_hides_in_progress bool,
   remember_refused_claims bool,
@@ -1663,6 +1692,9 @@ POST /admin/seed {"numbers": [{target_arn, phone_number?, country, type,
   tags, description, status}]} or {"generate": {target_arn, country, type,
   count, tags, prefix?}}.
 POST /admin/steal {"phone_number"}; POST /admin/reset (counters and log).
+POST /admin/move {"phone_number", "target_arn"}: moves a held number to
+  another target at once, tags kept, flow association dropped (a move made
+  behind the back of the client under test).
 
 See README.md next to this file for the AWS behaviours modelled.
 """

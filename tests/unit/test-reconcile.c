@@ -9,7 +9,7 @@
  *                       true, "describe": [described numbers], "not_found":
  *                       [ids]}; a described number takes the members it
  *                       lacks from the summary with its id; country and type
- *                       default to US and DID.
+ *                       default to US and DID, target_arn to the target's.
  *   NAME.now            wall seconds
  *   NAME.budget         optional audit budget (default 1000)
  *   NAME.describe       optional: the ids describe_wanted must ask for, one
@@ -194,7 +194,7 @@ static void number_from(struct connect_number *x, json_t *e, json_t *summary, co
         x->phone_number = strdup_or_null(phone);
         x->country = strdup(country ? country : "US");
         x->type = strdup(type ? type : "DID");
-        x->target_arn = strdup(target_arn);
+        x->target_arn = strdup(jstr(e, "target_arn") ? jstr(e, "target_arn") : target_arn);
         x->description = json_is_string(desc) ? strdup(json_string_value(desc)) : NULL;
         x->described = described;
         json_t *tags = json_object_get(e, "tags");
@@ -223,6 +223,7 @@ static const char *event_kind_name(enum reconcile_event_kind k) {
                 [EVENT_WINDOW_EXPIRED] = "window_expired", [EVENT_QUOTA] = "quota",
                 [EVENT_QUOTA_CLEARED] = "quota_cleared", [EVENT_NO_NUMBERS] = "no_numbers",
                 [EVENT_RELEASED] = "released",       [EVENT_NUMBER_GONE] = "number_gone",
+                [EVENT_MOVED_AWAY] = "moved_away",
                 [EVENT_NOTE] = "note",
         };
         return names[k];
@@ -654,7 +655,7 @@ static void test_action_names(void **unused) {
         static const char *const names[] = {
                 "claim", "retry_claim", "replay_claim", "give_up", "update_description", "tag", "untag",
                 "associate_flow", "adopt", "release", "report_excess", "report_orphan", "report_mismatch",
-                "report_unmanaged", "report_quota", "report_unknown",
+                "report_unmanaged", "report_quota", "report_unknown", "report_moved",
         };
         assert_int_equal(ELEMENTSOF(names), _STEP_ACTION_MAX);
         for (int a = 0; a < _STEP_ACTION_MAX; a++) {
