@@ -16,6 +16,14 @@
 _Static_assert(STATE_LIST_DIGEST_LEN == CONNECT_LIST_DIGEST_LEN, "a list digest fits the state's copy");
 
 #define STEP_WINDOW 32                 /* steps (other than claims) in flight at once */
+/* Describes in flight at once. The client paces them anyway; queueing more
+ * only holds memory (100,000 queued describes took 589 MB), so the pass
+ * hands the client a describe when one comes back. */
+#define DESCRIBE_WINDOW 32
+/* A long describe phase (a first pass over a large account) saves what it
+ * learned this often, so that a kill loses at most this much work. */
+#define DESCRIBE_SAVE_USEC (30 * USEC_PER_SEC)
+#define FOLD_MAX 8                     /* kinds of failure counted apart per pass */
 #define FOLLOW_MAX_DELAY_USEC (30 * USEC_PER_SEC)
 #define CLAIM_SEARCH_SLACK 3           /* searches per pool beyond ceil(slots/10) */
 #define CLAIM_CANDIDATE_SLACK 5        /* "not available" answers tolerated per pool per pass */
@@ -29,6 +37,14 @@ enum pass_phase {
 
 struct claimer;
 struct follow;
+
+/* Failures of one kind in one phase fold into one record with a count:
+ * 100,000 describes failing alike are one warning, not 100,000. */
+struct fold {
+        char *key;                     /* operation, error kind and code */
+        char *what;                    /* the first failure's text, for the count's record */
+        unsigned count;
+};
 
 struct pass {
         sd_event *event;
@@ -53,6 +69,13 @@ struct pass {
         unsigned round;                /* 0: every step but descriptions; 1: descriptions */
         bool settling;                 /* running settle_plan: its reports are not logged again */
         unsigned steps_in_flight;
+
+        char **describe_ids;           /* "TARGET\tID" to describe this pass */
+        size_t describe_next;          /* next entry to hand the client */
+        unsigned describes_in_flight;
+        usec_t describe_saved_at;      /* CLOCK_BOOTTIME of the last progress save */
+        struct fold folds[FOLD_MAX];
+        size_t n_folds;
 
         struct claimer **claimers;
         size_t n_claimers;
@@ -1207,6 +1230,40 @@ struct describe_call {
         char *id;
 };
 
+/* Counts a failure of kind key; true for the first of its kind this pass
+ * (log it), false after (counted, logged at the end by pass_folds_flush). */
+static bool pass_fold(struct pass *p, const char *key, const char *what) {
+        for (size_t i = 0; i < p->n_folds; i++)
+                if (streq(p->folds[i].key, key))
+                        return p->folds[i].count++ == 0;
+        if (p->n_folds == FOLD_MAX)
+                return false; /* past FOLD_MAX kinds, the rest is only counted in the pass error */
+        struct fold *f = &p->folds[p->n_folds];
+        f->key = strdup(key);
+        f->what = strdup(what ? what : key);
+        if (!f->key || !f->what) {
+                f->key = mfree(f->key);
+                f->what = mfree(f->what);
+                return true;
+        }
+        f->count = 1;
+        p->n_folds++;
+        return true;
+}
+
+static void pass_folds_flush(struct pass *p) {
+        for (size_t i = 0; i < p->n_folds; i++) {
+                struct fold *f = &p->folds[i];
+                if (f->count > 1)
+                        log_warning("%u more calls failed the same way (%s)", f->count - 1, f->what);
+                free(f->key);
+                free(f->what);
+        }
+        p->n_folds = 0;
+}
+
+static void pass_describe_pump(struct pass *p);
+
 static void on_describe(const struct connect_result *res, void *userdata) {
         struct describe_call *dc = userdata;
         struct pass *p = dc->pass;
@@ -1214,44 +1271,56 @@ static void on_describe(const struct connect_result *res, void *userdata) {
         uint64_t now = clock_wall_sec();
 
         p->outstanding--;
+        p->describes_in_flight--;
         p->dirty = true;
         if (res->r >= 0 && res->n_numbers == 1)
                 reconcile_ingest_describe(p->state, p->config, dc->target, &res->numbers[0], now, &ev);
         else if (res->r < 0 && res->error.kind == CONNECT_ERROR_NOT_FOUND)
                 reconcile_ingest_not_found(p->state, dc->target, dc->id, now, &ev);
         else if (res->r < 0 && res->r != -ECANCELED) {
-                log_call_error(LOG_WARNING, res, dc->target, NULL, NULL, "describing a number");
+                char key[192], what[256];
+                snprintf(key, sizeof key, "describe:%s:%s", connect_error_kind_name(res->error.kind),
+                         res->error.code ? res->error.code : "");
+                snprintf(what, sizeof what, "describing a number: %s%s%s", connect_error_kind_name(res->error.kind),
+                         res->error.code ? " " : "", res->error.code ? res->error.code : "");
+                if (pass_fold(p, key, what))
+                        log_call_error(LOG_WARNING, res, dc->target, NULL, NULL, "describing a number");
                 pass_note_call_error(p, res, dc->target);
         }
         log_events(p, &ev);
         free(dc->target);
         free(dc->id);
         free(dc);
+        if (p->phase == PASS_DESCRIBE) {
+                usec_t t = clock_boottime_usec();
+                if (t >= p->describe_saved_at + DESCRIBE_SAVE_USEC) {
+                        /* Progress of a long first pass: what was learned
+                         * survives a kill (the end of the pass saves again). */
+                        p->describe_saved_at = t;
+                        (void) pass_save(p);
+                }
+                pass_describe_pump(p);
+        }
         pass_maybe_advance(p);
 }
 
-static void pass_describe(struct pass *p) {
-        _cleanup_(strv_freep) char **ids = NULL;
-        p->phase = PASS_DESCRIBE;
-        int r = reconcile_describe_wanted(p->config, p->state, clock_wall_sec(), p->opts.audit_budget, &ids);
-        if (r < 0) {
-                pass_set_error(p, true, "cannot work out what to describe: %s", strerror(-r));
-                pass_finish(p);
-                return;
-        }
-        for (char **i = ids; i && *i; i++) {
-                char *tab = strchr(*i, '\t');
+/* Hands the client describes up to DESCRIBE_WINDOW in flight. */
+static void pass_describe_pump(struct pass *p) {
+        while (!p->stopping && !p->fatal && p->describes_in_flight < DESCRIBE_WINDOW && p->describe_ids &&
+               p->describe_ids[p->describe_next]) {
+                char *e = p->describe_ids[p->describe_next++];
+                char *tab = strchr(e, '\t');
                 if (!tab)
                         continue;
                 *tab = 0;
-                const struct target_config *t = pass_target(p, *i);
+                const struct target_config *t = pass_target(p, e);
                 if (!t)
                         continue;
                 struct describe_call *dc = calloc(1, sizeof *dc);
                 if (!dc)
                         break;
                 dc->pass = p;
-                dc->target = strdup(*i);
+                dc->target = strdup(e);
                 dc->id = strdup(tab + 1);
                 if (!dc->target || !dc->id ||
                     connect_describe_number(p->client, t->region, dc->id, on_describe, dc) < 0) {
@@ -1262,8 +1331,22 @@ static void pass_describe(struct pass *p) {
                         continue;
                 }
                 p->outstanding++;
+                p->describes_in_flight++;
         }
-        log_debug("describing %zu numbers", strv_length(ids));
+}
+
+static void pass_describe(struct pass *p) {
+        p->phase = PASS_DESCRIBE;
+        int r = reconcile_describe_wanted(p->config, p->state, clock_wall_sec(), p->opts.audit_budget,
+                                          &p->describe_ids);
+        if (r < 0) {
+                pass_set_error(p, true, "cannot work out what to describe: %s", strerror(-r));
+                pass_finish(p);
+                return;
+        }
+        log_debug("describing %zu numbers", strv_length(p->describe_ids));
+        p->describe_saved_at = clock_boottime_usec();
+        pass_describe_pump(p);
         pass_maybe_advance(p);
 }
 
@@ -1358,6 +1441,8 @@ static void pass_maybe_advance(struct pass *p) {
                 pass_describe(p);
                 return;
         case PASS_DESCRIBE:
+                p->describe_ids = strv_free(p->describe_ids);
+                pass_folds_flush(p);
                 if (p->fatal) {
                         pass_finish(p);
                         return;
@@ -1482,6 +1567,11 @@ struct pass *pass_free(struct pass *p) {
         free(p->searchers);
         plan_free(p->plan);
         plan_free(p->settle_plan);
+        strv_free(p->describe_ids);
+        for (size_t i = 0; i < p->n_folds; i++) {
+                free(p->folds[i].key);
+                free(p->folds[i].what);
+        }
         pass_result_clear(&p->result);
         free(p->error);
         sd_event_unref(p->event);

@@ -106,6 +106,7 @@ CONFIG_DEFAULTS = {
     "container_token": None,
     "temp_credentials_ttl": 3600,
     "list_hides_in_progress": False,
+    "list_token_cycle": 0,
     "remember_refused_claims": False,
     "token_ttl": 86400,
     "max_skew": 300,
@@ -662,7 +663,16 @@ class Api:
             rows.append(rec)
         page = rows[offset:offset + max_results]
         out = {"ListPhoneNumbersSummaryList": [r.summary() for r in page]}
-        if offset + max_results < len(rows):
+        cycle = int(emu.config["list_token_cycle"] or 0)
+        if cycle:
+            # Fault injection: after `cycle` pages the NextToken points back
+            # to the second page, the same token as before (A -> B -> A), for
+            # ever; tokens are deterministic so that the repeat is exact.
+            nxt = offset + max_results
+            if nxt >= cycle * max_results:
+                nxt = max_results
+            out["NextToken"] = self.sign_token({"k": "list", "f": fp, "o": nxt, "s": "cycle"})
+        elif offset + max_results < len(rows):
             out["NextToken"] = self.sign_token({"k": "list", "f": fp, "o": offset + max_results,
                                                 "s": secrets.token_hex(4)})
         return 200, out
@@ -1684,6 +1694,7 @@ POST /admin/config keys (each replaces its current value):
   numbers of that country and type, labelled as they are or as asked),
   missing_targets [arn], credentials [{access_key_id, secret_access_key}],
   container_token s, temp_credentials_ttl s, list_hides_in_progress bool,
+  list_token_cycle n (after n pages, NextToken goes back to page 2: A->B->A),
   remember_refused_claims bool,
   token_ttl s (ClientToken memory), max_skew s (SigV4), verbose bool.
 POST /admin/clock {"advance": s} | {"offset": s}: the emulator clock (FAILED
