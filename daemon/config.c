@@ -1763,13 +1763,12 @@ int config_load(const char *path, struct config **ret, struct config_problems *p
         int r = read_full_file(path, CONFIG_FILE_MAX, &text, &len);
         if (r < 0) {
                 if (problems) {
-                        char buf[128];
                         config_problems_clear(problems);
                         if (r == -EFBIG)
                                 (void) problems_add(problems, 0, 0, "the file is larger than 1 MiB");
                         else
                                 (void) problems_add(problems, 0, 0, "cannot read the file: %s",
-                                                    strerror_r(-r, buf, sizeof buf));
+                                                    file_error_string(r));
                 }
                 return r;
         }

@@ -1116,21 +1116,22 @@ int state_read_file(const char *path, struct state **ret, const char **ret_why) 
         if (!ret_why)
                 ret_why = &why_ignored;
         *ret_why = NULL;
-        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
+        _cleanup_(closep) int fd = -1;
+        int r = open_regular_file(path, &fd);
+        if (r < 0)
+                return r;
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size > STATE_MAX_FILE_SIZE) {
-                *ret_why = S_ISREG(st.st_mode) ? "too large" : "not a regular file";
+        if ((uint64_t) st.st_size > STATE_MAX_FILE_SIZE) {
+                *ret_why = "too large";
                 return -EBADMSG;
         }
         FILE *f = fdopen(fd, "r");
         if (!f)
                 return -errno;
         TAKE_FD(fd);
-        int r = state_read(f, ret, ret_why);
+        r = state_read(f, ret, ret_why);
         fclose(f);
         return r == -ENOMEM || r == -EIO ? r : r < 0 ? -EBADMSG : 0;
 }
@@ -1286,7 +1287,7 @@ int state_lock(const char *dir, int *ret_fd) {
         _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_LOCK_FILE);
         if (!path)
                 return -ENOMEM;
-        _cleanup_(closep) int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        _cleanup_(closep) int fd = open(path, O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0)
                 return -errno;
         /* flock locks belong to the open file description: a second open,

@@ -456,6 +456,29 @@ static void test_load_too_large(_unused_ void **state) {
         config_problems_clear(&p);
 }
 
+/* A FIFO (or a device) is refused at once, never opened for a blocking
+ * read that would wait for a writer; so is a directory. */
+static void test_load_not_regular(_unused_ void **state) {
+        char dir[] = "/tmp/test-config-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        _cleanup_(freep) char *fifo = strprintf("%s/fifo", dir);
+        assert_non_null(fifo);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        struct config_problems p = {};
+        struct config *c = NULL;
+        assert_int_equal(config_load(fifo, &c, &p), -EBADFD);
+        assert_null(c);
+        assert_int_equal(p.n, 1);
+        assert_non_null(strstr(p.items[0].message, "not a regular file"));
+        config_problems_clear(&p);
+        assert_int_equal(config_load("/dev/zero", &c, &p), -EBADFD);
+        config_problems_clear(&p);
+        assert_int_equal(config_load(dir, &c, &p), -EISDIR);
+        config_problems_clear(&p);
+        unlink(fifo);
+        rmdir(dir);
+}
+
 static void test_parse_without_problem_list(_unused_ void **state) {
         struct config *c = NULL;
         assert_int_equal(config_parse("targets: {}\n", 12, &c, NULL), -EINVAL);
@@ -673,6 +696,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_files),
                 cmocka_unit_test(test_load_missing_file),
                 cmocka_unit_test(test_load_too_large),
+                cmocka_unit_test(test_load_not_regular),
                 cmocka_unit_test(test_parse_without_problem_list),
                 cmocka_unit_test(test_problems_reused),
                 cmocka_unit_test(test_parse_exact_buffer),
