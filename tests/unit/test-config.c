@@ -141,6 +141,7 @@ static void test_good_minimal_defaults(_unused_ void **state) {
         _cleanup_(config_freep) struct config *c = load_good("config/good/minimal.yaml");
         assert_int_equal(c->interval_usec, 5 * USEC_PER_MINUTE);
         assert_int_equal(c->quota_backoff_usec, 6 * USEC_PER_HOUR);
+        assert_int_equal(c->max_numbers_per_target, 100000);
         assert_true(c->rate_default == 2.0);
         assert_true(c->rate_burst == 5.0);
         assert_int_equal(c->n_rates, 0);
@@ -318,6 +319,11 @@ static void test_good_bounds(_unused_ void **state) {
         assert_int_equal(p->n_tags, 49);
         assert_int_equal(strlen(p->tags[0].key), 128);
         assert_int_equal(strlen(p->tags[0].value), 256);
+}
+
+static void test_good_max_numbers(_unused_ void **state) {
+        _cleanup_(config_freep) struct config *c = load_good("config/good/max-numbers.yaml");
+        assert_int_equal(c->max_numbers_per_target, 1000000);
 }
 
 /* Every optional key that the example shows commented out ("#key:") must
@@ -692,6 +698,7 @@ int main(void) {
                 cmocka_unit_test(test_good_durations_and_rates),
                 cmocka_unit_test(test_good_quirks),
                 cmocka_unit_test(test_good_bounds),
+                cmocka_unit_test(test_good_max_numbers),
                 cmocka_unit_test(test_example_file),
                 cmocka_unit_test(test_bad_files),
                 cmocka_unit_test(test_load_missing_file),
