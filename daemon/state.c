@@ -69,6 +69,12 @@ static void state_number_done(struct state_number *n) {
         *n = (struct state_number){0};
 }
 
+void state_desired_free(struct state_desired *d, size_t n) {
+        for (size_t i = 0; d && i < n; i++)
+                free(d[i].pool);
+        free(d);
+}
+
 static void state_target_done(struct state_target *t) {
         free(t->name);
         free(t->arn);
@@ -80,7 +86,7 @@ static void state_target_done(struct state_target *t) {
         free(t->churn);
         strv_free(t->no_numbers_pools);
         strv_free(t->spent_tokens);
-        free(t->desired);
+        state_desired_free(t->desired, t->n_desired);
         *t = (struct state_target){0};
 }
 
@@ -261,8 +267,6 @@ size_t state_strings_gc(struct state *s) {
                 strings_mark_tags(ss, n->tags, n->n_tags);
                 strings_mark_tags(ss, n->claim_tags, n->n_claim_tags);
         }
-        for (size_t i = 0; i < s->n_targets; i++)
-                strings_mark_tags(ss, s->targets[i].desired, s->targets[i].n_desired);
         size_t before = ss->count, live = 0;
         for (size_t k = 0; k < ss->n_slots; k++)
                 if (ss->slots[k] && ss->slots[k]->mark)
@@ -456,6 +460,24 @@ static json_t *number_to_json(const struct state_number *n, int *ret_r) {
         return o;
 }
 
+/* {"pool": "3"}: the counts stay decimal strings in the file, the form
+ * every earlier version wrote and reads, so that a downgrade keeps it. */
+static int put_desired(json_t *o, const struct state_desired *d, size_t n) {
+        json_t *t = json_object();
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char count[16];
+                snprintf(count, sizeof count, "%u", d[i].count);
+                int r = put_str(t, d[i].pool, count);
+                if (r < 0) {
+                        json_decref(t);
+                        return r;
+                }
+        }
+        return json_set(o, "desired", t);
+}
+
 static json_t *target_to_json(const struct state_target *t, int *ret_r) {
         json_t *o = json_object();
         int r = o ? 0 : -ENOMEM;
@@ -505,7 +527,7 @@ static json_t *target_to_json(const struct state_target *t, int *ret_r) {
         if (r >= 0)
                 r = put_bool(o, "listed_ok", t->listed_ok);
         if (r >= 0 && t->n_desired > 0)
-                r = put_tags(o, "desired", t->desired, t->n_desired);
+                r = put_desired(o, t->desired, t->n_desired);
         if (r < 0) {
                 json_decref(o);
                 *ret_r = r;
@@ -855,7 +877,57 @@ static int number_from_json(struct state *s, json_t *o, struct state_number *n) 
         return r;
 }
 
-static int target_from_json(struct state *s, json_t *o, struct state_target *t) {
+/* Counts as written (decimal strings) or as plain integers. */
+static int get_desired(json_t *o, struct state_desired **ret, size_t *ret_n) {
+        json_t *v = json_object_get(o, "desired");
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_object(v))
+                return -EBADMSG;
+        size_t n = json_object_size(v), i = 0;
+        if (n == 0)
+                return 0;
+        struct state_desired *d = calloc(n, sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        const char *k;
+        json_t *val;
+        int r = 0;
+        json_object_foreach(v, k, val) {
+                uint64_t count = 0;
+                if (json_is_integer(val) && json_integer_value(val) >= 0)
+                        count = (uint64_t) json_integer_value(val);
+                else if (json_is_string(val)) {
+                        const char *c = json_string_value(val);
+                        char *end = NULL;
+                        errno = 0;
+                        count = *c >= '0' && *c <= '9' ? strtoull(c, &end, 10) : UINT64_MAX;
+                        if (!end || *end || errno != 0)
+                                count = UINT64_MAX;
+                } else
+                        count = UINT64_MAX;
+                if (count > UINT_MAX || i >= n) {
+                        r = -EBADMSG;
+                        break;
+                }
+                d[i].pool = strdup(k);
+                if (!d[i].pool) {
+                        r = -ENOMEM;
+                        break;
+                }
+                d[i++].count = (unsigned) count;
+        }
+        if (r < 0) {
+                state_desired_free(d, i);
+                return r;
+        }
+        state_desired_free(*ret, *ret_n);
+        *ret = d;
+        *ret_n = i;
+        return 0;
+}
+
+static int target_from_json(json_t *o, struct state_target *t) {
         int r = 0;
         if (!json_is_object(o))
                 return -EBADMSG;
@@ -910,7 +982,7 @@ static int target_from_json(struct state *s, json_t *o, struct state_target *t) 
         if (r >= 0)
                 r = get_bool(o, "listed_ok", &t->listed_ok);
         if (r >= 0)
-                r = get_tags(s, o, "desired", &t->desired, &t->n_desired);
+                r = get_desired(o, &t->desired, &t->n_desired);
         return r;
 }
 
@@ -1000,7 +1072,7 @@ static int header_from_json(json_t *root, struct state *s) {
                 }
                 for (size_t i = 0; i < n; i++) {
                         s->n_targets++;
-                        r = target_from_json(s, json_array_get(targets, i), &s->targets[i]);
+                        r = target_from_json(json_array_get(targets, i), &s->targets[i]);
                         if (r < 0)
                                 return r;
                 }

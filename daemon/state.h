@@ -87,6 +87,11 @@ struct state_churn {
         char *phone_number;
 };
 
+struct state_desired {
+        char *pool;                  /* pool name */
+        unsigned count;              /* numbers wanted */
+};
+
 struct state_target {
         char *name;
         char *arn;
@@ -103,8 +108,8 @@ struct state_target {
         char **no_numbers_pools;     /* pools whose empty search was logged (once) */
         char **spent_tokens;         /* ClientTokens of fresh claims refused as "not available", newest last
                                       * (at most STATE_SPENT_TOKENS_MAX): never sent again (CLAIMS.md) */
-        struct state_tag *desired;   /* pool name -> wanted count (decimal), as the YAML said at the
-                                      * last pass: --status shows it without reading the YAML */
+        struct state_desired *desired; /* each pool's wanted count, as the YAML said at the last
+                                      * pass: --status shows it without reading the YAML */
         size_t n_desired;
         bool listed_ok;              /* the last list of this target succeeded */
         /* In memory only, never saved: the SHA-256 of the target's last list
@@ -135,6 +140,9 @@ struct state {
         /* Private to state.c: the interned strings (see struct state_tag). */
         struct state_strings *strings;
 };
+
+/* Frees an array of n desired counts (NULL is fine). */
+void state_desired_free(struct state_desired *d, size_t n);
 
 struct state *state_new(void);
 struct state *state_free(struct state *s);

@@ -492,18 +492,12 @@ static void test_strings(void **unused) {
                 assert_int_equal(state_set(s, &n->description, desc), 0);
                 assert_int_equal(state_set(s, &n->pool, "main"), 0);
         }
-        struct state_target *t = state_get_target(s, "support-us", NULL);
-        assert_non_null(t);
-        t->desired = calloc(1, sizeof *t->desired);
-        assert_non_null(t->desired);
-        t->desired[0] = (struct state_tag){state_intern(s, "main"), state_intern(s, "3000")};
-        t->n_desired = 1;
-        /* "shared" + "Shared" + target + "main" + 3000 descriptions + "3000" */
-        assert_int_equal(state_strings_count(s), 2 + 1 + 1 + 3000 + 1);
+        /* "shared" + "Shared" + target + "main" + 3000 descriptions */
+        assert_int_equal(state_strings_count(s), 2 + 1 + 1 + 3000);
         for (unsigned i = 0; i < 2000; i++)
                 assert_int_equal(state_set(s, &s->numbers[i].description, "common"), 0);
         size_t before = state_strings_count(s);
-        assert_int_equal(before, 3006);
+        assert_int_equal(before, 3005);
         assert_int_equal(state_strings_gc(s), 2000 + 2); /* the descriptions, "shared" and "Shared" */
         assert_int_equal(state_strings_count(s), before - 2002);
         for (unsigned i = 0; i < 3000; i++) {
@@ -513,13 +507,43 @@ static void test_strings(void **unused) {
                 assert_string_equal(s->numbers[i].pool, "main");
                 assert_string_equal(s->numbers[i].target, "support-us");
         }
-        assert_string_equal(t->desired[0].key, "main");
-        assert_string_equal(t->desired[0].value, "3000");
         /* Interning after a collection still finds the survivors. */
         assert_ptr_equal(state_intern(s, "common"), s->numbers[0].description);
         assert_ptr_equal(state_intern(s, "line 2999"), s->numbers[2999].description);
         /* Nothing new since: a second collection has nothing to do. */
         assert_int_equal(state_strings_gc(s), 0);
+}
+
+/* The desired counts are integers in memory; the file keeps the decimal
+ * strings every version wrote (a downgrade reads them), and plain integers
+ * are read too. */
+static void test_desired_counts(void **unused) {
+        (void) unused;
+        static const char text[] = "{\"version\": 2, \"targets\": [{\"name\": \"t\", "
+                                   "\"desired\": {\"main\": \"3000\", \"b\": 7, \"c\": \"0\"}}]}\n";
+        _cleanup_(state_freep) struct state *s = NULL;
+        assert_int_equal(state_from_json(text, strlen(text), &s), 0);
+        assert_int_equal(s->n_targets, 1);
+        const struct state_target *t = &s->targets[0];
+        assert_int_equal(t->n_desired, 3);
+        assert_string_equal(t->desired[0].pool, "main");
+        assert_int_equal(t->desired[0].count, 3000);
+        assert_string_equal(t->desired[1].pool, "b");
+        assert_int_equal(t->desired[1].count, 7);
+        assert_int_equal(t->desired[2].count, 0);
+        _cleanup_(freep) char *out = NULL;
+        assert_int_equal(state_to_json(s, &out), 0);
+        assert_non_null(strstr(out, "\"desired\":{\"main\":\"3000\",\"b\":\"7\",\"c\":\"0\"}"));
+
+        static const char *const bad[] = {"\"x\"", "-1", "\"-1\"", "\"12a\"", "\"\"", "5000000000", "\" 3\"", "true"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(freep) char *b = strprintf("{\"version\": 2, \"targets\": [{\"name\": \"t\", "
+                                                     "\"desired\": {\"main\": %s}}]}\n",
+                                                     bad[i]);
+                _cleanup_(state_freep) struct state *s2 = NULL;
+                if (state_from_json(b, strlen(b), &s2) != -EBADMSG)
+                        fail_msg("accepted desired count %s", bad[i]);
+        }
 }
 
 /* Only an ARN that cannot be derived from the target's ARN and the id is
@@ -655,6 +679,7 @@ int main(void) {
                 cmocka_unit_test(test_lock),
                 cmocka_unit_test(test_lookups),
                 cmocka_unit_test(test_strings),
+                cmocka_unit_test(test_desired_counts),
                 cmocka_unit_test(test_number_arn),
                 cmocka_unit_test(test_spent_tokens),
         };
