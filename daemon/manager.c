@@ -115,6 +115,8 @@ int manager_new(const struct manager_options *o, struct config *config, struct m
 static int manager_load_state(struct manager *m) {
         _cleanup_(freep) char *warning = NULL;
         int r = state_load(m->state_dir, &m->state, &warning);
+        if (r < 0 && warning)
+                return log_error_errno(r, "%s", warning);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the state from %s", m->state_dir);
         if (warning)

@@ -55,6 +55,8 @@ int number_phase_from_name(const char *s) {
 
 /* ---- construction and destruction ------------------------------------ */
 
+static int number_push(struct state *s, struct state_number *n);
+
 /* Interned strings are the state's (see state.h): a record frees only
  * its own strings and its arrays. */
 static void state_number_done(struct state_number *n) {
@@ -795,81 +797,101 @@ static int get_strv(json_t *o, const char *key, char ***ret) {
         return 0;
 }
 
-static int number_from_json(struct state *s, json_t *o, struct state_number *n) {
-        int r = 0;
-        if (!json_is_object(o))
-                return -EBADMSG;
-        r = get_str(o, "phone_number", &n->phone_number);
-        if (r >= 0)
-                r = get_istr(s, o, "target", &n->target);
-        if (r >= 0 && (isempty(n->phone_number) || isempty(n->target)))
-                r = -EBADMSG; /* the record's key */
-        if (r >= 0)
-                r = get_istr(s, o, "target_arn", &n->target_arn);
-        if (r >= 0)
-                r = get_istr(s, o, "pool", &n->pool);
-        if (r >= 0)
-                r = get_istr(s, o, "owner_tag", &n->owner_tag);
-        if (r >= 0)
-                r = get_str(o, "id", &n->id);
-        if (r >= 0)
-                r = get_str(o, "arn", &n->arn);
-        if (r >= 0)
-                r = get_istr(s, o, "country", &n->country);
-        if (r >= 0)
-                r = get_istr(s, o, "type", &n->type);
-        if (r >= 0)
-                r = get_istr(s, o, "description", &n->description);
-        if (r >= 0)
-                r = get_tags(s, o, "tags", &n->tags, &n->n_tags);
-        if (r >= 0) {
+/* The members of a number record, read by one loop so that a member of
+ * the wrong type is named in the warning that skips its record. */
+enum member_kind { MEMBER_STR, MEMBER_ISTR, MEMBER_U64, MEMBER_UNSIGNED, MEMBER_BOOL, MEMBER_TAGS, MEMBER_STRV,
+                   MEMBER_PHASE };
+
+struct member {
+        const char *key;
+        enum member_kind kind;
+        size_t offset;               /* in struct state_number */
+        size_t n_offset;             /* MEMBER_TAGS: of the count */
+};
+
+#define M(key, kind, field) {key, kind, offsetof(struct state_number, field), 0}
+#define M_TAGS(key, field) {key, MEMBER_TAGS, offsetof(struct state_number, field), offsetof(struct state_number, n_##field)}
+static const struct member number_members[] = {
+        M("phone_number", MEMBER_STR, phone_number),
+        M("target", MEMBER_ISTR, target),
+        M("target_arn", MEMBER_ISTR, target_arn),
+        M("pool", MEMBER_ISTR, pool),
+        M("owner_tag", MEMBER_ISTR, owner_tag),
+        M("id", MEMBER_STR, id),
+        M("arn", MEMBER_STR, arn),
+        M("country", MEMBER_ISTR, country),
+        M("type", MEMBER_ISTR, type),
+        M("description", MEMBER_ISTR, description),
+        M_TAGS("tags", tags),
+        M("phase", MEMBER_PHASE, phase),
+        M("listed", MEMBER_BOOL, listed),
+        M("adopted", MEMBER_BOOL, adopted),
+        M("client_token", MEMBER_STR, client_token),
+        M("claim_description", MEMBER_ISTR, claim_description),
+        M_TAGS("claim_tags", claim_tags),
+        M("slot", MEMBER_UNSIGNED, slot),
+        M("intent_at", MEMBER_U64, intent_at),
+        M("claim_sent_at", MEMBER_U64, claim_sent_at),
+        M("claimed_at", MEMBER_U64, claimed_at),
+        M("first_failure_at", MEMBER_U64, first_failure_at),
+        M("next_retry_at", MEMBER_U64, next_retry_at),
+        M("attempts", MEMBER_UNSIGNED, attempts),
+        M("failure_message", MEMBER_STR, failure_message),
+        M("quota_failure", MEMBER_BOOL, quota_failure),
+        M("flow_applied", MEMBER_ISTR, flow_applied),
+        M("tag_keys_applied", MEMBER_STRV, tag_keys_applied),
+        M("pool_digest", MEMBER_ISTR, pool_digest),
+        M("last_described_at", MEMBER_U64, last_described_at),
+};
+#undef M
+#undef M_TAGS
+
+static int member_from_json(struct state *s, json_t *o, const struct member *m, struct state_number *n) {
+        char *f = (char *) n + m->offset;
+        switch (m->kind) {
+        case MEMBER_STR: return get_str(o, m->key, (char **) f);
+        case MEMBER_ISTR: return get_istr(s, o, m->key, (const char **) f);
+        case MEMBER_U64: return get_u64(o, m->key, (uint64_t *) f);
+        case MEMBER_UNSIGNED: return get_unsigned(o, m->key, (unsigned *) f);
+        case MEMBER_BOOL: return get_bool(o, m->key, (bool *) f);
+        case MEMBER_TAGS: return get_tags(s, o, m->key, (struct state_tag **) f, (size_t *) ((char *) n + m->n_offset));
+        case MEMBER_STRV: return get_strv(o, m->key, (char ***) f);
+        case MEMBER_PHASE: {
                 _cleanup_(freep) char *phase = NULL;
-                r = get_str(o, "phase", &phase);
-                if (r >= 0 && phase) {
-                        int p = number_phase_from_name(phase);
-                        if (p < 0)
-                                r = -EBADMSG;
-                        else
-                                n->phase = (enum number_phase) p;
-                }
+                int r = get_str(o, m->key, &phase);
+                if (r < 0 || !phase)
+                        return r;
+                int p = number_phase_from_name(phase);
+                if (p < 0)
+                        return -EBADMSG;
+                n->phase = (enum number_phase) p;
+                return 0;
         }
-        if (r >= 0)
-                r = get_bool(o, "listed", &n->listed);
-        if (r >= 0)
-                r = get_bool(o, "adopted", &n->adopted);
-        if (r >= 0)
-                r = get_str(o, "client_token", &n->client_token);
-        if (r >= 0)
-                r = get_istr(s, o, "claim_description", &n->claim_description);
-        if (r >= 0)
-                r = get_tags(s, o, "claim_tags", &n->claim_tags, &n->n_claim_tags);
-        if (r >= 0)
-                r = get_unsigned(o, "slot", &n->slot);
-        if (r >= 0)
-                r = get_u64(o, "intent_at", &n->intent_at);
-        if (r >= 0)
-                r = get_u64(o, "claim_sent_at", &n->claim_sent_at);
-        if (r >= 0)
-                r = get_u64(o, "claimed_at", &n->claimed_at);
-        if (r >= 0)
-                r = get_u64(o, "first_failure_at", &n->first_failure_at);
-        if (r >= 0)
-                r = get_u64(o, "next_retry_at", &n->next_retry_at);
-        if (r >= 0)
-                r = get_unsigned(o, "attempts", &n->attempts);
-        if (r >= 0)
-                r = get_str(o, "failure_message", &n->failure_message);
-        if (r >= 0)
-                r = get_bool(o, "quota_failure", &n->quota_failure);
-        if (r >= 0)
-                r = get_istr(s, o, "flow_applied", &n->flow_applied);
-        if (r >= 0)
-                r = get_strv(o, "tag_keys_applied", &n->tag_keys_applied);
-        if (r >= 0)
-                r = get_istr(s, o, "pool_digest", &n->pool_digest);
-        if (r >= 0)
-                r = get_u64(o, "last_described_at", &n->last_described_at);
-        if (r >= 0 && n->arn) {
+        }
+        return -EINVAL;
+}
+
+/* Fills n from o. On -EBADMSG, *ret_why says what was wrong. */
+static int number_from_json(struct state *s, json_t *o, struct state_number *n, char **ret_why) {
+        int r = 0;
+        if (!json_is_object(o)) {
+                *ret_why = strdup("not a JSON object");
+                return -EBADMSG;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(number_members); i++) {
+                r = member_from_json(s, o, &number_members[i], n);
+                if (r == -EBADMSG) {
+                        *ret_why = strprintf("member \"%s\" has the wrong type or value", number_members[i].key);
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (isempty(n->phone_number) || isempty(n->target)) {
+                *ret_why = strdup("no phone_number or no target (the record's key)");
+                return -EBADMSG;
+        }
+        if (n->arn) {
                 /* Version 1 kept every ARN. */
                 _cleanup_(freep) char *arn = TAKE_PTR(n->arn);
                 r = state_number_set_arn(n, arn);
@@ -990,32 +1012,20 @@ static int cmp_str_ptr(const char *a, const char *b) {
         return strcmp(a ? a : "", b ? b : "");
 }
 
-static int number_key_cmp(const void *a, const void *b) {
-        const struct state_number *x = *(const struct state_number *const *) a, *y = *(const struct state_number *const *) b;
-        int c = cmp_str_ptr(x->target, y->target);
-        return c != 0 ? c : cmp_str_ptr(x->phone_number, y->phone_number);
-}
-
 static int target_key_cmp(const void *a, const void *b) {
         const struct state_target *x = *(const struct state_target *const *) a, *y = *(const struct state_target *const *) b;
         return cmp_str_ptr(x->name, y->name);
 }
 
-/* Two records with one key would make every lookup ambiguous: such a file
- * was not written by us. Sorting pointers keeps this O(n log n). */
-static int check_unique(const struct state *s) {
-        size_t n = MAX(s->n_numbers, s->n_targets);
-        if (n < 2)
+/* Two targets with one name would make every lookup ambiguous: such a
+ * header was not written by us. (A second record of a number is skipped
+ * as it is read, see number_append_from_json().) */
+static int check_unique_targets(const struct state *s) {
+        if (s->n_targets < 2)
                 return 0;
-        _cleanup_(freep) const void **v = calloc(n, sizeof *v);
+        _cleanup_(freep) const void **v = calloc(s->n_targets, sizeof *v);
         if (!v)
                 return -ENOMEM;
-        for (size_t i = 0; i < s->n_numbers; i++)
-                v[i] = &s->numbers[i];
-        qsort(v, s->n_numbers, sizeof *v, number_key_cmp);
-        for (size_t i = 1; i < s->n_numbers; i++)
-                if (number_key_cmp(&v[i - 1], &v[i]) == 0)
-                        return -EBADMSG;
         for (size_t i = 0; i < s->n_targets; i++)
                 v[i] = &s->targets[i];
         qsort(v, s->n_targets, sizeof *v, target_key_cmp);
@@ -1077,31 +1087,72 @@ static int header_from_json(json_t *root, struct state *s) {
                                 return r;
                 }
         }
+        return check_unique_targets(s);
+}
+
+/* What reading a file found: records skipped, and why (the first few). */
+struct read_report {
+        size_t skipped;
+        char *text;                  /* "line 5: ...; line 9: ..." */
+};
+
+#define REPORT_REASONS_MAX 5
+
+static int report_skip(struct read_report *rep, const char *where, const char *why) {
+        rep->skipped++;
+        if (rep->skipped > REPORT_REASONS_MAX)
+                return 0;
+        char *t = strprintf("%s%s%s: %s%s", rep->text ? rep->text : "", rep->text ? "; " : "", where,
+                            why ? why : "out of memory", rep->skipped == REPORT_REASONS_MAX ? "; ..." : "");
+        if (!t)
+                return -ENOMEM;
+        free(rep->text);
+        rep->text = t;
         return 0;
 }
 
-static int number_append_from_json(struct state *s, json_t *o) {
-        if (array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0)
+/* Appends the record in o, or skips it (reported as WHERE) when it is
+ * damaged or repeats a key: one bad record must not cost the others. */
+static int number_append_from_json(struct state *s, json_t *o, const char *where, struct read_report *rep) {
+        struct state_number n = {0};
+        _cleanup_(freep) char *why = NULL;
+        int r = number_from_json(s, o, &n, &why);
+        if (r >= 0 && state_find_number(s, n.target, n.phone_number)) {
+                why = strprintf("a second record for %s on target %s (the first is kept)", n.phone_number, n.target);
+                r = -EBADMSG;
+        }
+        if (r < 0) {
+                state_number_done(&n);
+                return r == -EBADMSG ? report_skip(rep, where, why) : r;
+        }
+        if (number_push(s, &n) < 0) {
+                state_number_done(&n);
                 return -ENOMEM;
-        s->numbers[s->n_numbers] = (struct state_number){0};
-        s->n_numbers++;
-        return number_from_json(s, o, &s->numbers[s->n_numbers - 1]);
+        }
+        return 0;
 }
 
 /* Version 1 (up to 0.1.0): one document with a "numbers" array. Read so
  * that an upgrade keeps its state; the next save writes version 2. */
-static int state_from_v1(json_t *root, struct state *s) {
+static int state_from_v1(json_t *root, struct state *s, struct read_report *rep, char **ret_error) {
         int r = header_from_json(root, s);
+        if (r == -EBADMSG)
+                *ret_error = strdup("its header members (pass record, targets, churn ledger, quota pauses) "
+                                    "are damaged");
         if (r < 0)
                 return r;
         json_t *numbers = json_object_get(root, "numbers");
         if (numbers && !json_is_null(numbers)) {
-                if (!json_is_array(numbers))
+                if (!json_is_array(numbers)) {
+                        *ret_error = strdup("its \"numbers\" member is not an array");
                         return -EBADMSG;
+                }
                 size_t i;
                 json_t *o;
                 json_array_foreach(numbers, i, o) {
-                        r = number_append_from_json(s, o);
+                        char where[48];
+                        snprintf(where, sizeof where, "numbers[%zu]", i);
+                        r = number_append_from_json(s, o, where, rep);
                         if (r < 0)
                                 return r;
                 }
@@ -1109,61 +1160,85 @@ static int state_from_v1(json_t *root, struct state *s) {
         return 0;
 }
 
+/* The version of a document: -1 when it has none (not an object, no
+ * integer "version", or one out of range). */
 static int json_version(json_t *root) {
         json_t *v = json_is_object(root) ? json_object_get(root, "version") : NULL;
-        return json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 1000
+        return json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < INT_MAX
                        ? (int) json_integer_value(v)
                        : -1;
 }
 
-/* Reads a document of either version from f. *ret_why says why one was
- * refused (for the warning). */
-static int state_read(FILE *f, struct state **ret, const char **ret_why) {
+/* Reads a document of either version from f, at most max bytes.
+ *
+ * The header (line 1 of version 2, everything but "numbers" in version 1)
+ * holds the churn ledger, the quota pauses and the pass record: losing it
+ * could let the churn guard be passed, so a damaged header refuses the
+ * whole file (-EBADMSG), as does a newer version (-EPROTONOSUPPORT),
+ * with *ret_error saying what. A damaged number record is skipped and
+ * reported in rep: the others are kept. An empty file is -ENODATA. */
+static int state_read(FILE *f, size_t max, struct state **ret, struct read_report *rep, char **ret_error) {
         _cleanup_(state_freep) struct state *s = state_new();
         _cleanup_(freep) char *line = NULL;
-        size_t cap = 0;
+        size_t cap = 0, total = 0, lineno = 1;
         int r;
-        *ret_why = "not valid JSON";
         if (!s)
                 return -ENOMEM;
         ssize_t len = getline(&line, &cap, f);
         if (len < 0)
-                return ferror(f) ? -EIO : -EBADMSG;
+                return ferror(f) ? -EIO : -ENODATA;
+        total = (size_t) len;
         json_t *header = json_loadb(line, (size_t) len, 0, NULL);
-        if (json_version(header) != STATE_VERSION) {
+        int version = json_version(header);
+        if (version > STATE_VERSION) {
+                json_decref(header);
+                *ret_error = strprintf("was written by a newer version of connect-numbersd (file version %d; "
+                                       "this one reads versions 1 to %d)",
+                                       version, STATE_VERSION);
+                return -EPROTONOSUPPORT;
+        }
+        if (version != STATE_VERSION) {
                 /* Not a version 2 header: a version 1 document (it spans
-                 * many lines), another version, or garbage. */
+                 * many lines), or damage. */
                 json_decref(header);
                 if (fseek(f, 0, SEEK_SET) < 0)
                         return -errno;
                 json_t *root = json_loadf(f, 0, NULL);
-                if (!root)
-                        return -EBADMSG;
-                int v = json_version(root);
-                *ret_why = json_is_object(root) && v != 1 ? "an unknown version" : "an unexpected structure";
-                r = v == 1 ? state_from_v1(root, s) : -EBADMSG;
+                version = json_version(root);
+                if (version == 1)
+                        r = state_from_v1(root, s, rep, ret_error);
+                else {
+                        *ret_error = strdup(version > STATE_VERSION ? "was written by a newer version of connect-numbersd"
+                                            : !root                  ? "has a damaged header: line 1 is not valid JSON"
+                                                                     : "has a damaged header: no valid \"version\"");
+                        r = version > STATE_VERSION ? -EPROTONOSUPPORT : -EBADMSG;
+                }
                 json_decref(root);
         } else {
-                *ret_why = "an unexpected structure";
                 r = json_object_get(header, "numbers") ? -EBADMSG : header_from_json(header, s);
                 json_decref(header);
+                if (r == -EBADMSG)
+                        *ret_error = strdup("has a damaged header: a member of line 1 (pass record, targets, churn "
+                                            "ledger, quota pauses) has the wrong type or value");
                 while (r >= 0 && (len = getline(&line, &cap, f)) >= 0) {
-                        if (len == 1 && line[0] == '\n')
-                                continue;
-                        json_t *o = json_loadb(line, (size_t) len, 0, NULL);
-                        if (!o) {
-                                *ret_why = "not valid JSON";
-                                r = -EBADMSG;
+                        lineno++;
+                        total += (size_t) len;
+                        if (total > max) {
+                                *ret_error = strdup("is too large");
+                                r = -EFBIG;
                                 break;
                         }
-                        r = number_append_from_json(s, o);
+                        if (len == 1 && line[0] == '\n')
+                                continue;
+                        char where[32];
+                        snprintf(where, sizeof where, "line %zu", lineno);
+                        json_t *o = json_loadb(line, (size_t) len, 0, NULL);
+                        r = o ? number_append_from_json(s, o, where, rep) : report_skip(rep, where, "not valid JSON");
                         json_decref(o);
                 }
                 if (r >= 0 && ferror(f))
                         r = -EIO;
         }
-        if (r >= 0)
-                r = check_unique(s);
         if (r < 0)
                 return r;
         s->version = STATE_VERSION;
@@ -1171,84 +1246,135 @@ static int state_read(FILE *f, struct state **ret, const char **ret_why) {
         return 0;
 }
 
+/* Strict: a document with any damage, even one skipped record, is
+ * -EBADMSG (the fuzzer and the tests use it). */
 int state_from_json(const char *text, size_t len, struct state **ret) {
         if (!text || len == 0)
                 return -EBADMSG;
         FILE *f = fmemopen((void *) text, len, "r");
         if (!f)
                 return -errno;
-        const char *why;
-        int r = state_read(f, ret, &why);
+        _cleanup_(state_freep) struct state *s = NULL;
+        struct read_report rep = {0};
+        _cleanup_(freep) char *error = NULL;
+        int r = state_read(f, len, &s, &rep, &error);
         fclose(f);
-        return r == -ENOMEM ? r : r < 0 ? -EBADMSG : 0;
+        free(rep.text);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || rep.skipped > 0)
+                return -EBADMSG;
+        *ret = TAKE_PTR(s);
+        return 0;
 }
 
-int state_read_file(const char *path, struct state **ret, const char **ret_why) {
-        const char *why_ignored;
-        if (!ret_why)
-                ret_why = &why_ignored;
-        *ret_why = NULL;
+int state_read_file(const char *path, struct state **ret, char **ret_message) {
+        _cleanup_(freep) char *error = NULL;
+        struct read_report rep = {0};
         _cleanup_(closep) int fd = -1;
         int r = open_regular_file(path, &fd);
-        if (r < 0)
+        if (r < 0) {
+                if (r != -ENOENT && ret_message)
+                        *ret_message = strprintf("state file %s: %s", path, file_error_string(r));
                 return r;
+        }
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if ((uint64_t) st.st_size > STATE_MAX_FILE_SIZE) {
-                *ret_why = "too large";
-                return -EBADMSG;
+        if ((uint64_t) st.st_size > STATE_MAX_FILE_SIZE)
+                r = -EFBIG;
+        else {
+                FILE *f = fdopen(fd, "r");
+                if (!f)
+                        return -errno;
+                TAKE_FD(fd);
+                _cleanup_(state_freep) struct state *s = NULL;
+                r = state_read(f, STATE_MAX_FILE_SIZE, &s, &rep, &error);
+                fclose(f);
+                if (r >= 0) {
+                        if (ret_message)
+                                *ret_message = rep.skipped == 0 ? NULL
+                                                                : strprintf("state file %s: skipped %zu damaged record%s "
+                                                                            "(%s); the other records are kept",
+                                                                            path, rep.skipped,
+                                                                            rep.skipped == 1 ? "" : "s", rep.text);
+                        free(rep.text);
+                        *ret = TAKE_PTR(s);
+                        return 0;
+                }
         }
-        FILE *f = fdopen(fd, "r");
-        if (!f)
-                return -errno;
-        TAKE_FD(fd);
-        r = state_read(f, ret, ret_why);
-        fclose(f);
-        return r == -ENOMEM || r == -EIO ? r : r < 0 ? -EBADMSG : 0;
+        free(rep.text);
+        if (ret_message)
+                *ret_message = r == -EFBIG    ? strprintf("state file %s is larger than %zu MiB", path,
+                                                          STATE_MAX_FILE_SIZE / 1024 / 1024)
+                               : r == -ENODATA ? strprintf("state file %s is empty", path)
+                               : error         ? strprintf("state file %s %s", path, error)
+                                               : NULL;
+        return r;
 }
 
 /* ---- files ------------------------------------------------------------ */
 
-int state_load(const char *dir, struct state **ret, char **ret_warning) {
+int state_load(const char *dir, struct state **ret, char **ret_message) {
         _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_FILE);
+        _cleanup_(freep) char *message = NULL;
         if (!path)
                 return -ENOMEM;
-        if (ret_warning)
-                *ret_warning = NULL;
+        if (ret_message)
+                *ret_message = NULL;
         _cleanup_(state_freep) struct state *s = NULL;
-        const char *why = NULL;
-        int r = state_read_file(path, &s, &why);
+        int r = state_read_file(path, &s, &message);
         if (r == -ENOENT) {
                 s = state_new();
                 if (!s)
                         return -ENOMEM;
                 r = 0;
-        }
-        if (r >= 0) {
-                *ret = TAKE_PTR(s);
-                return 0;
-        }
-        if (r != -EBADMSG)
-                return r;
-
-        /* Corrupt, unknown version or absurdly large: keep it for a human,
-         * out of our way, and start from what the API says. */
-        _cleanup_(freep) char *aside = strprintf("%s.corrupt-%" PRIu64, path, clock_wall_sec());
-        if (!aside)
-                return -ENOMEM;
-        if (rename(path, aside) < 0)
-                return -errno;
-        s = state_new();
-        if (!s)
-                return -ENOMEM;
-        if (ret_warning) {
-                *ret_warning = strprintf("state file %s has %s; moved it to %s and rebuilding the state from "
-                                         "Amazon Connect",
-                                         path, why ? why : "an unexpected structure", aside);
-                if (!*ret_warning)
+        } else if (r >= 0 && message) {
+                /* Some records were skipped: the next save drops them from
+                 * state.json. A hard link keeps the file as it was, for a
+                 * human, at no cost. */
+                _cleanup_(freep) char *copy = strprintf("%s.damaged-%" PRIu64, path, clock_wall_sec());
+                if (!copy)
                         return -ENOMEM;
+                char *m = link(path, copy) >= 0 ? strprintf("%s; the file as it was is kept as %s", message, copy)
+                                                : strdup(message);
+                if (!m)
+                        return -ENOMEM;
+                free(message);
+                message = m;
+        } else if (r == -ENODATA) {
+                /* Nothing in it to lose: keep it for a human, out of the
+                 * way, and start from what the API says. */
+                _cleanup_(freep) char *aside = strprintf("%s.empty-%" PRIu64, path, clock_wall_sec());
+                if (!aside)
+                        return -ENOMEM;
+                if (rename(path, aside) < 0)
+                        return -errno;
+                s = state_new();
+                if (!s)
+                        return -ENOMEM;
+                free(message);
+                message = strprintf("state file %s was empty; moved it to %s and rebuilding the state from "
+                                    "Amazon Connect",
+                                    path, aside);
+                r = 0;
+        } else if (r < 0 && message) {
+                /* Never discarded: its churn ledger, pauses, windows and
+                 * intents keep the guards true. A human decides. */
+                char *m = strprintf("%s; refusing to run without it, the file is left untouched. Run the version "
+                                    "that wrote it, restore a good copy, or move it aside to start over from what "
+                                    "Amazon Connect shows (its churn ledger, quota pauses, failed-claim windows "
+                                    "and claim intents are then forgotten)",
+                                    message);
+                if (!m)
+                        return -ENOMEM;
+                free(message);
+                message = m;
         }
+        if (ret_message)
+                *ret_message = TAKE_PTR(message);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -1399,6 +1525,26 @@ static void index_put(struct state *s, size_t i) {
                 }
 }
 
+/* After an append: the index takes the new last record, or is dropped
+ * (rebuilt larger at the next lookup) when it would be more than half full. */
+static void index_added(struct state *s) {
+        if (s->index_slots == 0)
+                return;
+        if (s->n_numbers * 2 + 2 > s->index_slots)
+                index_drop(s);
+        else
+                index_put(s, s->n_numbers - 1);
+}
+
+static int number_push(struct state *s, struct state_number *n) {
+        if (array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0)
+                return -ENOMEM;
+        s->numbers[s->n_numbers++] = *n;
+        *n = (struct state_number){0};
+        index_added(s);
+        return 0;
+}
+
 static int index_build(struct state *s) {
         size_t slots = table_slots(s->n_numbers);
         size_t *ix = malloc(slots * sizeof *ix);
@@ -1459,12 +1605,7 @@ struct state_number *state_add_number(struct state *s, const char *target, const
         }
         struct state_number *n = &s->numbers[s->n_numbers++];
         *n = (struct state_number){.target = t, .phone_number = TAKE_PTR(p), .phase = PHASE_UNKNOWN};
-        if (s->index_slots > 0) {
-                if (s->n_numbers * 2 + 2 > s->index_slots)
-                        index_drop(s); /* rebuilt larger at the next lookup */
-                else
-                        index_put(s, s->n_numbers - 1);
-        }
+        index_added(s);
         return n;
 }
 

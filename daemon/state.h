@@ -1,8 +1,8 @@
 /* state.h: what the service remembers between passes and across restarts,
  * kept as JSON lines (jansson) in $STATE_DIRECTORY/state.json. Written
- * atomically (temp file, fsync, rename, fsync dir); read tolerantly (an
- * unknown version or a corrupt file is moved aside and the state is rebuilt
- * from the API). Times are wall-clock seconds (clock_wall_sec()). */
+ * atomically (temp file, fsync, rename, fsync dir); read carefully (a
+ * damaged record is skipped, a newer version or a damaged header refused;
+ * docs/state-file.md). Times are wall-clock seconds (clock_wall_sec()). */
 #pragma once
 
 #include "util.h"
@@ -148,19 +148,28 @@ struct state *state_new(void);
 struct state *state_free(struct state *s);
 DEFINE_FREEP(struct state, state_free)
 
-/* Pure (de)serialisation; state_from_json returns -EBADMSG on a corrupt or
- * unknown-version document. The text (version 2) is a header line, then one
- * line per number; version 1 (one document) is still read. */
+/* Pure (de)serialisation. The text (version 2) is a header line, then one
+ * line per number; version 1 (one document) is still read. state_from_json
+ * is strict: -EBADMSG for any damage or an unknown version. */
 int state_to_json(const struct state *s, char **ret);
 int state_from_json(const char *text, size_t len, struct state **ret);
-/* Reads PATH a line at a time: -ENOENT, -EBADMSG (with *ret_why saying
- * why: corrupt, unknown version, too large), -EIO or -ENOMEM. */
-int state_read_file(const char *path, struct state **ret, const char **ret_why);
+/* Reads PATH a line at a time. 0: *ret, with damaged number records
+ * skipped (the others kept) and *ret_message saying which and why (NULL
+ * when none was). Else -ENOENT, or an error with *ret_message saying what
+ * (when it is more than the errno): -EPROTONOSUPPORT (a newer version's
+ * file), -EBADMSG (a damaged header: the churn ledger and the pauses are
+ * there, the file is not used), -ENODATA (empty), -EFBIG, -EBADFD (not a
+ * regular file), -EIO or -ENOMEM. ret_message may be NULL. */
+int state_read_file(const char *path, struct state **ret, char **ret_message);
 
-/* I/O edge. state_load: no file -> a new empty state (returns 0); corrupt
- * -> the file is renamed to state.json.corrupt-<time>, a new empty state is
- * returned and *ret_warning says what happened. state_save: atomic. */
-int state_load(const char *dir, struct state **ret, char **ret_warning);
+/* I/O edge. state_load: no file -> a new empty state (returns 0); damaged
+ * number records -> skipped, the file as it was hard-linked to
+ * state.json.damaged-<time>, *ret_message a warning; an empty file ->
+ * moved to state.json.empty-<time>, a new state, a warning. A newer
+ * version's file or a damaged header -> the error of state_read_file(),
+ * the file untouched, *ret_message the error and how to recover.
+ * state_save: atomic. */
+int state_load(const char *dir, struct state **ret, char **ret_message);
 int state_save(const char *dir, const struct state *s);
 /* The pass times, result and error alone, in DIR/pass.json: a pass that
  * changed nothing writes only this small file, not the whole state.

@@ -1,6 +1,6 @@
 /* test-state.c: the state file: JSON round trip of every field, tolerant
- * load (corrupt and unknown-version files under tests/data/state/ are moved
- * aside), atomic save (an interrupted write leaves the old file loadable),
+ * load (damaged records under tests/data/state/ are skipped, a newer
+ * version or a damaged header refused, the file untouched), atomic save (an interrupted write leaves the old file loadable),
  * the directory lock, and the lookups. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -297,53 +297,149 @@ static void test_load_missing(void **unused) {
         rm_rf(dir);
 }
 
-static void test_load_corrupt_moves_aside(void **unused) {
+static void copy_to_state_dir(const char *dir, const char *name, char **ret_text, size_t *ret_len) {
+        _cleanup_(freep) char *src = strprintf("%s/state/%s", data_dir(), name);
+        _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+        *ret_text = read_file(src, ret_len);
+        write_file(dst, *ret_text, *ret_len);
+}
+
+/* A newer version's file, or one whose header (churn ledger, quota
+ * pauses) cannot be trusted, is refused and left exactly as it was: never
+ * discarded, never moved. */
+static void test_load_refuses_untouched(void **unused) {
         (void) unused;
-        static const char *const files[] = {
-                "corrupt-truncated.json", "corrupt-notjson.json",  "corrupt-empty.json",
-                "unknown-version.json",   "corrupt-noversion.json", "corrupt-wrongtype.json",
-                "corrupt-duplicate.json", "corrupt-badphase.json",  "corrupt-negative.json",
-                "corrupt-nokey.json",     "corrupt-array.json",
+        static const struct {
+                const char *file;
+                int error;
+                const char *says;
+        } cases[] = {
+                {"unknown-version.json", -EPROTONOSUPPORT, "newer version of connect-numbersd (file version 99"},
+                {"newer-v3.json", -EPROTONOSUPPORT, "newer version of connect-numbersd (file version 3"},
+                {"damaged-header.json", -EBADMSG, "damaged header: a member of line 1"},
+                {"damaged-header-truncated.json", -EBADMSG, "damaged header: line 1 is not valid JSON"},
+                {"corrupt-truncated.json", -EBADMSG, "line 1 is not valid JSON"},
+                {"corrupt-notjson.json", -EBADMSG, "line 1 is not valid JSON"},
+                {"corrupt-noversion.json", -EBADMSG, "no valid \"version\""},
+                {"corrupt-array.json", -EBADMSG, "no valid \"version\""},
         };
-        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_(freep) char *dir = make_tmpdir();
-                _cleanup_(freep) char *src = strprintf("%s/state/%s", data_dir(), files[i]);
                 _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+                _cleanup_(freep) char *text = NULL;
                 size_t len;
-                _cleanup_(freep) char *text = read_file(src, &len);
-                write_file(dst, text, len);
+                copy_to_state_dir(dir, cases[i].file, &text, &len);
+
+                struct state *s = NULL;
+                _cleanup_(freep) char *message = NULL;
+                int r = state_load(dir, &s, &message);
+                if (r != cases[i].error)
+                        fail_msg("%s: %d, not %d", cases[i].file, r, cases[i].error);
+                assert_null(s);
+                assert_non_null(message);
+                if (!strstr(message, cases[i].says) || !strstr(message, "left untouched") ||
+                    !strstr(message, "churn ledger"))
+                        fail_msg("%s: %s", cases[i].file, message);
+                /* Byte for byte as it was, and nothing beside it. */
+                size_t len2;
+                _cleanup_(freep) char *text2 = read_file(dst, &len2);
+                assert_int_equal(len2, len);
+                assert_memory_equal(text2, text, len);
+                assert_int_equal(count_files(dir, STATE_FILE), 1);
+                rm_rf(dir);
+        }
+}
+
+/* One damaged record costs that record only; the warning names each and
+ * says what was wrong, and the file as it was stays beside. */
+static void test_load_skips_damaged_records(void **unused) {
+        (void) unused;
+        static const struct {
+                const char *file;
+                size_t kept;
+                const char *says;
+        } cases[] = {
+                {"damaged-line.json", 2, "skipped 3 damaged records (line 3: member \"attempts\" has the wrong type or "
+                                         "value; line 5: not valid JSON; line 6: a second record for +12065550100 on "
+                                         "target support-us (the first is kept))"},
+                {"corrupt-wrongtype.json", 0, "numbers[0]: member \"attempts\" has the wrong type or value"},
+                {"corrupt-badphase.json", 0, "numbers[0]: member \"phase\" has the wrong type or value"},
+                {"corrupt-negative.json", 0, "numbers[0]: member \"claimed_at\" has the wrong type or value"},
+                {"corrupt-nokey.json", 0, "numbers[0]: no phone_number or no target"},
+                {"corrupt-duplicate.json", 1, "numbers[1]: a second record for +12065550100"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(freep) char *dir = make_tmpdir();
+                _cleanup_(freep) char *text = NULL;
+                size_t len;
+                copy_to_state_dir(dir, cases[i].file, &text, &len);
 
                 _cleanup_(state_freep) struct state *s = NULL;
                 _cleanup_(freep) char *warning = NULL;
                 assert_int_equal(state_load(dir, &s, &warning), 0);
-                assert_non_null(s);
-                assert_int_equal(s->n_numbers, 0);
-                assert_int_equal(s->n_targets, 0);
-                if (!warning)
-                        fail_msg("no warning for %s", files[i]);
-                assert_non_null(strstr(warning, ".corrupt-"));
-                if (strncmp(files[i], "unknown-version", 15) == 0)
-                        assert_non_null(strstr(warning, "unknown version"));
-
-                /* Moved aside, intact; nothing left under the old name. */
-                assert_int_equal(access(dst, F_OK), -1);
-                assert_int_equal(count_files(dir, STATE_FILE ".corrupt-"), 1);
-                const char *aside = strstr(warning, "moved it to ");
-                assert_non_null(aside);
-                aside += strlen("moved it to ");
-                _cleanup_(freep) char *aside_path = strndup(aside, strcspn(aside, " "));
-                size_t len2;
-                _cleanup_(freep) char *text2 = read_file(aside_path, &len2);
-                assert_int_equal(len2, len);
-                assert_memory_equal(text2, text, len);
-
-                /* The next load starts clean. */
+                assert_non_null(warning);
+                if (!strstr(warning, cases[i].says) || !strstr(warning, "the other records are kept"))
+                        fail_msg("%s: %s", cases[i].file, warning);
+                assert_int_equal(s->n_numbers, cases[i].kept);
+                assert_int_equal(count_files(dir, STATE_FILE ".damaged-"), 1);
+                if (i == 0) {
+                        /* The header is whole: churn and the pause survive. */
+                        assert_int_equal(s->n_targets, 1);
+                        assert_int_equal(s->targets[0].n_churn, 2);
+                        assert_int_equal(s->targets[0].quota_until, 1800100000);
+                        assert_non_null(state_find_number(s, "support-us", "+12065550100"));
+                        assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_CLAIMED);
+                        assert_non_null(state_find_number(s, "support-us", "+12065550102"));
+                        assert_null(state_find_number(s, "support-us", "+12065550101"));
+                        assert_null(state_find_number(s, "support-us", "+12065550103"));
+                }
+                /* Saved, the damage is gone and the next load is quiet. */
+                assert_int_equal(state_save(dir, s), 0);
                 _cleanup_(state_freep) struct state *s2 = NULL;
                 _cleanup_(freep) char *warning2 = NULL;
                 assert_int_equal(state_load(dir, &s2, &warning2), 0);
                 assert_null(warning2);
+                assert_int_equal(s2->n_numbers, cases[i].kept);
                 rm_rf(dir);
         }
+}
+
+/* An empty file holds nothing to lose: it is moved aside and the state
+ * starts over. */
+static void test_load_empty_moves_aside(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        _cleanup_(freep) char *text = NULL;
+        size_t len;
+        copy_to_state_dir(dir, "corrupt-empty.json", &text, &len);
+        _cleanup_(state_freep) struct state *s = NULL;
+        _cleanup_(freep) char *warning = NULL;
+        assert_int_equal(state_load(dir, &s, &warning), 0);
+        assert_non_null(warning);
+        assert_non_null(strstr(warning, "was empty; moved it to"));
+        assert_int_equal(s->n_numbers, 0);
+        assert_int_equal(count_files(dir, STATE_FILE ".empty-"), 1);
+        _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+        assert_int_equal(access(dst, F_OK), -1);
+        rm_rf(dir);
+}
+
+/* A FIFO as the state file is refused at once (opening it must not wait
+ * for a writer), and left alone. */
+static void test_load_fifo(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+        assert_int_equal(mkfifo(dst, 0600), 0);
+        struct state *s = NULL;
+        _cleanup_(freep) char *message = NULL;
+        assert_int_equal(state_load(dir, &s, &message), -EBADFD);
+        assert_non_null(message);
+        assert_non_null(strstr(message, "not a regular file"));
+        struct stat st;
+        assert_int_equal(stat(dst, &st), 0);
+        assert_true(S_ISFIFO(st.st_mode));
+        rm_rf(dir);
 }
 
 static void test_load_good(void **unused) {
@@ -671,7 +767,10 @@ int main(void) {
                 cmocka_unit_test(test_from_json_tolerates_unknown),
                 cmocka_unit_test(test_lines_and_v1_upgrade),
                 cmocka_unit_test(test_load_missing),
-                cmocka_unit_test(test_load_corrupt_moves_aside),
+                cmocka_unit_test(test_load_refuses_untouched),
+                cmocka_unit_test(test_load_skips_damaged_records),
+                cmocka_unit_test(test_load_empty_moves_aside),
+                cmocka_unit_test(test_load_fifo),
                 cmocka_unit_test(test_load_good),
                 cmocka_unit_test(test_save_atomic),
                 cmocka_unit_test(test_save_missing_dir),
