@@ -57,20 +57,6 @@ int number_phase_from_name(const char *s) {
 
 static int number_push(struct state *s, struct state_number *n);
 
-/* Interned strings are the state's (see state.h): a record frees only
- * its own strings and its arrays. */
-static void state_number_done(struct state_number *n) {
-        free(n->phone_number);
-        free(n->id);
-        free(n->arn);
-        free(n->tags);
-        free(n->client_token);
-        free(n->claim_tags);
-        free(n->failure_message);
-        strv_free(n->tag_keys_applied);
-        *n = (struct state_number){0};
-}
-
 void state_desired_free(struct state_desired *d, size_t n) {
         for (size_t i = 0; d && i < n; i++)
                 free(d[i].pool);
@@ -94,21 +80,24 @@ static void state_target_done(struct state_target *t) {
 
 /* ---- interned strings ------------------------------------------------- */
 
-/* One distinct value. Records point at s. */
+/* One distinct value with the number of fields that point at it. A field
+ * takes a reference when state_set() writes it and drops it when it is
+ * overwritten or its record freed: a string is freed exactly when no field
+ * holds it, whatever fields exist. Nothing has to list the fields for the
+ * string to stay alive. */
 struct strent {
         uint64_t hash;
-        bool mark;
+        uint32_t refs;
         char s[];
 };
 
 /* An open-addressing set of entries (a power of two of slots, at most
- * half full). Entries are only dropped by a collection, which rebuilds
- * the table, so probing needs no tombstones. */
+ * half full, linear probing). A removal shifts the entries after it back
+ * into the hole, so probing needs no tombstones. */
 struct state_strings {
         struct strent **slots;
         size_t n_slots;
         size_t count;
-        size_t count_after_gc;
 };
 
 /* FNV-1a, for the string table and the number index. */
@@ -151,53 +140,46 @@ static void strings_put(struct strent **slots, size_t n_slots, struct strent *e)
         slots[k] = e;
 }
 
-/* Moves the entries of ss into a new table of n_slots; with only_marked,
- * the unmarked ones are freed instead. Clears every mark. */
-static int strings_rebuild(struct state_strings *ss, size_t n_slots, bool only_marked) {
+static int strings_grow(struct state_strings *ss, size_t n_slots) {
         struct strent **slots = calloc(n_slots, sizeof *slots);
         if (!slots)
                 return -ENOMEM;
-        size_t count = 0;
-        for (size_t k = 0; k < ss->n_slots; k++) {
-                struct strent *e = ss->slots[k];
-                if (!e)
-                        continue;
-                if (only_marked && !e->mark) {
-                        free(e);
-                        continue;
-                }
-                e->mark = false;
-                strings_put(slots, n_slots, e);
-                count++;
-        }
+        for (size_t k = 0; k < ss->n_slots; k++)
+                if (ss->slots[k])
+                        strings_put(slots, n_slots, ss->slots[k]);
         free(ss->slots);
         ss->slots = slots;
         ss->n_slots = n_slots;
-        ss->count = count;
         return 0;
 }
 
-static struct strent *strings_find(const struct state_strings *ss, const char *v, uint64_t h) {
+/* The slot of the entry equal to v (by_pointer: whose string is v
+ * itself), or SIZE_MAX. */
+static size_t strings_find(const struct state_strings *ss, const char *v, bool by_pointer) {
         if (!ss || ss->n_slots == 0)
-                return NULL;
+                return SIZE_MAX;
+        uint64_t h = str_hash(v);
         size_t mask = ss->n_slots - 1;
-        for (size_t k = h & mask; ss->slots[k]; k = (k + 1) & mask)
-                if (ss->slots[k]->hash == h && streq(ss->slots[k]->s, v))
-                        return ss->slots[k];
-        return NULL;
+        for (size_t k = h & mask; ss->slots[k]; k = (k + 1) & mask) {
+                const struct strent *e = ss->slots[k];
+                if (by_pointer ? e->s == v : e->hash == h && streq(e->s, v))
+                        return k;
+        }
+        return SIZE_MAX;
 }
 
-const char *state_intern(struct state *s, const char *v) {
-        if (!v)
-                return NULL;
-        if (!s) {
-                errno = EINVAL;
-                return NULL;
-        }
-        uint64_t h = str_hash(v);
-        struct strent *e = strings_find(s->strings, v, h);
-        if (e)
+/* The state's copy of v with one more reference, or NULL (ENOMEM). */
+static const char *strings_ref(struct state *s, const char *v) {
+        size_t k = strings_find(s->strings, v, false);
+        if (k != SIZE_MAX) {
+                struct strent *e = s->strings->slots[k];
+                if (e->refs == UINT32_MAX) {
+                        errno = ENOMEM;
+                        return NULL;
+                }
+                e->refs++;
                 return e->s;
+        }
         if (!s->strings) {
                 s->strings = calloc(1, sizeof *s->strings);
                 if (!s->strings) {
@@ -206,82 +188,97 @@ const char *state_intern(struct state *s, const char *v) {
                 }
         }
         struct state_strings *ss = s->strings;
-        if ((ss->count + 1) * 2 > ss->n_slots && strings_rebuild(ss, MAX(ss->n_slots * 2, (size_t) 64), false) < 0) {
+        if ((ss->count + 1) * 2 > ss->n_slots && strings_grow(ss, MAX(ss->n_slots * 2, (size_t) 64)) < 0) {
                 errno = ENOMEM;
                 return NULL;
         }
         size_t len = strlen(v);
-        e = malloc(sizeof *e + len + 1);
+        struct strent *e = malloc(sizeof *e + len + 1);
         if (!e) {
                 errno = ENOMEM;
                 return NULL;
         }
-        e->hash = h;
-        e->mark = false;
+        e->hash = str_hash(v);
+        e->refs = 1;
         memcpy(e->s, v, len + 1);
         strings_put(ss->slots, ss->n_slots, e);
         ss->count++;
         return e->s;
 }
 
+/* Drops one reference to v (a string of the table; anything else is left
+ * alone) and frees it with the last. */
+static void strings_unref(struct state *s, const char *v) {
+        if (!s || !v)
+                return;
+        struct state_strings *ss = s->strings;
+        size_t k = strings_find(ss, v, true);
+        if (k == SIZE_MAX)
+                return;
+        struct strent *e = ss->slots[k];
+        if (--e->refs > 0)
+                return;
+        free(e);
+        ss->slots[k] = NULL;
+        ss->count--;
+        /* Shift back each following entry of the run that may move into
+         * the hole (its home slot is not cyclically between the hole and it). */
+        size_t mask = ss->n_slots - 1;
+        for (size_t j = (k + 1) & mask; ss->slots[j]; j = (j + 1) & mask) {
+                size_t home = ss->slots[j]->hash & mask;
+                if (((j - home) & mask) >= ((j - k) & mask)) {
+                        ss->slots[k] = ss->slots[j];
+                        ss->slots[j] = NULL;
+                        k = j;
+                }
+        }
+}
+
 int state_set(struct state *s, const char **field, const char *v) {
-        const char *i = state_intern(s, v);
-        if (v && !i)
-                return -ENOMEM;
+        if (!s || !field)
+                return -EINVAL;
+        const char *i = NULL;
+        if (v) {
+                /* Referenced before the old one is dropped: v may be it. */
+                i = strings_ref(s, v);
+                if (!i)
+                        return -ENOMEM;
+        }
+        strings_unref(s, *field);
         *field = i;
         return 0;
+}
+
+void state_tags_free(struct state *s, struct state_tag *tags, size_t n) {
+        for (size_t i = 0; tags && i < n; i++) {
+                strings_unref(s, tags[i].key);
+                strings_unref(s, tags[i].value);
+        }
+        free(tags);
 }
 
 size_t state_strings_count(const struct state *s) {
         return s && s->strings ? s->strings->count : 0;
 }
 
-static void strings_mark(struct state_strings *ss, const char *v) {
-        if (!v)
-                return;
-        struct strent *e = strings_find(ss, v, str_hash(v));
-        if (e && e->s == v)
-                e->mark = true;
-}
+/* ---- construction and destruction (continued) ------------------------- */
 
-static void strings_mark_tags(struct state_strings *ss, const struct state_tag *t, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                strings_mark(ss, t[i].key);
-                strings_mark(ss, t[i].value);
-        }
-}
-
-/* Mark and sweep, when the table grew by half (and by 1024) since the
- * last collection: garbage only comes from values replaced or records
- * dropped, so it stays below the live count plus that margin. Every
- * interned member of state.h must be marked here, or its string is freed
- * under it. */
-size_t state_strings_gc(struct state *s) {
-        struct state_strings *ss = s ? s->strings : NULL;
-        if (!ss || ss->count < ss->count_after_gc + MAX(ss->count_after_gc / 2, (size_t) 1024))
-                return 0;
-        for (size_t i = 0; i < s->n_numbers; i++) {
-                const struct state_number *n = &s->numbers[i];
-                const char *const f[] = {n->target, n->target_arn, n->pool, n->owner_tag, n->country, n->type,
-                                         n->description, n->claim_description, n->flow_applied, n->pool_digest};
-                for (size_t k = 0; k < ELEMENTSOF(f); k++)
-                        strings_mark(ss, f[k]);
-                strings_mark_tags(ss, n->tags, n->n_tags);
-                strings_mark_tags(ss, n->claim_tags, n->n_claim_tags);
-        }
-        size_t before = ss->count, live = 0;
-        for (size_t k = 0; k < ss->n_slots; k++)
-                if (ss->slots[k] && ss->slots[k]->mark)
-                        live++;
-        if (strings_rebuild(ss, table_slots(live), true) < 0) {
-                /* Keep everything: unmark and try again another time. */
-                for (size_t k = 0; k < ss->n_slots; k++)
-                        if (ss->slots[k])
-                                ss->slots[k]->mark = false;
-                return 0;
-        }
-        ss->count_after_gc = ss->count;
-        return before - ss->count;
+/* A record gives back its references (s NULL: the whole table is going,
+ * no need) and frees what it owns. */
+static void state_number_done(struct state *s, struct state_number *n) {
+        const char **const f[] = {&n->target, &n->target_arn, &n->pool, &n->owner_tag, &n->country, &n->type,
+                                  &n->description, &n->claim_description, &n->flow_applied, &n->pool_digest};
+        for (size_t k = 0; s && k < ELEMENTSOF(f); k++)
+                strings_unref(s, *f[k]);
+        state_tags_free(s, n->tags, n->n_tags);
+        state_tags_free(s, n->claim_tags, n->n_claim_tags);
+        free(n->phone_number);
+        free(n->id);
+        free(n->arn);
+        free(n->client_token);
+        free(n->failure_message);
+        strv_free(n->tag_keys_applied);
+        *n = (struct state_number){0};
 }
 
 struct state *state_new(void) {
@@ -296,7 +293,7 @@ struct state *state_free(struct state *s) {
         if (!s)
                 return NULL;
         for (size_t i = 0; i < s->n_numbers; i++)
-                state_number_done(&s->numbers[i]);
+                state_number_done(NULL, &s->numbers[i]);
         free(s->numbers);
         for (size_t i = 0; i < s->n_targets; i++)
                 state_target_done(&s->targets[i]);
@@ -762,16 +759,16 @@ static int get_tags(struct state *s, json_t *o, const char *key, struct state_ta
         json_t *val;
         json_object_foreach(v, k, val) {
                 if (!json_is_string(val) || i >= n) {
-                        free(tags);
+                        state_tags_free(s, tags, n);
                         return -EBADMSG;
                 }
                 if (state_set(s, &tags[i].key, k) < 0 || state_set(s, &tags[i].value, json_string_value(val)) < 0) {
-                        free(tags);
+                        state_tags_free(s, tags, n);
                         return -ENOMEM;
                 }
                 i++;
         }
-        free(*ret);
+        state_tags_free(s, *ret, *ret_n);
         *ret = tags;
         *ret_n = i;
         return 0;
@@ -1122,11 +1119,11 @@ static int number_append_from_json(struct state *s, json_t *o, const char *where
                 r = -EBADMSG;
         }
         if (r < 0) {
-                state_number_done(&n);
+                state_number_done(s, &n);
                 return r == -EBADMSG ? report_skip(rep, where, why) : r;
         }
         if (number_push(s, &n) < 0) {
-                state_number_done(&n);
+                state_number_done(s, &n);
                 return -ENOMEM;
         }
         return 0;
@@ -1597,14 +1594,16 @@ struct state_number *state_add_number(struct state *s, const char *target, const
                 errno = EINVAL;
                 return NULL;
         }
-        const char *t = state_intern(s, target);
-        _cleanup_(freep) char *p = strdup(phone_number);
-        if (!t || !p || array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0) {
+        struct state_number x = {.phase = PHASE_UNKNOWN};
+        x.phone_number = strdup(phone_number);
+        if (!x.phone_number || state_set(s, &x.target, target) < 0 ||
+            array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0) {
+                state_number_done(s, &x);
                 errno = ENOMEM;
                 return NULL;
         }
         struct state_number *n = &s->numbers[s->n_numbers++];
-        *n = (struct state_number){.target = t, .phone_number = TAKE_PTR(p), .phase = PHASE_UNKNOWN};
+        *n = x;
         index_added(s);
         return n;
 }
@@ -1613,7 +1612,7 @@ void state_remove_number(struct state *s, struct state_number *n) {
         if (!s || !n || n < s->numbers || n >= s->numbers + s->n_numbers)
                 return;
         size_t i = (size_t) (n - s->numbers);
-        state_number_done(n);
+        state_number_done(s, n);
         memmove(s->numbers + i, s->numbers + i + 1, sizeof *s->numbers * (s->n_numbers - i - 1));
         s->n_numbers--;
         index_drop(s);

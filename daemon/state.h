@@ -30,13 +30,17 @@ int number_phase_from_name(const char *s);
 
 /* Strings of a state that many records share (target names and ARNs,
  * pools, countries, types, descriptions, digests, tags) are interned: one
- * copy per distinct value, owned by the state. A `const char *` member of
- * the structs below is such a string: set it with state_set() (or
- * state_intern()), never free it, compare it with streq() as usual. A new
- * such member must also be marked by state_strings_gc() (state.c). At
- * 10,000 numbers this keeps the state to a few MiB instead of ten. The
- * owned `char *` members (phone number, id, ARN, token, message) are
- * unique per record and freed with it. */
+ * copy per distinct value, owned by the state, with a count of the fields
+ * that hold it. A `const char *` member of the structs below is such a
+ * string (as are the key and value of a struct state_tag in a record):
+ * write it only with state_set(), which takes a reference and drops the
+ * one of the value it replaces, never by assignment, not even of another
+ * field's value (state_set(s, &a->pool, b->pool) is right); free a tag
+ * array with state_tags_free(). A string lives exactly as long as a field
+ * holds it, so a new field needs nothing more. At 10,000 numbers this
+ * keeps the state to a few MiB instead of ten. The owned `char *` members
+ * (phone number, id, ARN, token, message) are unique per record and freed
+ * with it. */
 struct state_tag {
         const char *key;
         const char *value;
@@ -137,7 +141,8 @@ struct state {
          * (target, phone number), built on first lookup; 0 slots = none. */
         size_t *index;
         size_t index_slots;
-        /* Private to state.c: the interned strings (see struct state_tag). */
+        /* Private to state.c: the interned strings and their reference
+         * counts (see struct state_tag). */
         struct state_strings *strings;
 };
 
@@ -180,16 +185,13 @@ int state_load_pass_info(const char *dir, struct state *s);
  * holds it. The lock lives as long as the returned fd. */
 int state_lock(const char *dir, int *ret_fd);
 
-/* Interned strings. state_intern: the state's copy of v (NULL for NULL),
- * or NULL with errno ENOMEM. state_set: *field = state_intern(v); 0 or
- * -ENOMEM (then *field is unchanged). state_tags_set: an array of n tags
- * whose strings are interned (the array itself is the caller's to free).
- * state_strings_gc: drops the strings no record refers to any more; cheap
- * unless many were added since the last collection (call it between
- * passes). Returns how many were dropped. */
-const char *state_intern(struct state *s, const char *v);
+/* Interned strings (see struct state_tag). state_set: *field = the
+ * state's copy of v (NULL for NULL), the old value's reference dropped;
+ * 0, -EINVAL or -ENOMEM (then *field is unchanged). state_tags_free: drops
+ * the references of n tags and frees the array (NULL is fine).
+ * state_strings_count: distinct strings held. */
 int state_set(struct state *s, const char **field, const char *v);
-size_t state_strings_gc(struct state *s);
+void state_tags_free(struct state *s, struct state_tag *tags, size_t n);
 size_t state_strings_count(const struct state *s);
 
 /* Forgets every target's list_digest: after a change to the state or the

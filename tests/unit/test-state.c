@@ -73,8 +73,10 @@ static void set_tags(struct state *s, struct state_tag **tags, size_t *n, const 
                      const char *k2, const char *v2) {
         *tags = calloc(2, sizeof **tags);
         assert_non_null(*tags);
-        (*tags)[0] = (struct state_tag){state_intern(s, k1), state_intern(s, v1)};
-        (*tags)[1] = (struct state_tag){state_intern(s, k2), state_intern(s, v2)};
+        assert_int_equal(state_set(s, &(*tags)[0].key, k1), 0);
+        assert_int_equal(state_set(s, &(*tags)[0].value, v1), 0);
+        assert_int_equal(state_set(s, &(*tags)[1].key, k2), 0);
+        assert_int_equal(state_set(s, &(*tags)[1].value, v2), 0);
         *n = 2;
 }
 
@@ -107,20 +109,20 @@ static struct state *full_state(void) {
 
         struct state_number *n = state_add_number(s, "support-us", "+12065550100");
         assert_non_null(n);
-        n->target_arn = state_intern(s, "arn:aws:connect:us-east-1:111122223333:instance/x");
-        n->pool = state_intern(s, "main");
-        n->owner_tag = state_intern(s, "support-us/main");
+        assert_int_equal(state_set(s, &n->target_arn, "arn:aws:connect:us-east-1:111122223333:instance/x"), 0);
+        assert_int_equal(state_set(s, &n->pool, "main"), 0);
+        assert_int_equal(state_set(s, &n->owner_tag, "support-us/main"), 0);
         n->id = strdup("11111111-2222-3333-4444-555555555555");
         n->arn = strdup("arn:aws:connect:us-east-1:111122223333:phone-number/1111");
-        n->country = state_intern(s, "US");
-        n->type = state_intern(s, "DID");
-        n->description = state_intern(s, "Support \"main\" line \u00e9");
+        assert_int_equal(state_set(s, &n->country, "US"), 0);
+        assert_int_equal(state_set(s, &n->type, "DID"), 0);
+        assert_int_equal(state_set(s, &n->description, "Support \"main\" line \u00e9"), 0);
         set_tags(s, &n->tags, &n->n_tags, "connect-numbers:pool", "support-us/main", "team", "support");
         n->phase = PHASE_FAILED;
         n->listed = true;
         n->adopted = true;
         n->client_token = strdup("6c1f1a7e-8c6e-4f61-9d38-4c0f4a0f8f11");
-        n->claim_description = state_intern(s, "Support main line");
+        assert_int_equal(state_set(s, &n->claim_description, "Support main line"), 0);
         set_tags(s, &n->claim_tags, &n->n_claim_tags, "connect-numbers:pool", "support-us/main", "cost", "42");
         n->slot = 2;
         n->intent_at = 1799980000;
@@ -131,10 +133,10 @@ static struct state *full_state(void) {
         n->attempts = 3;
         n->failure_message = strdup("Number is no longer available");
         n->quota_failure = true;
-        n->flow_applied = state_intern(s, "7c1a8bde-0000-4000-8000-000000000001");
+        assert_int_equal(state_set(s, &n->flow_applied, "7c1a8bde-0000-4000-8000-000000000001"), 0);
         assert_int_equal(strv_push(&n->tag_keys_applied, "team"), 0);
         assert_int_equal(strv_push(&n->tag_keys_applied, "cost"), 0);
-        n->pool_digest = state_intern(s, "feedface");
+        assert_int_equal(state_set(s, &n->pool_digest, "feedface"), 0);
         n->last_described_at = 1799999999;
 
         n = state_add_number(s, "support-us", "+12065550199");
@@ -564,21 +566,37 @@ static void test_lock(void **unused) {
 
 /* Interning shares one copy per value; a collection drops exactly the
  * values no record or target refers to, and keeps the others readable. */
+/* Interned strings are shared, copied, and freed exactly when the last
+ * field holding one lets go: immediately, with no collection to run. */
 static void test_strings(void **unused) {
         (void) unused;
         _cleanup_(state_freep) struct state *s = state_new();
         assert_non_null(s);
-        assert_null(state_intern(s, NULL));
+        const char *a = "not interned", *b = NULL, *c = NULL;
+        assert_int_equal(state_set(s, &b, NULL), 0);
+        assert_null(b);
         char buf[32] = "shared";
-        const char *a = state_intern(s, buf);
+        a = NULL;
+        assert_int_equal(state_set(s, &a, buf), 0);
         buf[0] = 'S';
         assert_string_equal(a, "shared"); /* a copy, not the caller's buffer */
-        assert_ptr_equal(state_intern(s, "shared"), a);
-        assert_ptr_not_equal(state_intern(s, "Shared"), a);
+        assert_int_equal(state_set(s, &b, "shared"), 0);
+        assert_ptr_equal(b, a);
+        assert_int_equal(state_set(s, &c, "Shared"), 0);
+        assert_ptr_not_equal(c, a);
         assert_int_equal(state_strings_count(s), 2);
+        /* Setting a field to its own value, or from another field's. */
+        assert_int_equal(state_set(s, &a, a), 0);
+        assert_int_equal(state_set(s, &c, b), 0);
+        assert_int_equal(state_strings_count(s), 1);
+        assert_int_equal(state_set(s, &a, NULL), 0);
+        assert_int_equal(state_set(s, &b, NULL), 0);
+        assert_string_equal(c, "shared"); /* c still holds it */
+        assert_int_equal(state_set(s, &c, NULL), 0);
+        assert_int_equal(state_strings_count(s), 0);
 
         /* 3000 records, each with its own description, then 2000 of them
-         * moved to one common value: 2000 strings become garbage. */
+         * moved to one common value: the 2000 old ones go at once. */
         for (unsigned i = 0; i < 3000; i++) {
                 char num[32], desc[32];
                 snprintf(num, sizeof num, "+1206555%04u", i);
@@ -588,14 +606,11 @@ static void test_strings(void **unused) {
                 assert_int_equal(state_set(s, &n->description, desc), 0);
                 assert_int_equal(state_set(s, &n->pool, "main"), 0);
         }
-        /* "shared" + "Shared" + target + "main" + 3000 descriptions */
-        assert_int_equal(state_strings_count(s), 2 + 1 + 1 + 3000);
+        /* target + "main" + 3000 descriptions */
+        assert_int_equal(state_strings_count(s), 1 + 1 + 3000);
         for (unsigned i = 0; i < 2000; i++)
                 assert_int_equal(state_set(s, &s->numbers[i].description, "common"), 0);
-        size_t before = state_strings_count(s);
-        assert_int_equal(before, 3005);
-        assert_int_equal(state_strings_gc(s), 2000 + 2); /* the descriptions, "shared" and "Shared" */
-        assert_int_equal(state_strings_count(s), before - 2002);
+        assert_int_equal(state_strings_count(s), 1 + 1 + 1000 + 1);
         for (unsigned i = 0; i < 3000; i++) {
                 char desc[32];
                 snprintf(desc, sizeof desc, "line %u", i);
@@ -603,11 +618,54 @@ static void test_strings(void **unused) {
                 assert_string_equal(s->numbers[i].pool, "main");
                 assert_string_equal(s->numbers[i].target, "support-us");
         }
-        /* Interning after a collection still finds the survivors. */
-        assert_ptr_equal(state_intern(s, "common"), s->numbers[0].description);
-        assert_ptr_equal(state_intern(s, "line 2999"), s->numbers[2999].description);
-        /* Nothing new since: a second collection has nothing to do. */
-        assert_int_equal(state_strings_gc(s), 0);
+        /* Removing records gives their strings back; the table still finds
+         * the survivors after all that shifting. */
+        while (s->n_numbers > 1000)
+                state_remove_number(s, &s->numbers[0]);
+        assert_int_equal(state_strings_count(s), 1 + 1 + 1000);
+        const char *x = NULL;
+        assert_int_equal(state_set(s, &x, "line 2999"), 0);
+        assert_ptr_equal(x, s->numbers[999].description);
+        assert_int_equal(state_set(s, &x, NULL), 0);
+        while (s->n_numbers > 0)
+                state_remove_number(s, &s->numbers[s->n_numbers - 1]);
+        assert_int_equal(state_strings_count(s), 0);
+}
+
+/* The guard rail of the design: a field the state knows nothing about (a
+ * new member nobody listed anywhere) keeps its string alive through any
+ * churn of the others; and a record that gives every member back leaves
+ * nothing behind (a member forgotten in state_number_done() would). Run
+ * under ASan or valgrind, a freed string read here fails the test. */
+static void test_strings_new_field_survives(void **unused) {
+        (void) unused;
+        _cleanup_(state_freep) struct state *s = state_new();
+        assert_non_null(s);
+        struct {
+                const char *new_member;
+        } future = {0};
+        assert_int_equal(state_set(s, &future.new_member, "kept by an unlisted field"), 0);
+        for (unsigned i = 0; i < 5000; i++) {
+                char num[32], desc[32];
+                snprintf(num, sizeof num, "+1206555%04u", i);
+                snprintf(desc, sizeof desc, "kept by an unlisted field %u", i);
+                struct state_number *n = state_add_number(s, "support-us", num);
+                assert_non_null(n);
+                assert_int_equal(state_set(s, &n->description, desc), 0);
+                assert_int_equal(state_set(s, &n->description, "common"), 0);
+        }
+        while (s->n_numbers > 0)
+                state_remove_number(s, &s->numbers[0]);
+        assert_string_equal(future.new_member, "kept by an unlisted field");
+        assert_int_equal(state_strings_count(s), 1);
+        assert_int_equal(state_set(s, &future.new_member, NULL), 0);
+        assert_int_equal(state_strings_count(s), 0);
+
+        /* Every member set, the record removed: no reference left over. */
+        _cleanup_(state_freep) struct state *f = full_state();
+        while (f->n_numbers > 0)
+                state_remove_number(f, &f->numbers[0]);
+        assert_int_equal(state_strings_count(f), 0);
 }
 
 /* The desired counts are integers in memory; the file keeps the decimal
@@ -652,7 +710,7 @@ static void test_number_arn(void **unused) {
         assert_non_null(n);
         char buf[STATE_ARN_MAX];
         assert_null(state_number_arn(n, buf));
-        n->target_arn = state_intern(s, "arn:aws-us-gov:connect:us-gov-west-1:111122223333:instance/abc");
+        assert_int_equal(state_set(s, &n->target_arn, "arn:aws-us-gov:connect:us-gov-west-1:111122223333:instance/abc"), 0);
         n->id = strdup("1111-2222");
         assert_int_equal(state_number_set_arn(n, "arn:aws-us-gov:connect:us-gov-west-1:111122223333:phone-number/1111-2222"), 0);
         assert_null(n->arn);
@@ -778,6 +836,7 @@ int main(void) {
                 cmocka_unit_test(test_lock),
                 cmocka_unit_test(test_lookups),
                 cmocka_unit_test(test_strings),
+                cmocka_unit_test(test_strings_new_field_survives),
                 cmocka_unit_test(test_desired_counts),
                 cmocka_unit_test(test_number_arn),
                 cmocka_unit_test(test_spent_tokens),
