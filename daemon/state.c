@@ -743,15 +743,26 @@ static int get_istr(struct state *s, json_t *o, const char *key, const char **re
         return state_set(s, ret, json_string_value(v));
 }
 
-static int get_tags(struct state *s, json_t *o, const char *key, struct state_tag **ret, size_t *ret_n) {
+/* A member that must be an object when present: *ret is it, or NULL when
+ * it is absent, null or empty. */
+static int get_object(json_t *o, const char *key, json_t **ret) {
         json_t *v = json_object_get(o, key);
+        *ret = NULL;
         if (!v || json_is_null(v))
                 return 0;
         if (!json_is_object(v))
                 return -EBADMSG;
+        if (json_object_size(v) > 0)
+                *ret = v;
+        return 0;
+}
+
+static int get_tags(struct state *s, json_t *o, const char *key, struct state_tag **ret, size_t *ret_n) {
+        json_t *v;
+        int r = get_object(o, key, &v);
+        if (r < 0 || !v)
+                return r;
         size_t n = json_object_size(v), i = 0;
-        if (n == 0)
-                return 0;
         struct state_tag *tags = calloc(n, sizeof *tags);
         if (!tags)
                 return -ENOMEM;
@@ -898,20 +909,16 @@ static int number_from_json(struct state *s, json_t *o, struct state_number *n, 
 
 /* Counts as written (decimal strings) or as plain integers. */
 static int get_desired(json_t *o, struct state_desired **ret, size_t *ret_n) {
-        json_t *v = json_object_get(o, "desired");
-        if (!v || json_is_null(v))
-                return 0;
-        if (!json_is_object(v))
-                return -EBADMSG;
+        json_t *v;
+        int r = get_object(o, "desired", &v);
+        if (r < 0 || !v)
+                return r;
         size_t n = json_object_size(v), i = 0;
-        if (n == 0)
-                return 0;
         struct state_desired *d = calloc(n, sizeof *d);
         if (!d)
                 return -ENOMEM;
         const char *k;
         json_t *val;
-        int r = 0;
         json_object_foreach(v, k, val) {
                 uint64_t count = 0;
                 if (json_is_integer(val) && json_integer_value(val) >= 0)
