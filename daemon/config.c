@@ -35,6 +35,16 @@
 #define QUOTA_BACKOFF_DEFAULT_SEC (6 * 3600)
 #define QUOTA_DEFAULT 5
 #define MAX_RELEASES_DEFAULT 1
+/* The cap on a target's list in one pass (max_numbers_per_target). AWS
+ * publishes no maximum for the per-instance quota, so the cap is ours:
+ * 100,000 by default. At least one full ListPhoneNumbersV2 page (1000): a
+ * lower cap would make a target with a single full pool unknown. At most
+ * 1,000,000: 1000 pages at the default 2 requests/s is over 8 minutes of
+ * listing per pass and some hundreds of MiB of list in memory, past what
+ * one pass of this service should take on. */
+#define MAX_NUMBERS_PER_TARGET_DEFAULT 100000
+#define MAX_NUMBERS_PER_TARGET_MIN 1000
+#define MAX_NUMBERS_PER_TARGET_MAX 1000000
 
 /* The service model's PhoneNumberCountryCode enum, in its order (237 codes). */
 static const char country_codes[] =
@@ -1535,6 +1545,7 @@ enum {
         TOP_PROFILE,
         TOP_API_RATE,
         TOP_QUOTA_BACKOFF,
+        TOP_MAX_NUMBERS_PER_TARGET,
         TOP_TARGETS,
         _TOP_KEYS,
 };
@@ -1548,6 +1559,9 @@ static const struct key_spec top_keys[_TOP_KEYS] = {
         [TOP_API_RATE] = { "api_rate", VALUE_OTHER, false, 0, 0, 0, NULL },
         [TOP_QUOTA_BACKOFF] = { "quota_backoff", VALUE_DURATION, false, 60, 7 * 24 * 3600,
                                 offsetof(struct config, quota_backoff_usec), NULL },
+        [TOP_MAX_NUMBERS_PER_TARGET] = { "max_numbers_per_target", VALUE_UINT, false, MAX_NUMBERS_PER_TARGET_MIN,
+                                         MAX_NUMBERS_PER_TARGET_MAX, offsetof(struct config, max_numbers_per_target),
+                                         NULL },
         [TOP_TARGETS] = { "targets", VALUE_OTHER, true, 0, 0, 0, NULL },
 };
 
@@ -1701,6 +1715,7 @@ static struct config *config_new(void) {
                 return NULL;
         c->interval_usec = INTERVAL_DEFAULT_SEC * USEC_PER_SEC;
         c->quota_backoff_usec = QUOTA_BACKOFF_DEFAULT_SEC * USEC_PER_SEC;
+        c->max_numbers_per_target = MAX_NUMBERS_PER_TARGET_DEFAULT;
         c->rate_default = API_RATE_DEFAULT;
         c->rate_burst = API_RATE_BURST;
         return c;
@@ -1763,13 +1778,12 @@ int config_load(const char *path, struct config **ret, struct config_problems *p
         int r = read_full_file(path, CONFIG_FILE_MAX, &text, &len);
         if (r < 0) {
                 if (problems) {
-                        char buf[128];
                         config_problems_clear(problems);
                         if (r == -EFBIG)
                                 (void) problems_add(problems, 0, 0, "the file is larger than 1 MiB");
                         else
                                 (void) problems_add(problems, 0, 0, "cannot read the file: %s",
-                                                    strerror_r(-r, buf, sizeof buf));
+                                                    file_error_string(r));
                 }
                 return r;
         }

@@ -68,6 +68,8 @@ struct config {
         struct config_rate *rates;   /* per-operation overrides */
         size_t n_rates;
         usec_t quota_backoff_usec;   /* default 6h, 1m..7d */
+        unsigned max_numbers_per_target; /* a target's list stops here in a pass (it is then unknown);
+                                      * default 100000, 1000..1000000 */
         struct target_config *targets; /* in file order */
         size_t n_targets;
 };

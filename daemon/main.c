@@ -209,19 +209,21 @@ static int run_status(const struct args *a, const char *state_dir) {
         }
         _cleanup_(freep) char *path = strprintf("%s/%s", state_dir, STATE_FILE);
         _cleanup_(state_freep) struct state *s = NULL;
-        const char *why = NULL;
+        _cleanup_(freep) char *message = NULL;
         if (!path)
                 return EXIT_FAILURE_OTHER;
-        int r = state_read_file(path, &s, &why);
+        int r = state_read_file(path, &s, &message);
         if (r == -ENOENT)
                 s = state_new();
-        else if (r == -EBADMSG) {
-                fprintf(stderr, "connect-numbersd: %s has %s\n", path, why ? why : "an unexpected structure");
+        else if (r < 0) {
+                if (message)
+                        fprintf(stderr, "connect-numbersd: %s\n", message);
+                else
+                        fprintf(stderr, "connect-numbersd: cannot read %s: %s\n", path, file_error_string(r));
                 return EXIT_FAILURE_OTHER;
-        } else if (r < 0) {
-                fprintf(stderr, "connect-numbersd: cannot read %s: %s\n", path, strerror(-r));
-                return EXIT_FAILURE_OTHER;
-        }
+        } else if (message)
+                /* Damaged records skipped: say so, show the rest. */
+                fprintf(stderr, "connect-numbersd: warning: %s\n", message);
         if (!s)
                 return EXIT_FAILURE_OTHER;
         (void) state_load_pass_info(state_dir, s);

@@ -115,6 +115,8 @@ int manager_new(const struct manager_options *o, struct config *config, struct m
 static int manager_load_state(struct manager *m) {
         _cleanup_(freep) char *warning = NULL;
         int r = state_load(m->state_dir, &m->state, &warning);
+        if (r < 0 && warning)
+                return log_error_errno(r, "%s", warning);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the state from %s", m->state_dir);
         if (warning)
@@ -297,10 +299,9 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
                 log_error("Cannot schedule the next pass");
         /* Even after a whole save: the next pass's time is known only now. */
         manager_save_pass_info(m, wrote_state);
-        /* The pass's list pages and plan are freed, and the strings its
-         * changes replaced can go: return the memory before sleeping until
-         * the next one. */
-        (void) state_strings_gc(m->state);
+        /* The pass's list pages and plan are freed (and the strings its
+         * changes replaced, as they were replaced): return the memory
+         * before sleeping until the next one. */
         malloc_trim(0);
 }
 

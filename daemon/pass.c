@@ -343,29 +343,29 @@ static bool pass_record_desired(struct pass *p) {
         for (size_t i = 0; i < p->config->n_targets; i++) {
                 const struct target_config *t = &p->config->targets[i];
                 struct state_target *st = state_get_target(p->state, t->name, t->arn);
-                struct state_tag *d = calloc(MAX(t->n_pools, 1), sizeof *d);
+                struct state_desired *d = calloc(MAX(t->n_pools, 1), sizeof *d);
                 if (!st || !d) {
                         free(d);
                         continue;
                 }
                 size_t n = 0;
                 for (size_t j = 0; j < t->n_pools; j++) {
-                        char count[24];
-                        snprintf(count, sizeof count, "%u", t->pools[j].count);
-                        if (state_set(p->state, &d[n].key, t->pools[j].name) < 0 ||
-                            state_set(p->state, &d[n].value, count) < 0)
+                        d[n].pool = strdup(t->pools[j].name);
+                        if (!d[n].pool)
                                 continue;
-                        n++;
+                        d[n++].count = t->pools[j].count;
                 }
                 bool same = st->n_desired == n;
                 for (size_t j = 0; same && j < n; j++)
-                        same = streq_ptr(st->desired[j].key, d[j].key) && streq_ptr(st->desired[j].value, d[j].value);
-                free(same ? d : st->desired); /* the strings are the state's */
-                if (!same) {
-                        st->desired = d;
-                        st->n_desired = n;
-                        changed = true;
+                        same = streq_ptr(st->desired[j].pool, d[j].pool) && st->desired[j].count == d[j].count;
+                if (same) {
+                        state_desired_free(d, n);
+                        continue;
                 }
+                state_desired_free(st->desired, st->n_desired);
+                st->desired = d;
+                st->n_desired = n;
+                changed = true;
         }
         return changed;
 }

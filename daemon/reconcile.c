@@ -258,7 +258,7 @@ static int tags_from_config(struct state *s, const struct config_tag *src, size_
         for (size_t i = 0; i < n; i++)
                 if (state_set(s, &t[i].key, src[i].key ? src[i].key : "") < 0 ||
                     state_set(s, &t[i].value, src[i].value ? src[i].value : "") < 0) {
-                        free(t);
+                        state_tags_free(s, t, n);
                         return -ENOMEM;
                 }
         *ret = t;
@@ -308,29 +308,37 @@ static int record_tag_set(struct state *s, struct state_number *n, const char *k
         for (size_t i = 0; i < n->n_tags; i++)
                 if (streq_ptr(n->tags[i].key, key))
                         return state_set(s, &n->tags[i].value, value ? value : "");
-        const char *k = state_intern(s, key), *v = state_intern(s, value ? value : "");
-        if (!k || !v)
-                return -ENOMEM;
         struct state_tag *t = realloc(n->tags, sizeof *t * (n->n_tags + 1));
         if (!t)
                 return -ENOMEM;
         n->tags = t;
-        n->tags[n->n_tags++] = (struct state_tag){.key = k, .value = v};
+        t = &n->tags[n->n_tags];
+        *t = (struct state_tag){0};
+        if (state_set(s, &t->key, key) < 0 || state_set(s, &t->value, value ? value : "") < 0) {
+                (void) state_set(s, &t->key, NULL);
+                return -ENOMEM;
+        }
+        n->n_tags++;
         return 0;
 }
 
-static void record_tag_remove(struct state_number *n, const char *key) {
+static void record_tag_remove(struct state *s, struct state_number *n, const char *key) {
         size_t k = 0;
         for (size_t i = 0; i < n->n_tags; i++)
                 if (!streq_ptr(n->tags[i].key, key))
                         n->tags[k++] = n->tags[i];
+                else {
+                        (void) state_set(s, &n->tags[i].key, NULL);
+                        (void) state_set(s, &n->tags[i].value, NULL);
+                }
         n->n_tags = k;
 }
 
-static void record_clear_claim(struct state_number *n) {
+static void record_clear_claim(struct state *s, struct state_number *n) {
         n->client_token = mfree(n->client_token);
-        n->claim_description = NULL;
-        n->claim_tags = mfree(n->claim_tags);
+        (void) state_set(s, &n->claim_description, NULL);
+        state_tags_free(s, n->claim_tags, n->n_claim_tags);
+        n->claim_tags = NULL;
         n->n_claim_tags = 0;
 }
 
@@ -863,10 +871,10 @@ static int record_set_tags(struct state *s, struct state_number *r, const struct
         for (size_t i = 0; i < n->n_tags; i++)
                 if (state_set(s, &t[i].key, n->tags[i].key ? n->tags[i].key : "") < 0 ||
                     state_set(s, &t[i].value, n->tags[i].value ? n->tags[i].value : "") < 0) {
-                        free(t);
+                        state_tags_free(s, t, n->n_tags);
                         return -ENOMEM;
                 }
-        free(r->tags);
+        state_tags_free(s, r->tags, r->n_tags);
         r->tags = t;
         r->n_tags = n->n_tags;
         return 0;
@@ -898,7 +906,7 @@ static void record_claimed(struct state *s, const struct target_config *t, const
         }
         record_note_pool_keys(r, p);
         record_clear_failure(r);
-        record_clear_claim(r);
+        record_clear_claim(s, r);
         if (p)
                 (void) state_set(s, &r->pool_digest, p->digest);
 }
@@ -994,7 +1002,7 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
         enum number_phase old = r->phase;
         if (tag && !p) {
                 k = state_set(s, &r->owner_tag, tag);
-                r->pool = NULL;
+                (void) state_set(s, &r->pool, NULL);
                 r->phase = PHASE_FOREIGN;
                 return k;
         }
@@ -1003,8 +1011,8 @@ int reconcile_ingest_describe(struct state *s, const struct config *c, const cha
                                       (old == PHASE_INTENT || old == PHASE_IN_PROGRESS || old == PHASE_FAILED ||
                                        (old == PHASE_CLAIMED && !r->owner_tag));
                 if (!ours_by_record) {
-                        r->owner_tag = NULL;
-                        r->pool = NULL;
+                        (void) state_set(s, &r->owner_tag, NULL);
+                        (void) state_set(s, &r->pool, NULL);
                         r->adopted = false;
                         r->phase = PHASE_FOREIGN;
                         return 0;
@@ -1932,58 +1940,62 @@ struct state_number *reconcile_claim_intent(struct state *s, const struct plan_s
                 }
         }
 
-        /* Build everything first: the record changes only as a whole. */
+        /* Build everything first: the record changes only as a whole. The
+         * strings are held (state_set) until the record takes them. */
         _cleanup_(freep) char *token = strdup(client_token);
-        const char *desc = state_intern(s, step->description), *pool = state_intern(s, step->pool),
-                   *tarn = state_intern(s, step->target_arn), *country = state_intern(s, step->country),
-                   *type = state_intern(s, step->type);
+        enum { DESC, POOL, TARN, COUNTRY, TYPE, _HELD };
+        const char *const src[_HELD] = {step->description, step->pool, step->target_arn, step->country, step->type};
+        const char *v[_HELD] = {0};
+        bool ok = token != NULL;
+        for (size_t i = 0; ok && i < _HELD; i++)
+                ok = state_set(s, &v[i], src[i]) >= 0;
         struct state_tag *tags = NULL;
         size_t n_tags = 0;
-        if (!token || (step->description && !desc) || (step->pool && !pool) || (step->target_arn && !tarn) ||
-            (step->country && !country) || (step->type && !type) ||
-            tags_from_config(s, step->tags, step->n_tags, &tags, &n_tags) < 0) {
+        if (ok)
+                ok = tags_from_config(s, step->tags, step->n_tags, &tags, &n_tags) >= 0;
+        if (ok && !n) {
+                n = state_add_number(s, step->target, phone_number);
+                ok = n != NULL;
+        }
+        if (!ok) {
+                state_tags_free(s, tags, n_tags);
+                for (size_t i = 0; i < _HELD; i++)
+                        (void) state_set(s, &v[i], NULL);
                 errno = ENOMEM;
                 return NULL;
-        }
-        if (!n) {
-                n = state_add_number(s, step->target, phone_number);
-                if (!n) {
-                        free(tags);
-                        errno = ENOMEM;
-                        return NULL;
-                }
         }
         if (!retry) {
                 /* A fresh claim: whatever we knew of an earlier life of the
                  * number says nothing about this one. */
                 n->id = mfree(n->id);
                 n->arn = mfree(n->arn);
-                n->owner_tag = NULL;
-                n->description = NULL;
-                n->tags = mfree(n->tags);
+                (void) state_set(s, &n->owner_tag, NULL);
+                (void) state_set(s, &n->description, NULL);
+                state_tags_free(s, n->tags, n->n_tags);
+                n->tags = NULL;
                 n->n_tags = 0;
                 record_clear_failure(n);
-                n->flow_applied = NULL;
+                (void) state_set(s, &n->flow_applied, NULL);
                 n->tag_keys_applied = strv_free(n->tag_keys_applied);
-                n->pool_digest = NULL;
+                (void) state_set(s, &n->pool_digest, NULL);
                 n->last_described_at = 0;
                 n->claimed_at = 0;
                 n->adopted = false;
                 n->attempts = 0;
         }
-        record_clear_claim(n);
+        record_clear_claim(s, n);
         n->client_token = TAKE_PTR(token);
-        n->claim_description = desc;
         n->claim_tags = tags;
         n->n_claim_tags = n_tags;
-        if (pool)
-                n->pool = pool;
-        if (tarn)
-                n->target_arn = tarn;
-        if (country)
-                n->country = country;
-        if (type)
-                n->type = type;
+        /* Taking a held string only counts a reference: cannot fail. */
+        (void) state_set(s, &n->claim_description, v[DESC]);
+        const char **const dst[_HELD] = {[POOL] = &n->pool, [TARN] = &n->target_arn, [COUNTRY] = &n->country,
+                                         [TYPE] = &n->type};
+        for (size_t i = 0; i < _HELD; i++) {
+                if (v[i] && dst[i])
+                        (void) state_set(s, dst[i], v[i]);
+                (void) state_set(s, &v[i], NULL);
+        }
         n->phase = PHASE_INTENT;
         n->slot = step->slot;
         n->intent_at = now;
@@ -2175,7 +2187,7 @@ void reconcile_applied(struct state *s, const struct config *c, const struct pla
                 break;
         case STEP_UNTAG:
                 for (char **k = step->keys; k && *k; k++) {
-                        record_tag_remove(n, *k);
+                        record_tag_remove(s, n, *k);
                         strv_remove_str(n->tag_keys_applied, *k);
                 }
                 if (n->tag_keys_applied && !n->tag_keys_applied[0])

@@ -56,18 +56,12 @@ int number_phase_from_name(const char *s) {
 
 /* ---- construction and destruction ------------------------------------ */
 
-/* Interned strings are the state's (see state.h): a record frees only
- * its own strings and its arrays. */
-static void state_number_done(struct state_number *n) {
-        free(n->phone_number);
-        free(n->id);
-        free(n->arn);
-        free(n->tags);
-        free(n->client_token);
-        free(n->claim_tags);
-        free(n->failure_message);
-        strv_free(n->tag_keys_applied);
-        *n = (struct state_number){0};
+static int number_push(struct state *s, struct state_number *n);
+
+void state_desired_free(struct state_desired *d, size_t n) {
+        for (size_t i = 0; d && i < n; i++)
+                free(d[i].pool);
+        free(d);
 }
 
 static void state_target_done(struct state_target *t) {
@@ -81,27 +75,30 @@ static void state_target_done(struct state_target *t) {
         free(t->churn);
         strv_free(t->no_numbers_pools);
         strv_free(t->spent_tokens);
-        free(t->desired);
+        state_desired_free(t->desired, t->n_desired);
         *t = (struct state_target){0};
 }
 
 /* ---- interned strings ------------------------------------------------- */
 
-/* One distinct value. Records point at s. */
+/* One distinct value with the number of fields that point at it. A field
+ * takes a reference when state_set() writes it and drops it when it is
+ * overwritten or its record freed: a string is freed exactly when no field
+ * holds it, whatever fields exist. Nothing has to list the fields for the
+ * string to stay alive. */
 struct strent {
         uint64_t hash;
-        bool mark;
+        uint32_t refs;
         char s[];
 };
 
 /* An open-addressing set of entries (a power of two of slots, at most
- * half full). Entries are only dropped by a collection, which rebuilds
- * the table, so probing needs no tombstones. */
+ * half full, linear probing). A removal shifts the entries after it back
+ * into the hole, so probing needs no tombstones. */
 struct state_strings {
         struct strent **slots;
         size_t n_slots;
         size_t count;
-        size_t count_after_gc;
 };
 
 /* FNV-1a, for the string table and the number index. */
@@ -144,53 +141,46 @@ static void strings_put(struct strent **slots, size_t n_slots, struct strent *e)
         slots[k] = e;
 }
 
-/* Moves the entries of ss into a new table of n_slots; with only_marked,
- * the unmarked ones are freed instead. Clears every mark. */
-static int strings_rebuild(struct state_strings *ss, size_t n_slots, bool only_marked) {
+static int strings_grow(struct state_strings *ss, size_t n_slots) {
         struct strent **slots = calloc(n_slots, sizeof *slots);
         if (!slots)
                 return -ENOMEM;
-        size_t count = 0;
-        for (size_t k = 0; k < ss->n_slots; k++) {
-                struct strent *e = ss->slots[k];
-                if (!e)
-                        continue;
-                if (only_marked && !e->mark) {
-                        free(e);
-                        continue;
-                }
-                e->mark = false;
-                strings_put(slots, n_slots, e);
-                count++;
-        }
+        for (size_t k = 0; k < ss->n_slots; k++)
+                if (ss->slots[k])
+                        strings_put(slots, n_slots, ss->slots[k]);
         free(ss->slots);
         ss->slots = slots;
         ss->n_slots = n_slots;
-        ss->count = count;
         return 0;
 }
 
-static struct strent *strings_find(const struct state_strings *ss, const char *v, uint64_t h) {
+/* The slot of the entry equal to v (by_pointer: whose string is v
+ * itself), or SIZE_MAX. */
+static size_t strings_find(const struct state_strings *ss, const char *v, bool by_pointer) {
         if (!ss || ss->n_slots == 0)
-                return NULL;
+                return SIZE_MAX;
+        uint64_t h = str_hash(v);
         size_t mask = ss->n_slots - 1;
-        for (size_t k = h & mask; ss->slots[k]; k = (k + 1) & mask)
-                if (ss->slots[k]->hash == h && streq(ss->slots[k]->s, v))
-                        return ss->slots[k];
-        return NULL;
+        for (size_t k = h & mask; ss->slots[k]; k = (k + 1) & mask) {
+                const struct strent *e = ss->slots[k];
+                if (by_pointer ? e->s == v : e->hash == h && streq(e->s, v))
+                        return k;
+        }
+        return SIZE_MAX;
 }
 
-const char *state_intern(struct state *s, const char *v) {
-        if (!v)
-                return NULL;
-        if (!s) {
-                errno = EINVAL;
-                return NULL;
-        }
-        uint64_t h = str_hash(v);
-        struct strent *e = strings_find(s->strings, v, h);
-        if (e)
+/* The state's copy of v with one more reference, or NULL (ENOMEM). */
+static const char *strings_ref(struct state *s, const char *v) {
+        size_t k = strings_find(s->strings, v, false);
+        if (k != SIZE_MAX) {
+                struct strent *e = s->strings->slots[k];
+                if (e->refs == UINT32_MAX) {
+                        errno = ENOMEM;
+                        return NULL;
+                }
+                e->refs++;
                 return e->s;
+        }
         if (!s->strings) {
                 s->strings = calloc(1, sizeof *s->strings);
                 if (!s->strings) {
@@ -199,84 +189,97 @@ const char *state_intern(struct state *s, const char *v) {
                 }
         }
         struct state_strings *ss = s->strings;
-        if ((ss->count + 1) * 2 > ss->n_slots && strings_rebuild(ss, MAX(ss->n_slots * 2, (size_t) 64), false) < 0) {
+        if ((ss->count + 1) * 2 > ss->n_slots && strings_grow(ss, MAX(ss->n_slots * 2, (size_t) 64)) < 0) {
                 errno = ENOMEM;
                 return NULL;
         }
         size_t len = strlen(v);
-        e = malloc(sizeof *e + len + 1);
+        struct strent *e = malloc(sizeof *e + len + 1);
         if (!e) {
                 errno = ENOMEM;
                 return NULL;
         }
-        e->hash = h;
-        e->mark = false;
+        e->hash = str_hash(v);
+        e->refs = 1;
         memcpy(e->s, v, len + 1);
         strings_put(ss->slots, ss->n_slots, e);
         ss->count++;
         return e->s;
 }
 
+/* Drops one reference to v (a string of the table; anything else is left
+ * alone) and frees it with the last. */
+static void strings_unref(struct state *s, const char *v) {
+        if (!s || !v)
+                return;
+        struct state_strings *ss = s->strings;
+        size_t k = strings_find(ss, v, true);
+        if (k == SIZE_MAX)
+                return;
+        struct strent *e = ss->slots[k];
+        if (--e->refs > 0)
+                return;
+        free(e);
+        ss->slots[k] = NULL;
+        ss->count--;
+        /* Shift back each following entry of the run that may move into
+         * the hole (its home slot is not cyclically between the hole and it). */
+        size_t mask = ss->n_slots - 1;
+        for (size_t j = (k + 1) & mask; ss->slots[j]; j = (j + 1) & mask) {
+                size_t home = ss->slots[j]->hash & mask;
+                if (((j - home) & mask) >= ((j - k) & mask)) {
+                        ss->slots[k] = ss->slots[j];
+                        ss->slots[j] = NULL;
+                        k = j;
+                }
+        }
+}
+
 int state_set(struct state *s, const char **field, const char *v) {
-        const char *i = state_intern(s, v);
-        if (v && !i)
-                return -ENOMEM;
+        if (!s || !field)
+                return -EINVAL;
+        const char *i = NULL;
+        if (v) {
+                /* Referenced before the old one is dropped: v may be it. */
+                i = strings_ref(s, v);
+                if (!i)
+                        return -ENOMEM;
+        }
+        strings_unref(s, *field);
         *field = i;
         return 0;
+}
+
+void state_tags_free(struct state *s, struct state_tag *tags, size_t n) {
+        for (size_t i = 0; tags && i < n; i++) {
+                strings_unref(s, tags[i].key);
+                strings_unref(s, tags[i].value);
+        }
+        free(tags);
 }
 
 size_t state_strings_count(const struct state *s) {
         return s && s->strings ? s->strings->count : 0;
 }
 
-static void strings_mark(struct state_strings *ss, const char *v) {
-        if (!v)
-                return;
-        struct strent *e = strings_find(ss, v, str_hash(v));
-        if (e && e->s == v)
-                e->mark = true;
-}
+/* ---- construction and destruction (continued) ------------------------- */
 
-static void strings_mark_tags(struct state_strings *ss, const struct state_tag *t, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                strings_mark(ss, t[i].key);
-                strings_mark(ss, t[i].value);
-        }
-}
-
-/* Mark and sweep, when the table grew by half (and by 1024) since the
- * last collection: garbage only comes from values replaced or records
- * dropped, so it stays below the live count plus that margin. Every
- * interned member of state.h must be marked here, or its string is freed
- * under it. */
-size_t state_strings_gc(struct state *s) {
-        struct state_strings *ss = s ? s->strings : NULL;
-        if (!ss || ss->count < ss->count_after_gc + MAX(ss->count_after_gc / 2, (size_t) 1024))
-                return 0;
-        for (size_t i = 0; i < s->n_numbers; i++) {
-                const struct state_number *n = &s->numbers[i];
-                const char *const f[] = {n->target, n->target_arn, n->pool, n->owner_tag, n->country, n->type,
-                                         n->description, n->claim_description, n->flow_applied, n->pool_digest};
-                for (size_t k = 0; k < ELEMENTSOF(f); k++)
-                        strings_mark(ss, f[k]);
-                strings_mark_tags(ss, n->tags, n->n_tags);
-                strings_mark_tags(ss, n->claim_tags, n->n_claim_tags);
-        }
-        for (size_t i = 0; i < s->n_targets; i++)
-                strings_mark_tags(ss, s->targets[i].desired, s->targets[i].n_desired);
-        size_t before = ss->count, live = 0;
-        for (size_t k = 0; k < ss->n_slots; k++)
-                if (ss->slots[k] && ss->slots[k]->mark)
-                        live++;
-        if (strings_rebuild(ss, table_slots(live), true) < 0) {
-                /* Keep everything: unmark and try again another time. */
-                for (size_t k = 0; k < ss->n_slots; k++)
-                        if (ss->slots[k])
-                                ss->slots[k]->mark = false;
-                return 0;
-        }
-        ss->count_after_gc = ss->count;
-        return before - ss->count;
+/* A record gives back its references (s NULL: the whole table is going,
+ * no need) and frees what it owns. */
+static void state_number_done(struct state *s, struct state_number *n) {
+        const char **const f[] = {&n->target, &n->target_arn, &n->pool, &n->owner_tag, &n->country, &n->type,
+                                  &n->description, &n->claim_description, &n->flow_applied, &n->pool_digest};
+        for (size_t k = 0; s && k < ELEMENTSOF(f); k++)
+                strings_unref(s, *f[k]);
+        state_tags_free(s, n->tags, n->n_tags);
+        state_tags_free(s, n->claim_tags, n->n_claim_tags);
+        free(n->phone_number);
+        free(n->id);
+        free(n->arn);
+        free(n->client_token);
+        free(n->failure_message);
+        strv_free(n->tag_keys_applied);
+        *n = (struct state_number){0};
 }
 
 struct state *state_new(void) {
@@ -291,7 +294,7 @@ struct state *state_free(struct state *s) {
         if (!s)
                 return NULL;
         for (size_t i = 0; i < s->n_numbers; i++)
-                state_number_done(&s->numbers[i]);
+                state_number_done(NULL, &s->numbers[i]);
         free(s->numbers);
         for (size_t i = 0; i < s->n_targets; i++)
                 state_target_done(&s->targets[i]);
@@ -457,6 +460,24 @@ static json_t *number_to_json(const struct state_number *n, int *ret_r) {
         return o;
 }
 
+/* {"pool": "3"}: the counts stay decimal strings in the file, the form
+ * every earlier version wrote and reads, so that a downgrade keeps it. */
+static int put_desired(json_t *o, const struct state_desired *d, size_t n) {
+        json_t *t = json_object();
+        if (!t)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                char count[16];
+                snprintf(count, sizeof count, "%u", d[i].count);
+                int r = put_str(t, d[i].pool, count);
+                if (r < 0) {
+                        json_decref(t);
+                        return r;
+                }
+        }
+        return json_set(o, "desired", t);
+}
+
 static json_t *target_to_json(const struct state_target *t, int *ret_r) {
         json_t *o = json_object();
         int r = o ? 0 : -ENOMEM;
@@ -506,7 +527,7 @@ static json_t *target_to_json(const struct state_target *t, int *ret_r) {
         if (r >= 0)
                 r = put_bool(o, "listed_ok", t->listed_ok);
         if (r >= 0 && t->n_desired > 0)
-                r = put_tags(o, "desired", t->desired, t->n_desired);
+                r = put_desired(o, t->desired, t->n_desired);
         if (r < 0) {
                 json_decref(o);
                 *ret_r = r;
@@ -723,15 +744,26 @@ static int get_istr(struct state *s, json_t *o, const char *key, const char **re
         return state_set(s, ret, json_string_value(v));
 }
 
-static int get_tags(struct state *s, json_t *o, const char *key, struct state_tag **ret, size_t *ret_n) {
+/* A member that must be an object when present: *ret is it, or NULL when
+ * it is absent, null or empty. */
+static int get_object(json_t *o, const char *key, json_t **ret) {
         json_t *v = json_object_get(o, key);
+        *ret = NULL;
         if (!v || json_is_null(v))
                 return 0;
         if (!json_is_object(v))
                 return -EBADMSG;
+        if (json_object_size(v) > 0)
+                *ret = v;
+        return 0;
+}
+
+static int get_tags(struct state *s, json_t *o, const char *key, struct state_tag **ret, size_t *ret_n) {
+        json_t *v;
+        int r = get_object(o, key, &v);
+        if (r < 0 || !v)
+                return r;
         size_t n = json_object_size(v), i = 0;
-        if (n == 0)
-                return 0;
         struct state_tag *tags = calloc(n, sizeof *tags);
         if (!tags)
                 return -ENOMEM;
@@ -739,16 +771,16 @@ static int get_tags(struct state *s, json_t *o, const char *key, struct state_ta
         json_t *val;
         json_object_foreach(v, k, val) {
                 if (!json_is_string(val) || i >= n) {
-                        free(tags);
+                        state_tags_free(s, tags, n);
                         return -EBADMSG;
                 }
                 if (state_set(s, &tags[i].key, k) < 0 || state_set(s, &tags[i].value, json_string_value(val)) < 0) {
-                        free(tags);
+                        state_tags_free(s, tags, n);
                         return -ENOMEM;
                 }
                 i++;
         }
-        free(*ret);
+        state_tags_free(s, *ret, *ret_n);
         *ret = tags;
         *ret_n = i;
         return 0;
@@ -774,81 +806,101 @@ static int get_strv(json_t *o, const char *key, char ***ret) {
         return 0;
 }
 
-static int number_from_json(struct state *s, json_t *o, struct state_number *n) {
-        int r = 0;
-        if (!json_is_object(o))
-                return -EBADMSG;
-        r = get_str(o, "phone_number", &n->phone_number);
-        if (r >= 0)
-                r = get_istr(s, o, "target", &n->target);
-        if (r >= 0 && (isempty(n->phone_number) || isempty(n->target)))
-                r = -EBADMSG; /* the record's key */
-        if (r >= 0)
-                r = get_istr(s, o, "target_arn", &n->target_arn);
-        if (r >= 0)
-                r = get_istr(s, o, "pool", &n->pool);
-        if (r >= 0)
-                r = get_istr(s, o, "owner_tag", &n->owner_tag);
-        if (r >= 0)
-                r = get_str(o, "id", &n->id);
-        if (r >= 0)
-                r = get_str(o, "arn", &n->arn);
-        if (r >= 0)
-                r = get_istr(s, o, "country", &n->country);
-        if (r >= 0)
-                r = get_istr(s, o, "type", &n->type);
-        if (r >= 0)
-                r = get_istr(s, o, "description", &n->description);
-        if (r >= 0)
-                r = get_tags(s, o, "tags", &n->tags, &n->n_tags);
-        if (r >= 0) {
+/* The members of a number record, read by one loop so that a member of
+ * the wrong type is named in the warning that skips its record. */
+enum member_kind { MEMBER_STR, MEMBER_ISTR, MEMBER_U64, MEMBER_UNSIGNED, MEMBER_BOOL, MEMBER_TAGS, MEMBER_STRV,
+                   MEMBER_PHASE };
+
+struct member {
+        const char *key;
+        enum member_kind kind;
+        size_t offset;               /* in struct state_number */
+        size_t n_offset;             /* MEMBER_TAGS: of the count */
+};
+
+#define M(key, kind, field) {key, kind, offsetof(struct state_number, field), 0}
+#define M_TAGS(key, field) {key, MEMBER_TAGS, offsetof(struct state_number, field), offsetof(struct state_number, n_##field)}
+static const struct member number_members[] = {
+        M("phone_number", MEMBER_STR, phone_number),
+        M("target", MEMBER_ISTR, target),
+        M("target_arn", MEMBER_ISTR, target_arn),
+        M("pool", MEMBER_ISTR, pool),
+        M("owner_tag", MEMBER_ISTR, owner_tag),
+        M("id", MEMBER_STR, id),
+        M("arn", MEMBER_STR, arn),
+        M("country", MEMBER_ISTR, country),
+        M("type", MEMBER_ISTR, type),
+        M("description", MEMBER_ISTR, description),
+        M_TAGS("tags", tags),
+        M("phase", MEMBER_PHASE, phase),
+        M("listed", MEMBER_BOOL, listed),
+        M("adopted", MEMBER_BOOL, adopted),
+        M("client_token", MEMBER_STR, client_token),
+        M("claim_description", MEMBER_ISTR, claim_description),
+        M_TAGS("claim_tags", claim_tags),
+        M("slot", MEMBER_UNSIGNED, slot),
+        M("intent_at", MEMBER_U64, intent_at),
+        M("claim_sent_at", MEMBER_U64, claim_sent_at),
+        M("claimed_at", MEMBER_U64, claimed_at),
+        M("first_failure_at", MEMBER_U64, first_failure_at),
+        M("next_retry_at", MEMBER_U64, next_retry_at),
+        M("attempts", MEMBER_UNSIGNED, attempts),
+        M("failure_message", MEMBER_STR, failure_message),
+        M("quota_failure", MEMBER_BOOL, quota_failure),
+        M("flow_applied", MEMBER_ISTR, flow_applied),
+        M("tag_keys_applied", MEMBER_STRV, tag_keys_applied),
+        M("pool_digest", MEMBER_ISTR, pool_digest),
+        M("last_described_at", MEMBER_U64, last_described_at),
+};
+#undef M
+#undef M_TAGS
+
+static int member_from_json(struct state *s, json_t *o, const struct member *m, struct state_number *n) {
+        char *f = (char *) n + m->offset;
+        switch (m->kind) {
+        case MEMBER_STR: return get_str(o, m->key, (char **) f);
+        case MEMBER_ISTR: return get_istr(s, o, m->key, (const char **) f);
+        case MEMBER_U64: return get_u64(o, m->key, (uint64_t *) f);
+        case MEMBER_UNSIGNED: return get_unsigned(o, m->key, (unsigned *) f);
+        case MEMBER_BOOL: return get_bool(o, m->key, (bool *) f);
+        case MEMBER_TAGS: return get_tags(s, o, m->key, (struct state_tag **) f, (size_t *) ((char *) n + m->n_offset));
+        case MEMBER_STRV: return get_strv(o, m->key, (char ***) f);
+        case MEMBER_PHASE: {
                 _cleanup_(freep) char *phase = NULL;
-                r = get_str(o, "phase", &phase);
-                if (r >= 0 && phase) {
-                        int p = number_phase_from_name(phase);
-                        if (p < 0)
-                                r = -EBADMSG;
-                        else
-                                n->phase = (enum number_phase) p;
-                }
+                int r = get_str(o, m->key, &phase);
+                if (r < 0 || !phase)
+                        return r;
+                int p = number_phase_from_name(phase);
+                if (p < 0)
+                        return -EBADMSG;
+                n->phase = (enum number_phase) p;
+                return 0;
         }
-        if (r >= 0)
-                r = get_bool(o, "listed", &n->listed);
-        if (r >= 0)
-                r = get_bool(o, "adopted", &n->adopted);
-        if (r >= 0)
-                r = get_str(o, "client_token", &n->client_token);
-        if (r >= 0)
-                r = get_istr(s, o, "claim_description", &n->claim_description);
-        if (r >= 0)
-                r = get_tags(s, o, "claim_tags", &n->claim_tags, &n->n_claim_tags);
-        if (r >= 0)
-                r = get_unsigned(o, "slot", &n->slot);
-        if (r >= 0)
-                r = get_u64(o, "intent_at", &n->intent_at);
-        if (r >= 0)
-                r = get_u64(o, "claim_sent_at", &n->claim_sent_at);
-        if (r >= 0)
-                r = get_u64(o, "claimed_at", &n->claimed_at);
-        if (r >= 0)
-                r = get_u64(o, "first_failure_at", &n->first_failure_at);
-        if (r >= 0)
-                r = get_u64(o, "next_retry_at", &n->next_retry_at);
-        if (r >= 0)
-                r = get_unsigned(o, "attempts", &n->attempts);
-        if (r >= 0)
-                r = get_str(o, "failure_message", &n->failure_message);
-        if (r >= 0)
-                r = get_bool(o, "quota_failure", &n->quota_failure);
-        if (r >= 0)
-                r = get_istr(s, o, "flow_applied", &n->flow_applied);
-        if (r >= 0)
-                r = get_strv(o, "tag_keys_applied", &n->tag_keys_applied);
-        if (r >= 0)
-                r = get_istr(s, o, "pool_digest", &n->pool_digest);
-        if (r >= 0)
-                r = get_u64(o, "last_described_at", &n->last_described_at);
-        if (r >= 0 && n->arn) {
+        }
+        return -EINVAL;
+}
+
+/* Fills n from o. On -EBADMSG, *ret_why says what was wrong. */
+static int number_from_json(struct state *s, json_t *o, struct state_number *n, char **ret_why) {
+        int r = 0;
+        if (!json_is_object(o)) {
+                *ret_why = strdup("not a JSON object");
+                return -EBADMSG;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(number_members); i++) {
+                r = member_from_json(s, o, &number_members[i], n);
+                if (r == -EBADMSG) {
+                        *ret_why = strprintf("member \"%s\" has the wrong type or value", number_members[i].key);
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (isempty(n->phone_number) || isempty(n->target)) {
+                *ret_why = strdup("no phone_number or no target (the record's key)");
+                return -EBADMSG;
+        }
+        if (n->arn) {
                 /* Version 1 kept every ARN. */
                 _cleanup_(freep) char *arn = TAKE_PTR(n->arn);
                 r = state_number_set_arn(n, arn);
@@ -856,7 +908,53 @@ static int number_from_json(struct state *s, json_t *o, struct state_number *n) 
         return r;
 }
 
-static int target_from_json(struct state *s, json_t *o, struct state_target *t) {
+/* Counts as written (decimal strings) or as plain integers. */
+static int get_desired(json_t *o, struct state_desired **ret, size_t *ret_n) {
+        json_t *v;
+        int r = get_object(o, "desired", &v);
+        if (r < 0 || !v)
+                return r;
+        size_t n = json_object_size(v), i = 0;
+        struct state_desired *d = calloc(n, sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        const char *k;
+        json_t *val;
+        json_object_foreach(v, k, val) {
+                uint64_t count = 0;
+                if (json_is_integer(val) && json_integer_value(val) >= 0)
+                        count = (uint64_t) json_integer_value(val);
+                else if (json_is_string(val)) {
+                        const char *c = json_string_value(val);
+                        char *end = NULL;
+                        errno = 0;
+                        count = *c >= '0' && *c <= '9' ? strtoull(c, &end, 10) : UINT64_MAX;
+                        if (!end || *end || errno != 0)
+                                count = UINT64_MAX;
+                } else
+                        count = UINT64_MAX;
+                if (count > UINT_MAX || i >= n) {
+                        r = -EBADMSG;
+                        break;
+                }
+                d[i].pool = strdup(k);
+                if (!d[i].pool) {
+                        r = -ENOMEM;
+                        break;
+                }
+                d[i++].count = (unsigned) count;
+        }
+        if (r < 0) {
+                state_desired_free(d, i);
+                return r;
+        }
+        state_desired_free(*ret, *ret_n);
+        *ret = d;
+        *ret_n = i;
+        return 0;
+}
+
+static int target_from_json(json_t *o, struct state_target *t) {
         int r = 0;
         if (!json_is_object(o))
                 return -EBADMSG;
@@ -911,7 +1009,7 @@ static int target_from_json(struct state *s, json_t *o, struct state_target *t) 
         if (r >= 0)
                 r = get_bool(o, "listed_ok", &t->listed_ok);
         if (r >= 0)
-                r = get_tags(s, o, "desired", &t->desired, &t->n_desired);
+                r = get_desired(o, &t->desired, &t->n_desired);
         return r;
 }
 
@@ -919,32 +1017,20 @@ static int cmp_str_ptr(const char *a, const char *b) {
         return strcmp(a ? a : "", b ? b : "");
 }
 
-static int number_key_cmp(const void *a, const void *b) {
-        const struct state_number *x = *(const struct state_number *const *) a, *y = *(const struct state_number *const *) b;
-        int c = cmp_str_ptr(x->target, y->target);
-        return c != 0 ? c : cmp_str_ptr(x->phone_number, y->phone_number);
-}
-
 static int target_key_cmp(const void *a, const void *b) {
         const struct state_target *x = *(const struct state_target *const *) a, *y = *(const struct state_target *const *) b;
         return cmp_str_ptr(x->name, y->name);
 }
 
-/* Two records with one key would make every lookup ambiguous: such a file
- * was not written by us. Sorting pointers keeps this O(n log n). */
-static int check_unique(const struct state *s) {
-        size_t n = MAX(s->n_numbers, s->n_targets);
-        if (n < 2)
+/* Two targets with one name would make every lookup ambiguous: such a
+ * header was not written by us. (A second record of a number is skipped
+ * as it is read, see number_append_from_json().) */
+static int check_unique_targets(const struct state *s) {
+        if (s->n_targets < 2)
                 return 0;
-        _cleanup_(freep) const void **v = calloc(n, sizeof *v);
+        _cleanup_(freep) const void **v = calloc(s->n_targets, sizeof *v);
         if (!v)
                 return -ENOMEM;
-        for (size_t i = 0; i < s->n_numbers; i++)
-                v[i] = &s->numbers[i];
-        qsort(v, s->n_numbers, sizeof *v, number_key_cmp);
-        for (size_t i = 1; i < s->n_numbers; i++)
-                if (number_key_cmp(&v[i - 1], &v[i]) == 0)
-                        return -EBADMSG;
         for (size_t i = 0; i < s->n_targets; i++)
                 v[i] = &s->targets[i];
         qsort(v, s->n_targets, sizeof *v, target_key_cmp);
@@ -1001,36 +1087,77 @@ static int header_from_json(json_t *root, struct state *s) {
                 }
                 for (size_t i = 0; i < n; i++) {
                         s->n_targets++;
-                        r = target_from_json(s, json_array_get(targets, i), &s->targets[i]);
+                        r = target_from_json(json_array_get(targets, i), &s->targets[i]);
                         if (r < 0)
                                 return r;
                 }
         }
+        return check_unique_targets(s);
+}
+
+/* What reading a file found: records skipped, and why (the first few). */
+struct read_report {
+        size_t skipped;
+        char *text;                  /* "line 5: ...; line 9: ..." */
+};
+
+#define REPORT_REASONS_MAX 5
+
+static int report_skip(struct read_report *rep, const char *where, const char *why) {
+        rep->skipped++;
+        if (rep->skipped > REPORT_REASONS_MAX)
+                return 0;
+        char *t = strprintf("%s%s%s: %s%s", rep->text ? rep->text : "", rep->text ? "; " : "", where,
+                            why ? why : "out of memory", rep->skipped == REPORT_REASONS_MAX ? "; ..." : "");
+        if (!t)
+                return -ENOMEM;
+        free(rep->text);
+        rep->text = t;
         return 0;
 }
 
-static int number_append_from_json(struct state *s, json_t *o) {
-        if (array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0)
+/* Appends the record in o, or skips it (reported as WHERE) when it is
+ * damaged or repeats a key: one bad record must not cost the others. */
+static int number_append_from_json(struct state *s, json_t *o, const char *where, struct read_report *rep) {
+        struct state_number n = {0};
+        _cleanup_(freep) char *why = NULL;
+        int r = number_from_json(s, o, &n, &why);
+        if (r >= 0 && state_find_number(s, n.target, n.phone_number)) {
+                why = strprintf("a second record for %s on target %s (the first is kept)", n.phone_number, n.target);
+                r = -EBADMSG;
+        }
+        if (r < 0) {
+                state_number_done(s, &n);
+                return r == -EBADMSG ? report_skip(rep, where, why) : r;
+        }
+        if (number_push(s, &n) < 0) {
+                state_number_done(s, &n);
                 return -ENOMEM;
-        s->numbers[s->n_numbers] = (struct state_number){0};
-        s->n_numbers++;
-        return number_from_json(s, o, &s->numbers[s->n_numbers - 1]);
+        }
+        return 0;
 }
 
 /* Version 1 (up to 0.1.0): one document with a "numbers" array. Read so
  * that an upgrade keeps its state; the next save writes version 2. */
-static int state_from_v1(json_t *root, struct state *s) {
+static int state_from_v1(json_t *root, struct state *s, struct read_report *rep, char **ret_error) {
         int r = header_from_json(root, s);
+        if (r == -EBADMSG)
+                *ret_error = strdup("its header members (pass record, targets, churn ledger, quota pauses) "
+                                    "are damaged");
         if (r < 0)
                 return r;
         json_t *numbers = json_object_get(root, "numbers");
         if (numbers && !json_is_null(numbers)) {
-                if (!json_is_array(numbers))
+                if (!json_is_array(numbers)) {
+                        *ret_error = strdup("its \"numbers\" member is not an array");
                         return -EBADMSG;
+                }
                 size_t i;
                 json_t *o;
                 json_array_foreach(numbers, i, o) {
-                        r = number_append_from_json(s, o);
+                        char where[48];
+                        snprintf(where, sizeof where, "numbers[%zu]", i);
+                        r = number_append_from_json(s, o, where, rep);
                         if (r < 0)
                                 return r;
                 }
@@ -1038,61 +1165,85 @@ static int state_from_v1(json_t *root, struct state *s) {
         return 0;
 }
 
+/* The version of a document: -1 when it has none (not an object, no
+ * integer "version", or one out of range). */
 static int json_version(json_t *root) {
         json_t *v = json_is_object(root) ? json_object_get(root, "version") : NULL;
-        return json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 1000
+        return json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < INT_MAX
                        ? (int) json_integer_value(v)
                        : -1;
 }
 
-/* Reads a document of either version from f. *ret_why says why one was
- * refused (for the warning). */
-static int state_read(FILE *f, struct state **ret, const char **ret_why) {
+/* Reads a document of either version from f, at most max bytes.
+ *
+ * The header (line 1 of version 2, everything but "numbers" in version 1)
+ * holds the churn ledger, the quota pauses and the pass record: losing it
+ * could let the churn guard be passed, so a damaged header refuses the
+ * whole file (-EBADMSG), as does a newer version (-EPROTONOSUPPORT),
+ * with *ret_error saying what. A damaged number record is skipped and
+ * reported in rep: the others are kept. An empty file is -ENODATA. */
+static int state_read(FILE *f, size_t max, struct state **ret, struct read_report *rep, char **ret_error) {
         _cleanup_(state_freep) struct state *s = state_new();
         _cleanup_(freep) char *line = NULL;
-        size_t cap = 0;
+        size_t cap = 0, total = 0, lineno = 1;
         int r;
-        *ret_why = "not valid JSON";
         if (!s)
                 return -ENOMEM;
         ssize_t len = getline(&line, &cap, f);
         if (len < 0)
-                return ferror(f) ? -EIO : -EBADMSG;
+                return ferror(f) ? -EIO : -ENODATA;
+        total = (size_t) len;
         json_t *header = json_loadb(line, (size_t) len, 0, NULL);
-        if (json_version(header) != STATE_VERSION) {
+        int version = json_version(header);
+        if (version > STATE_VERSION) {
+                json_decref(header);
+                *ret_error = strprintf("was written by a newer version of connect-numbersd (file version %d; "
+                                       "this one reads versions 1 to %d)",
+                                       version, STATE_VERSION);
+                return -EPROTONOSUPPORT;
+        }
+        if (version != STATE_VERSION) {
                 /* Not a version 2 header: a version 1 document (it spans
-                 * many lines), another version, or garbage. */
+                 * many lines), or damage. */
                 json_decref(header);
                 if (fseek(f, 0, SEEK_SET) < 0)
                         return -errno;
                 json_t *root = json_loadf(f, 0, NULL);
-                if (!root)
-                        return -EBADMSG;
-                int v = json_version(root);
-                *ret_why = json_is_object(root) && v != 1 ? "an unknown version" : "an unexpected structure";
-                r = v == 1 ? state_from_v1(root, s) : -EBADMSG;
+                version = json_version(root);
+                if (version == 1)
+                        r = state_from_v1(root, s, rep, ret_error);
+                else {
+                        *ret_error = strdup(version > STATE_VERSION ? "was written by a newer version of connect-numbersd"
+                                            : !root                  ? "has a damaged header: line 1 is not valid JSON"
+                                                                     : "has a damaged header: no valid \"version\"");
+                        r = version > STATE_VERSION ? -EPROTONOSUPPORT : -EBADMSG;
+                }
                 json_decref(root);
         } else {
-                *ret_why = "an unexpected structure";
                 r = json_object_get(header, "numbers") ? -EBADMSG : header_from_json(header, s);
                 json_decref(header);
+                if (r == -EBADMSG)
+                        *ret_error = strdup("has a damaged header: a member of line 1 (pass record, targets, churn "
+                                            "ledger, quota pauses) has the wrong type or value");
                 while (r >= 0 && (len = getline(&line, &cap, f)) >= 0) {
-                        if (len == 1 && line[0] == '\n')
-                                continue;
-                        json_t *o = json_loadb(line, (size_t) len, 0, NULL);
-                        if (!o) {
-                                *ret_why = "not valid JSON";
-                                r = -EBADMSG;
+                        lineno++;
+                        total += (size_t) len;
+                        if (total > max) {
+                                *ret_error = strdup("is too large");
+                                r = -EFBIG;
                                 break;
                         }
-                        r = number_append_from_json(s, o);
+                        if (len == 1 && line[0] == '\n')
+                                continue;
+                        char where[32];
+                        snprintf(where, sizeof where, "line %zu", lineno);
+                        json_t *o = json_loadb(line, (size_t) len, 0, NULL);
+                        r = o ? number_append_from_json(s, o, where, rep) : report_skip(rep, where, "not valid JSON");
                         json_decref(o);
                 }
                 if (r >= 0 && ferror(f))
                         r = -EIO;
         }
-        if (r >= 0)
-                r = check_unique(s);
         if (r < 0)
                 return r;
         s->version = STATE_VERSION;
@@ -1100,83 +1251,135 @@ static int state_read(FILE *f, struct state **ret, const char **ret_why) {
         return 0;
 }
 
+/* Strict: a document with any damage, even one skipped record, is
+ * -EBADMSG (the fuzzer and the tests use it). */
 int state_from_json(const char *text, size_t len, struct state **ret) {
         if (!text || len == 0)
                 return -EBADMSG;
         FILE *f = fmemopen((void *) text, len, "r");
         if (!f)
                 return -errno;
-        const char *why;
-        int r = state_read(f, ret, &why);
+        _cleanup_(state_freep) struct state *s = NULL;
+        struct read_report rep = {0};
+        _cleanup_(freep) char *error = NULL;
+        int r = state_read(f, len, &s, &rep, &error);
         fclose(f);
-        return r == -ENOMEM ? r : r < 0 ? -EBADMSG : 0;
+        free(rep.text);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0 || rep.skipped > 0)
+                return -EBADMSG;
+        *ret = TAKE_PTR(s);
+        return 0;
 }
 
-int state_read_file(const char *path, struct state **ret, const char **ret_why) {
-        const char *why_ignored;
-        if (!ret_why)
-                ret_why = &why_ignored;
-        *ret_why = NULL;
-        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
+int state_read_file(const char *path, struct state **ret, char **ret_message) {
+        _cleanup_(freep) char *error = NULL;
+        struct read_report rep = {0};
+        _cleanup_(closep) int fd = -1;
+        int r = open_regular_file(path, &fd);
+        if (r < 0) {
+                if (r != -ENOENT && ret_message)
+                        *ret_message = strprintf("state file %s: %s", path, file_error_string(r));
+                return r;
+        }
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (!S_ISREG(st.st_mode) || (uint64_t) st.st_size > STATE_MAX_FILE_SIZE) {
-                *ret_why = S_ISREG(st.st_mode) ? "too large" : "not a regular file";
-                return -EBADMSG;
+        if ((uint64_t) st.st_size > STATE_MAX_FILE_SIZE)
+                r = -EFBIG;
+        else {
+                FILE *f = fdopen(fd, "r");
+                if (!f)
+                        return -errno;
+                TAKE_FD(fd);
+                _cleanup_(state_freep) struct state *s = NULL;
+                r = state_read(f, STATE_MAX_FILE_SIZE, &s, &rep, &error);
+                fclose(f);
+                if (r >= 0) {
+                        if (ret_message)
+                                *ret_message = rep.skipped == 0 ? NULL
+                                                                : strprintf("state file %s: skipped %zu damaged record%s "
+                                                                            "(%s); the other records are kept",
+                                                                            path, rep.skipped,
+                                                                            rep.skipped == 1 ? "" : "s", rep.text);
+                        free(rep.text);
+                        *ret = TAKE_PTR(s);
+                        return 0;
+                }
         }
-        FILE *f = fdopen(fd, "r");
-        if (!f)
-                return -errno;
-        TAKE_FD(fd);
-        int r = state_read(f, ret, ret_why);
-        fclose(f);
-        return r == -ENOMEM || r == -EIO ? r : r < 0 ? -EBADMSG : 0;
+        free(rep.text);
+        if (ret_message)
+                *ret_message = r == -EFBIG    ? strprintf("state file %s is larger than %zu MiB", path,
+                                                          STATE_MAX_FILE_SIZE / 1024 / 1024)
+                               : r == -ENODATA ? strprintf("state file %s is empty", path)
+                               : error         ? strprintf("state file %s %s", path, error)
+                                               : NULL;
+        return r;
 }
 
 /* ---- files ------------------------------------------------------------ */
 
-int state_load(const char *dir, struct state **ret, char **ret_warning) {
+int state_load(const char *dir, struct state **ret, char **ret_message) {
         _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_FILE);
+        _cleanup_(freep) char *message = NULL;
         if (!path)
                 return -ENOMEM;
-        if (ret_warning)
-                *ret_warning = NULL;
+        if (ret_message)
+                *ret_message = NULL;
         _cleanup_(state_freep) struct state *s = NULL;
-        const char *why = NULL;
-        int r = state_read_file(path, &s, &why);
+        int r = state_read_file(path, &s, &message);
         if (r == -ENOENT) {
                 s = state_new();
                 if (!s)
                         return -ENOMEM;
                 r = 0;
-        }
-        if (r >= 0) {
-                *ret = TAKE_PTR(s);
-                return 0;
-        }
-        if (r != -EBADMSG)
-                return r;
-
-        /* Corrupt, unknown version or absurdly large: keep it for a human,
-         * out of our way, and start from what the API says. */
-        _cleanup_(freep) char *aside = strprintf("%s.corrupt-%" PRIu64, path, clock_wall_sec());
-        if (!aside)
-                return -ENOMEM;
-        if (rename(path, aside) < 0)
-                return -errno;
-        s = state_new();
-        if (!s)
-                return -ENOMEM;
-        if (ret_warning) {
-                *ret_warning = strprintf("state file %s has %s; moved it to %s and rebuilding the state from "
-                                         "Amazon Connect",
-                                         path, why ? why : "an unexpected structure", aside);
-                if (!*ret_warning)
+        } else if (r >= 0 && message) {
+                /* Some records were skipped: the next save drops them from
+                 * state.json. A hard link keeps the file as it was, for a
+                 * human, at no cost. */
+                _cleanup_(freep) char *copy = strprintf("%s.damaged-%" PRIu64, path, clock_wall_sec());
+                if (!copy)
                         return -ENOMEM;
+                char *m = link(path, copy) >= 0 ? strprintf("%s; the file as it was is kept as %s", message, copy)
+                                                : strdup(message);
+                if (!m)
+                        return -ENOMEM;
+                free(message);
+                message = m;
+        } else if (r == -ENODATA) {
+                /* Nothing in it to lose: keep it for a human, out of the
+                 * way, and start from what the API says. */
+                _cleanup_(freep) char *aside = strprintf("%s.empty-%" PRIu64, path, clock_wall_sec());
+                if (!aside)
+                        return -ENOMEM;
+                if (rename(path, aside) < 0)
+                        return -errno;
+                s = state_new();
+                if (!s)
+                        return -ENOMEM;
+                free(message);
+                message = strprintf("state file %s was empty; moved it to %s and rebuilding the state from "
+                                    "Amazon Connect",
+                                    path, aside);
+                r = 0;
+        } else if (r < 0 && message) {
+                /* Never discarded: its churn ledger, pauses, windows and
+                 * intents keep the guards true. A human decides. */
+                char *m = strprintf("%s; refusing to run without it, the file is left untouched. Run the version "
+                                    "that wrote it, restore a good copy, or move it aside to start over from what "
+                                    "Amazon Connect shows (its churn ledger, quota pauses, failed-claim windows "
+                                    "and claim intents are then forgotten)",
+                                    message);
+                if (!m)
+                        return -ENOMEM;
+                free(message);
+                message = m;
         }
+        if (ret_message)
+                *ret_message = TAKE_PTR(message);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(s);
         return 0;
 }
@@ -1287,7 +1490,7 @@ int state_lock(const char *dir, int *ret_fd) {
         _cleanup_(freep) char *path = strprintf("%s/%s", dir, STATE_LOCK_FILE);
         if (!path)
                 return -ENOMEM;
-        _cleanup_(closep) int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+        _cleanup_(closep) int fd = open(path, O_RDWR | O_CREAT | O_NONBLOCK | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0)
                 return -errno;
         /* flock locks belong to the open file description: a second open,
@@ -1325,6 +1528,26 @@ static void index_put(struct state *s, size_t i) {
                         s->index[k] = i;
                         return;
                 }
+}
+
+/* After an append: the index takes the new last record, or is dropped
+ * (rebuilt larger at the next lookup) when it would be more than half full. */
+static void index_added(struct state *s) {
+        if (s->index_slots == 0)
+                return;
+        if (s->n_numbers * 2 + 2 > s->index_slots)
+                index_drop(s);
+        else
+                index_put(s, s->n_numbers - 1);
+}
+
+static int number_push(struct state *s, struct state_number *n) {
+        if (array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0)
+                return -ENOMEM;
+        s->numbers[s->n_numbers++] = *n;
+        *n = (struct state_number){0};
+        index_added(s);
+        return 0;
 }
 
 static int index_build(struct state *s) {
@@ -1379,20 +1602,17 @@ struct state_number *state_add_number(struct state *s, const char *target, const
                 errno = EINVAL;
                 return NULL;
         }
-        const char *t = state_intern(s, target);
-        _cleanup_(freep) char *p = strdup(phone_number);
-        if (!t || !p || array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0) {
+        struct state_number x = {.phase = PHASE_UNKNOWN};
+        x.phone_number = strdup(phone_number);
+        if (!x.phone_number || state_set(s, &x.target, target) < 0 ||
+            array_grow((void **) &s->numbers, s->n_numbers, sizeof *s->numbers) < 0) {
+                state_number_done(s, &x);
                 errno = ENOMEM;
                 return NULL;
         }
         struct state_number *n = &s->numbers[s->n_numbers++];
-        *n = (struct state_number){.target = t, .phone_number = TAKE_PTR(p), .phase = PHASE_UNKNOWN};
-        if (s->index_slots > 0) {
-                if (s->n_numbers * 2 + 2 > s->index_slots)
-                        index_drop(s); /* rebuilt larger at the next lookup */
-                else
-                        index_put(s, s->n_numbers - 1);
-        }
+        *n = x;
+        index_added(s);
         return n;
 }
 
@@ -1400,7 +1620,7 @@ void state_remove_number(struct state *s, struct state_number *n) {
         if (!s || !n || n < s->numbers || n >= s->numbers + s->n_numbers)
                 return;
         size_t i = (size_t) (n - s->numbers);
-        state_number_done(n);
+        state_number_done(s, n);
         memmove(s->numbers + i, s->numbers + i + 1, sizeof *s->numbers * (s->n_numbers - i - 1));
         s->n_numbers--;
         index_drop(s);

@@ -1,8 +1,8 @@
 /* state.h: what the service remembers between passes and across restarts,
  * kept as JSON lines (jansson) in $STATE_DIRECTORY/state.json. Written
- * atomically (temp file, fsync, rename, fsync dir); read tolerantly (an
- * unknown version or a corrupt file is moved aside and the state is rebuilt
- * from the API). Times are wall-clock seconds (clock_wall_sec()). */
+ * atomically (temp file, fsync, rename, fsync dir); read carefully (a
+ * damaged record is skipped, a newer version or a damaged header refused;
+ * docs/state-file.md). Times are wall-clock seconds (clock_wall_sec()). */
 #pragma once
 
 #include "util.h"
@@ -32,13 +32,17 @@ int number_phase_from_name(const char *s);
 
 /* Strings of a state that many records share (target names and ARNs,
  * pools, countries, types, descriptions, digests, tags) are interned: one
- * copy per distinct value, owned by the state. A `const char *` member of
- * the structs below is such a string: set it with state_set() (or
- * state_intern()), never free it, compare it with streq() as usual. A new
- * such member must also be marked by state_strings_gc() (state.c). At
- * 10,000 numbers this keeps the state to a few MiB instead of ten. The
- * owned `char *` members (phone number, id, ARN, token, message) are
- * unique per record and freed with it. */
+ * copy per distinct value, owned by the state, with a count of the fields
+ * that hold it. A `const char *` member of the structs below is such a
+ * string (as are the key and value of a struct state_tag in a record):
+ * write it only with state_set(), which takes a reference and drops the
+ * one of the value it replaces, never by assignment, not even of another
+ * field's value (state_set(s, &a->pool, b->pool) is right); free a tag
+ * array with state_tags_free(). A string lives exactly as long as a field
+ * holds it, so a new field needs nothing more. At 10,000 numbers this
+ * keeps the state to a few MiB instead of ten. The owned `char *` members
+ * (phone number, id, ARN, token, message) are unique per record and freed
+ * with it. */
 struct state_tag {
         const char *key;
         const char *value;
@@ -89,6 +93,11 @@ struct state_churn {
         char *phone_number;
 };
 
+struct state_desired {
+        char *pool;                  /* pool name */
+        unsigned count;              /* numbers wanted */
+};
+
 struct state_target {
         char *name;
         char *arn;
@@ -105,8 +114,8 @@ struct state_target {
         char **no_numbers_pools;     /* pools whose empty search was logged (once) */
         char **spent_tokens;         /* ClientTokens of fresh claims refused as "not available", newest last
                                       * (at most STATE_SPENT_TOKENS_MAX): never sent again (CLAIMS.md) */
-        struct state_tag *desired;   /* pool name -> wanted count (decimal), as the YAML said at the
-                                      * last pass: --status shows it without reading the YAML */
+        struct state_desired *desired; /* each pool's wanted count, as the YAML said at the last
+                                      * pass: --status shows it without reading the YAML */
         size_t n_desired;
         bool listed_ok;              /* the last list of this target succeeded */
         /* In memory only, never saved: the SHA-256 of the target's last list
@@ -134,27 +143,40 @@ struct state {
          * (target, phone number), built on first lookup; 0 slots = none. */
         size_t *index;
         size_t index_slots;
-        /* Private to state.c: the interned strings (see struct state_tag). */
+        /* Private to state.c: the interned strings and their reference
+         * counts (see struct state_tag). */
         struct state_strings *strings;
 };
+
+/* Frees an array of n desired counts (NULL is fine). */
+void state_desired_free(struct state_desired *d, size_t n);
 
 struct state *state_new(void);
 struct state *state_free(struct state *s);
 DEFINE_FREEP(struct state, state_free)
 
-/* Pure (de)serialisation; state_from_json returns -EBADMSG on a corrupt or
- * unknown-version document. The text (version 2) is a header line, then one
- * line per number; version 1 (one document) is still read. */
+/* Pure (de)serialisation. The text (version 2) is a header line, then one
+ * line per number; version 1 (one document) is still read. state_from_json
+ * is strict: -EBADMSG for any damage or an unknown version. */
 int state_to_json(const struct state *s, char **ret);
 int state_from_json(const char *text, size_t len, struct state **ret);
-/* Reads PATH a line at a time: -ENOENT, -EBADMSG (with *ret_why saying
- * why: corrupt, unknown version, too large), -EIO or -ENOMEM. */
-int state_read_file(const char *path, struct state **ret, const char **ret_why);
+/* Reads PATH a line at a time. 0: *ret, with damaged number records
+ * skipped (the others kept) and *ret_message saying which and why (NULL
+ * when none was). Else -ENOENT, or an error with *ret_message saying what
+ * (when it is more than the errno): -EPROTONOSUPPORT (a newer version's
+ * file), -EBADMSG (a damaged header: the churn ledger and the pauses are
+ * there, the file is not used), -ENODATA (empty), -EFBIG, -EBADFD (not a
+ * regular file), -EIO or -ENOMEM. ret_message may be NULL. */
+int state_read_file(const char *path, struct state **ret, char **ret_message);
 
-/* I/O edge. state_load: no file -> a new empty state (returns 0); corrupt
- * -> the file is renamed to state.json.corrupt-<time>, a new empty state is
- * returned and *ret_warning says what happened. state_save: atomic. */
-int state_load(const char *dir, struct state **ret, char **ret_warning);
+/* I/O edge. state_load: no file -> a new empty state (returns 0); damaged
+ * number records -> skipped, the file as it was hard-linked to
+ * state.json.damaged-<time>, *ret_message a warning; an empty file ->
+ * moved to state.json.empty-<time>, a new state, a warning. A newer
+ * version's file or a damaged header -> the error of state_read_file(),
+ * the file untouched, *ret_message the error and how to recover.
+ * state_save: atomic. */
+int state_load(const char *dir, struct state **ret, char **ret_message);
 int state_save(const char *dir, const struct state *s);
 /* The pass times, result and error alone, in DIR/pass.json: a pass that
  * changed nothing writes only this small file, not the whole state.
@@ -165,16 +187,13 @@ int state_load_pass_info(const char *dir, struct state *s);
  * holds it. The lock lives as long as the returned fd. */
 int state_lock(const char *dir, int *ret_fd);
 
-/* Interned strings. state_intern: the state's copy of v (NULL for NULL),
- * or NULL with errno ENOMEM. state_set: *field = state_intern(v); 0 or
- * -ENOMEM (then *field is unchanged). state_tags_set: an array of n tags
- * whose strings are interned (the array itself is the caller's to free).
- * state_strings_gc: drops the strings no record refers to any more; cheap
- * unless many were added since the last collection (call it between
- * passes). Returns how many were dropped. */
-const char *state_intern(struct state *s, const char *v);
+/* Interned strings (see struct state_tag). state_set: *field = the
+ * state's copy of v (NULL for NULL), the old value's reference dropped;
+ * 0, -EINVAL or -ENOMEM (then *field is unchanged). state_tags_free: drops
+ * the references of n tags and frees the array (NULL is fine).
+ * state_strings_count: distinct strings held. */
 int state_set(struct state *s, const char **field, const char *v);
-size_t state_strings_gc(struct state *s);
+void state_tags_free(struct state *s, struct state_tag *tags, size_t n);
 size_t state_strings_count(const struct state *s);
 
 /* Forgets every target's list_digest: after a change to the state or the

@@ -46,13 +46,9 @@ static int collect(const struct state *s, const struct config *c, uint64_t now, 
         else
                 /* No YAML: what it wanted at the last pass. */
                 for (size_t i = 0; i < s->n_targets; i++)
-                        for (size_t j = 0; j < s->targets[i].n_desired; j++) {
-                                char *end = NULL;
-                                long w = strtol(s->targets[i].desired[j].value, &end, 10);
-                                if (!end || *end || w < 0)
-                                        w = -1;
-                                ADD(s->targets[i].name, s->targets[i].desired[j].key, w, true);
-                        }
+                        for (size_t j = 0; j < s->targets[i].n_desired; j++)
+                                ADD(s->targets[i].name, s->targets[i].desired[j].pool,
+                                    (long) s->targets[i].desired[j].count, true);
         for (size_t k = 0; k < s->n_numbers; k++) {
                 const struct state_number *x = &s->numbers[k];
                 if (!x->pool || !x->target)

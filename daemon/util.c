@@ -217,18 +217,60 @@ void sha256_hex(const void *data, size_t n, char ret[static 65]) {
         ret[64] = 0;
 }
 
-int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_(closep) int fd = open(path, O_RDONLY | O_CLOEXEC);
+int open_regular_file(const char *path, int *ret_fd) {
+        /* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+         * writer, forever, and a device may block too; neither is read. */
+        _cleanup_(closep) int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
-        size_t cap = 4096, len = 0;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (S_ISDIR(st.st_mode))
+                return -EISDIR;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        /* A regular file never blocks; blocking reads keep callers simple
+         * (stdio included). */
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+                return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+const char *file_error_string(int r) {
+        switch (r) {
+        case -EBADFD: return "not a regular file (a FIFO, device or socket is never read)";
+        case -EISDIR: return "a directory, not a regular file";
+        case -EFBIG: return "larger than the limit for this file";
+        default: return strerror(r < 0 ? -r : r);
+        }
+}
+
+int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
+        _cleanup_(closep) int fd = -1;
+        int r = open_regular_file(path, &fd);
+        if (r < 0)
+                return r;
+        size_t cap = MIN((size_t) 4096, max), len = 0;
         _cleanup_(freep) char *buf = malloc(cap + 1);
         if (!buf)
                 return -ENOMEM;
         for (;;) {
                 if (len == cap) {
-                        if (cap >= max)
-                                return -EFBIG;
+                        if (cap >= max) {
+                                /* Full at the cap: only the end of the file is fine. */
+                                char c;
+                                ssize_t k = read(fd, &c, 1);
+                                if (k < 0 && errno == EINTR)
+                                        continue;
+                                if (k < 0)
+                                        return -errno;
+                                if (k > 0)
+                                        return -EFBIG;
+                                break;
+                        }
                         size_t ncap = MIN(cap * 2, max);
                         char *nb = realloc(buf, ncap + 1);
                         if (!nb)
@@ -246,8 +288,6 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
                         break;
                 len += (size_t) k;
         }
-        if (len > max)
-                return -EFBIG;
         buf[len] = 0;
         if (ret_size)
                 *ret_size = len;

@@ -118,5 +118,14 @@ void uuid_from_digest(const void *data, size_t n, char ret[static 37]);
 void sha256(const void *data, size_t n, uint8_t ret[static 32]);
 void sha256_hex(const void *data, size_t n, char ret[static 65]);
 
-/* Reads a whole file (up to max bytes, -EFBIG past it), NUL-terminated. */
+/* Every file the daemon reads goes through these two. open_regular_file
+ * opens without blocking (a FIFO as the YAML or the credentials file would
+ * otherwise hang the open until a writer comes) and refuses anything but a
+ * regular file: -EISDIR for a directory, -EBADFD for a FIFO, device or
+ * socket. The fd returned is blocking again. read_full_file reads a whole
+ * regular file, NUL-terminated, up to max bytes (-EFBIG past it). */
+int open_regular_file(const char *path, int *ret_fd);
 int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
+/* strerror() with a clear phrase for the codes above, for messages that
+ * name the file: "FILE: not a regular file (...)". */
+const char *file_error_string(int r);

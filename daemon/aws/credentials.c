@@ -470,7 +470,7 @@ static int read_optional_file(const char *path, size_t max, char **ret, size_t *
                 return 0;
         }
         if (r < 0)
-                return set_error(ret_error, -EIO, "cannot read %s: %s", path, strerror(-r));
+                return set_error(ret_error, -EIO, "cannot read %s: %s", path, file_error_string(r));
         *ret = s;
         *ret_len = n;
         return 0;

@@ -141,6 +141,7 @@ static void test_good_minimal_defaults(_unused_ void **state) {
         _cleanup_(config_freep) struct config *c = load_good("config/good/minimal.yaml");
         assert_int_equal(c->interval_usec, 5 * USEC_PER_MINUTE);
         assert_int_equal(c->quota_backoff_usec, 6 * USEC_PER_HOUR);
+        assert_int_equal(c->max_numbers_per_target, 100000);
         assert_true(c->rate_default == 2.0);
         assert_true(c->rate_burst == 5.0);
         assert_int_equal(c->n_rates, 0);
@@ -320,6 +321,11 @@ static void test_good_bounds(_unused_ void **state) {
         assert_int_equal(strlen(p->tags[0].value), 256);
 }
 
+static void test_good_max_numbers(_unused_ void **state) {
+        _cleanup_(config_freep) struct config *c = load_good("config/good/max-numbers.yaml");
+        assert_int_equal(c->max_numbers_per_target, 1000000);
+}
+
 /* Every optional key that the example shows commented out ("#key:") must
  * parse too once uncommented, so the example never teaches a broken line. */
 static void test_example_file(_unused_ void **state) {
@@ -454,6 +460,29 @@ static void test_load_too_large(_unused_ void **state) {
         assert_int_equal(p.n, 1);
         assert_string_equal(p.items[0].message, "the file is larger than 1 MiB");
         config_problems_clear(&p);
+}
+
+/* A FIFO (or a device) is refused at once, never opened for a blocking
+ * read that would wait for a writer; so is a directory. */
+static void test_load_not_regular(_unused_ void **state) {
+        char dir[] = "/tmp/test-config-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        _cleanup_(freep) char *fifo = strprintf("%s/fifo", dir);
+        assert_non_null(fifo);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        struct config_problems p = {};
+        struct config *c = NULL;
+        assert_int_equal(config_load(fifo, &c, &p), -EBADFD);
+        assert_null(c);
+        assert_int_equal(p.n, 1);
+        assert_non_null(strstr(p.items[0].message, "not a regular file"));
+        config_problems_clear(&p);
+        assert_int_equal(config_load("/dev/zero", &c, &p), -EBADFD);
+        config_problems_clear(&p);
+        assert_int_equal(config_load(dir, &c, &p), -EISDIR);
+        config_problems_clear(&p);
+        unlink(fifo);
+        rmdir(dir);
 }
 
 static void test_parse_without_problem_list(_unused_ void **state) {
@@ -669,10 +698,12 @@ int main(void) {
                 cmocka_unit_test(test_good_durations_and_rates),
                 cmocka_unit_test(test_good_quirks),
                 cmocka_unit_test(test_good_bounds),
+                cmocka_unit_test(test_good_max_numbers),
                 cmocka_unit_test(test_example_file),
                 cmocka_unit_test(test_bad_files),
                 cmocka_unit_test(test_load_missing_file),
                 cmocka_unit_test(test_load_too_large),
+                cmocka_unit_test(test_load_not_regular),
                 cmocka_unit_test(test_parse_without_problem_list),
                 cmocka_unit_test(test_problems_reused),
                 cmocka_unit_test(test_parse_exact_buffer),

@@ -1,6 +1,6 @@
 /* test-state.c: the state file: JSON round trip of every field, tolerant
- * load (corrupt and unknown-version files under tests/data/state/ are moved
- * aside), atomic save (an interrupted write leaves the old file loadable),
+ * load (damaged records under tests/data/state/ are skipped, a newer
+ * version or a damaged header refused, the file untouched), atomic save (an interrupted write leaves the old file loadable),
  * the directory lock, and the lookups. */
 #include <dirent.h>
 #include <fcntl.h>
@@ -73,8 +73,10 @@ static void set_tags(struct state *s, struct state_tag **tags, size_t *n, const 
                      const char *k2, const char *v2) {
         *tags = calloc(2, sizeof **tags);
         assert_non_null(*tags);
-        (*tags)[0] = (struct state_tag){state_intern(s, k1), state_intern(s, v1)};
-        (*tags)[1] = (struct state_tag){state_intern(s, k2), state_intern(s, v2)};
+        assert_int_equal(state_set(s, &(*tags)[0].key, k1), 0);
+        assert_int_equal(state_set(s, &(*tags)[0].value, v1), 0);
+        assert_int_equal(state_set(s, &(*tags)[1].key, k2), 0);
+        assert_int_equal(state_set(s, &(*tags)[1].value, v2), 0);
         *n = 2;
 }
 
@@ -107,20 +109,20 @@ static struct state *full_state(void) {
 
         struct state_number *n = state_add_number(s, "support-us", "+12065550100");
         assert_non_null(n);
-        n->target_arn = state_intern(s, "arn:aws:connect:us-east-1:111122223333:instance/x");
-        n->pool = state_intern(s, "main");
-        n->owner_tag = state_intern(s, "support-us/main");
+        assert_int_equal(state_set(s, &n->target_arn, "arn:aws:connect:us-east-1:111122223333:instance/x"), 0);
+        assert_int_equal(state_set(s, &n->pool, "main"), 0);
+        assert_int_equal(state_set(s, &n->owner_tag, "support-us/main"), 0);
         n->id = strdup("11111111-2222-3333-4444-555555555555");
         n->arn = strdup("arn:aws:connect:us-east-1:111122223333:phone-number/1111");
-        n->country = state_intern(s, "US");
-        n->type = state_intern(s, "DID");
-        n->description = state_intern(s, "Support \"main\" line \u00e9");
+        assert_int_equal(state_set(s, &n->country, "US"), 0);
+        assert_int_equal(state_set(s, &n->type, "DID"), 0);
+        assert_int_equal(state_set(s, &n->description, "Support \"main\" line \u00e9"), 0);
         set_tags(s, &n->tags, &n->n_tags, "connect-numbers:pool", "support-us/main", "team", "support");
         n->phase = PHASE_FAILED;
         n->listed = true;
         n->adopted = true;
         n->client_token = strdup("6c1f1a7e-8c6e-4f61-9d38-4c0f4a0f8f11");
-        n->claim_description = state_intern(s, "Support main line");
+        assert_int_equal(state_set(s, &n->claim_description, "Support main line"), 0);
         set_tags(s, &n->claim_tags, &n->n_claim_tags, "connect-numbers:pool", "support-us/main", "cost", "42");
         n->slot = 2;
         n->intent_at = 1799980000;
@@ -131,10 +133,10 @@ static struct state *full_state(void) {
         n->attempts = 3;
         n->failure_message = strdup("Number is no longer available");
         n->quota_failure = true;
-        n->flow_applied = state_intern(s, "7c1a8bde-0000-4000-8000-000000000001");
+        assert_int_equal(state_set(s, &n->flow_applied, "7c1a8bde-0000-4000-8000-000000000001"), 0);
         assert_int_equal(strv_push(&n->tag_keys_applied, "team"), 0);
         assert_int_equal(strv_push(&n->tag_keys_applied, "cost"), 0);
-        n->pool_digest = state_intern(s, "feedface");
+        assert_int_equal(state_set(s, &n->pool_digest, "feedface"), 0);
         n->last_described_at = 1799999999;
 
         n = state_add_number(s, "support-us", "+12065550199");
@@ -297,53 +299,149 @@ static void test_load_missing(void **unused) {
         rm_rf(dir);
 }
 
-static void test_load_corrupt_moves_aside(void **unused) {
+static void copy_to_state_dir(const char *dir, const char *name, char **ret_text, size_t *ret_len) {
+        _cleanup_(freep) char *src = strprintf("%s/state/%s", data_dir(), name);
+        _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+        *ret_text = read_file(src, ret_len);
+        write_file(dst, *ret_text, *ret_len);
+}
+
+/* A newer version's file, or one whose header (churn ledger, quota
+ * pauses) cannot be trusted, is refused and left exactly as it was: never
+ * discarded, never moved. */
+static void test_load_refuses_untouched(void **unused) {
         (void) unused;
-        static const char *const files[] = {
-                "corrupt-truncated.json", "corrupt-notjson.json",  "corrupt-empty.json",
-                "unknown-version.json",   "corrupt-noversion.json", "corrupt-wrongtype.json",
-                "corrupt-duplicate.json", "corrupt-badphase.json",  "corrupt-negative.json",
-                "corrupt-nokey.json",     "corrupt-array.json",
+        static const struct {
+                const char *file;
+                int error;
+                const char *says;
+        } cases[] = {
+                {"unknown-version.json", -EPROTONOSUPPORT, "newer version of connect-numbersd (file version 99"},
+                {"newer-v3.json", -EPROTONOSUPPORT, "newer version of connect-numbersd (file version 3"},
+                {"damaged-header.json", -EBADMSG, "damaged header: a member of line 1"},
+                {"damaged-header-truncated.json", -EBADMSG, "damaged header: line 1 is not valid JSON"},
+                {"corrupt-truncated.json", -EBADMSG, "line 1 is not valid JSON"},
+                {"corrupt-notjson.json", -EBADMSG, "line 1 is not valid JSON"},
+                {"corrupt-noversion.json", -EBADMSG, "no valid \"version\""},
+                {"corrupt-array.json", -EBADMSG, "no valid \"version\""},
         };
-        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_(freep) char *dir = make_tmpdir();
-                _cleanup_(freep) char *src = strprintf("%s/state/%s", data_dir(), files[i]);
                 _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+                _cleanup_(freep) char *text = NULL;
                 size_t len;
-                _cleanup_(freep) char *text = read_file(src, &len);
-                write_file(dst, text, len);
+                copy_to_state_dir(dir, cases[i].file, &text, &len);
+
+                struct state *s = NULL;
+                _cleanup_(freep) char *message = NULL;
+                int r = state_load(dir, &s, &message);
+                if (r != cases[i].error)
+                        fail_msg("%s: %d, not %d", cases[i].file, r, cases[i].error);
+                assert_null(s);
+                assert_non_null(message);
+                if (!strstr(message, cases[i].says) || !strstr(message, "left untouched") ||
+                    !strstr(message, "churn ledger"))
+                        fail_msg("%s: %s", cases[i].file, message);
+                /* Byte for byte as it was, and nothing beside it. */
+                size_t len2;
+                _cleanup_(freep) char *text2 = read_file(dst, &len2);
+                assert_int_equal(len2, len);
+                assert_memory_equal(text2, text, len);
+                assert_int_equal(count_files(dir, STATE_FILE), 1);
+                rm_rf(dir);
+        }
+}
+
+/* One damaged record costs that record only; the warning names each and
+ * says what was wrong, and the file as it was stays beside. */
+static void test_load_skips_damaged_records(void **unused) {
+        (void) unused;
+        static const struct {
+                const char *file;
+                size_t kept;
+                const char *says;
+        } cases[] = {
+                {"damaged-line.json", 2, "skipped 3 damaged records (line 3: member \"attempts\" has the wrong type or "
+                                         "value; line 5: not valid JSON; line 6: a second record for +12065550100 on "
+                                         "target support-us (the first is kept))"},
+                {"corrupt-wrongtype.json", 0, "numbers[0]: member \"attempts\" has the wrong type or value"},
+                {"corrupt-badphase.json", 0, "numbers[0]: member \"phase\" has the wrong type or value"},
+                {"corrupt-negative.json", 0, "numbers[0]: member \"claimed_at\" has the wrong type or value"},
+                {"corrupt-nokey.json", 0, "numbers[0]: no phone_number or no target"},
+                {"corrupt-duplicate.json", 1, "numbers[1]: a second record for +12065550100"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(freep) char *dir = make_tmpdir();
+                _cleanup_(freep) char *text = NULL;
+                size_t len;
+                copy_to_state_dir(dir, cases[i].file, &text, &len);
 
                 _cleanup_(state_freep) struct state *s = NULL;
                 _cleanup_(freep) char *warning = NULL;
                 assert_int_equal(state_load(dir, &s, &warning), 0);
-                assert_non_null(s);
-                assert_int_equal(s->n_numbers, 0);
-                assert_int_equal(s->n_targets, 0);
-                if (!warning)
-                        fail_msg("no warning for %s", files[i]);
-                assert_non_null(strstr(warning, ".corrupt-"));
-                if (strncmp(files[i], "unknown-version", 15) == 0)
-                        assert_non_null(strstr(warning, "unknown version"));
-
-                /* Moved aside, intact; nothing left under the old name. */
-                assert_int_equal(access(dst, F_OK), -1);
-                assert_int_equal(count_files(dir, STATE_FILE ".corrupt-"), 1);
-                const char *aside = strstr(warning, "moved it to ");
-                assert_non_null(aside);
-                aside += strlen("moved it to ");
-                _cleanup_(freep) char *aside_path = strndup(aside, strcspn(aside, " "));
-                size_t len2;
-                _cleanup_(freep) char *text2 = read_file(aside_path, &len2);
-                assert_int_equal(len2, len);
-                assert_memory_equal(text2, text, len);
-
-                /* The next load starts clean. */
+                assert_non_null(warning);
+                if (!strstr(warning, cases[i].says) || !strstr(warning, "the other records are kept"))
+                        fail_msg("%s: %s", cases[i].file, warning);
+                assert_int_equal(s->n_numbers, cases[i].kept);
+                assert_int_equal(count_files(dir, STATE_FILE ".damaged-"), 1);
+                if (i == 0) {
+                        /* The header is whole: churn and the pause survive. */
+                        assert_int_equal(s->n_targets, 1);
+                        assert_int_equal(s->targets[0].n_churn, 2);
+                        assert_int_equal(s->targets[0].quota_until, 1800100000);
+                        assert_non_null(state_find_number(s, "support-us", "+12065550100"));
+                        assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_CLAIMED);
+                        assert_non_null(state_find_number(s, "support-us", "+12065550102"));
+                        assert_null(state_find_number(s, "support-us", "+12065550101"));
+                        assert_null(state_find_number(s, "support-us", "+12065550103"));
+                }
+                /* Saved, the damage is gone and the next load is quiet. */
+                assert_int_equal(state_save(dir, s), 0);
                 _cleanup_(state_freep) struct state *s2 = NULL;
                 _cleanup_(freep) char *warning2 = NULL;
                 assert_int_equal(state_load(dir, &s2, &warning2), 0);
                 assert_null(warning2);
+                assert_int_equal(s2->n_numbers, cases[i].kept);
                 rm_rf(dir);
         }
+}
+
+/* An empty file holds nothing to lose: it is moved aside and the state
+ * starts over. */
+static void test_load_empty_moves_aside(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        _cleanup_(freep) char *text = NULL;
+        size_t len;
+        copy_to_state_dir(dir, "corrupt-empty.json", &text, &len);
+        _cleanup_(state_freep) struct state *s = NULL;
+        _cleanup_(freep) char *warning = NULL;
+        assert_int_equal(state_load(dir, &s, &warning), 0);
+        assert_non_null(warning);
+        assert_non_null(strstr(warning, "was empty; moved it to"));
+        assert_int_equal(s->n_numbers, 0);
+        assert_int_equal(count_files(dir, STATE_FILE ".empty-"), 1);
+        _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+        assert_int_equal(access(dst, F_OK), -1);
+        rm_rf(dir);
+}
+
+/* A FIFO as the state file is refused at once (opening it must not wait
+ * for a writer), and left alone. */
+static void test_load_fifo(void **unused) {
+        (void) unused;
+        _cleanup_(freep) char *dir = make_tmpdir();
+        _cleanup_(freep) char *dst = strprintf("%s/%s", dir, STATE_FILE);
+        assert_int_equal(mkfifo(dst, 0600), 0);
+        struct state *s = NULL;
+        _cleanup_(freep) char *message = NULL;
+        assert_int_equal(state_load(dir, &s, &message), -EBADFD);
+        assert_non_null(message);
+        assert_non_null(strstr(message, "not a regular file"));
+        struct stat st;
+        assert_int_equal(stat(dst, &st), 0);
+        assert_true(S_ISFIFO(st.st_mode));
+        rm_rf(dir);
 }
 
 static void test_load_good(void **unused) {
@@ -468,21 +566,37 @@ static void test_lock(void **unused) {
 
 /* Interning shares one copy per value; a collection drops exactly the
  * values no record or target refers to, and keeps the others readable. */
+/* Interned strings are shared, copied, and freed exactly when the last
+ * field holding one lets go: immediately, with no collection to run. */
 static void test_strings(void **unused) {
         (void) unused;
         _cleanup_(state_freep) struct state *s = state_new();
         assert_non_null(s);
-        assert_null(state_intern(s, NULL));
+        const char *a = "not interned", *b = NULL, *c = NULL;
+        assert_int_equal(state_set(s, &b, NULL), 0);
+        assert_null(b);
         char buf[32] = "shared";
-        const char *a = state_intern(s, buf);
+        a = NULL;
+        assert_int_equal(state_set(s, &a, buf), 0);
         buf[0] = 'S';
         assert_string_equal(a, "shared"); /* a copy, not the caller's buffer */
-        assert_ptr_equal(state_intern(s, "shared"), a);
-        assert_ptr_not_equal(state_intern(s, "Shared"), a);
+        assert_int_equal(state_set(s, &b, "shared"), 0);
+        assert_ptr_equal(b, a);
+        assert_int_equal(state_set(s, &c, "Shared"), 0);
+        assert_ptr_not_equal(c, a);
         assert_int_equal(state_strings_count(s), 2);
+        /* Setting a field to its own value, or from another field's. */
+        assert_int_equal(state_set(s, &a, a), 0);
+        assert_int_equal(state_set(s, &c, b), 0);
+        assert_int_equal(state_strings_count(s), 1);
+        assert_int_equal(state_set(s, &a, NULL), 0);
+        assert_int_equal(state_set(s, &b, NULL), 0);
+        assert_string_equal(c, "shared"); /* c still holds it */
+        assert_int_equal(state_set(s, &c, NULL), 0);
+        assert_int_equal(state_strings_count(s), 0);
 
         /* 3000 records, each with its own description, then 2000 of them
-         * moved to one common value: 2000 strings become garbage. */
+         * moved to one common value: the 2000 old ones go at once. */
         for (unsigned i = 0; i < 3000; i++) {
                 char num[32], desc[32];
                 snprintf(num, sizeof num, "+1206555%04u", i);
@@ -492,20 +606,11 @@ static void test_strings(void **unused) {
                 assert_int_equal(state_set(s, &n->description, desc), 0);
                 assert_int_equal(state_set(s, &n->pool, "main"), 0);
         }
-        struct state_target *t = state_get_target(s, "support-us", NULL);
-        assert_non_null(t);
-        t->desired = calloc(1, sizeof *t->desired);
-        assert_non_null(t->desired);
-        t->desired[0] = (struct state_tag){state_intern(s, "main"), state_intern(s, "3000")};
-        t->n_desired = 1;
-        /* "shared" + "Shared" + target + "main" + 3000 descriptions + "3000" */
-        assert_int_equal(state_strings_count(s), 2 + 1 + 1 + 3000 + 1);
+        /* target + "main" + 3000 descriptions */
+        assert_int_equal(state_strings_count(s), 1 + 1 + 3000);
         for (unsigned i = 0; i < 2000; i++)
                 assert_int_equal(state_set(s, &s->numbers[i].description, "common"), 0);
-        size_t before = state_strings_count(s);
-        assert_int_equal(before, 3006);
-        assert_int_equal(state_strings_gc(s), 2000 + 2); /* the descriptions, "shared" and "Shared" */
-        assert_int_equal(state_strings_count(s), before - 2002);
+        assert_int_equal(state_strings_count(s), 1 + 1 + 1000 + 1);
         for (unsigned i = 0; i < 3000; i++) {
                 char desc[32];
                 snprintf(desc, sizeof desc, "line %u", i);
@@ -513,13 +618,86 @@ static void test_strings(void **unused) {
                 assert_string_equal(s->numbers[i].pool, "main");
                 assert_string_equal(s->numbers[i].target, "support-us");
         }
-        assert_string_equal(t->desired[0].key, "main");
-        assert_string_equal(t->desired[0].value, "3000");
-        /* Interning after a collection still finds the survivors. */
-        assert_ptr_equal(state_intern(s, "common"), s->numbers[0].description);
-        assert_ptr_equal(state_intern(s, "line 2999"), s->numbers[2999].description);
-        /* Nothing new since: a second collection has nothing to do. */
-        assert_int_equal(state_strings_gc(s), 0);
+        /* Removing records gives their strings back; the table still finds
+         * the survivors after all that shifting. */
+        while (s->n_numbers > 1000)
+                state_remove_number(s, &s->numbers[0]);
+        assert_int_equal(state_strings_count(s), 1 + 1 + 1000);
+        const char *x = NULL;
+        assert_int_equal(state_set(s, &x, "line 2999"), 0);
+        assert_ptr_equal(x, s->numbers[999].description);
+        assert_int_equal(state_set(s, &x, NULL), 0);
+        while (s->n_numbers > 0)
+                state_remove_number(s, &s->numbers[s->n_numbers - 1]);
+        assert_int_equal(state_strings_count(s), 0);
+}
+
+/* The guard rail of the design: a field the state knows nothing about (a
+ * new member nobody listed anywhere) keeps its string alive through any
+ * churn of the others; and a record that gives every member back leaves
+ * nothing behind (a member forgotten in state_number_done() would). Run
+ * under ASan or valgrind, a freed string read here fails the test. */
+static void test_strings_new_field_survives(void **unused) {
+        (void) unused;
+        _cleanup_(state_freep) struct state *s = state_new();
+        assert_non_null(s);
+        struct {
+                const char *new_member;
+        } future = {0};
+        assert_int_equal(state_set(s, &future.new_member, "kept by an unlisted field"), 0);
+        for (unsigned i = 0; i < 5000; i++) {
+                char num[32], desc[32];
+                snprintf(num, sizeof num, "+1206555%04u", i);
+                snprintf(desc, sizeof desc, "kept by an unlisted field %u", i);
+                struct state_number *n = state_add_number(s, "support-us", num);
+                assert_non_null(n);
+                assert_int_equal(state_set(s, &n->description, desc), 0);
+                assert_int_equal(state_set(s, &n->description, "common"), 0);
+        }
+        while (s->n_numbers > 0)
+                state_remove_number(s, &s->numbers[0]);
+        assert_string_equal(future.new_member, "kept by an unlisted field");
+        assert_int_equal(state_strings_count(s), 1);
+        assert_int_equal(state_set(s, &future.new_member, NULL), 0);
+        assert_int_equal(state_strings_count(s), 0);
+
+        /* Every member set, the record removed: no reference left over. */
+        _cleanup_(state_freep) struct state *f = full_state();
+        while (f->n_numbers > 0)
+                state_remove_number(f, &f->numbers[0]);
+        assert_int_equal(state_strings_count(f), 0);
+}
+
+/* The desired counts are integers in memory; the file keeps the decimal
+ * strings every version wrote (a downgrade reads them), and plain integers
+ * are read too. */
+static void test_desired_counts(void **unused) {
+        (void) unused;
+        static const char text[] = "{\"version\": 2, \"targets\": [{\"name\": \"t\", "
+                                   "\"desired\": {\"main\": \"3000\", \"b\": 7, \"c\": \"0\"}}]}\n";
+        _cleanup_(state_freep) struct state *s = NULL;
+        assert_int_equal(state_from_json(text, strlen(text), &s), 0);
+        assert_int_equal(s->n_targets, 1);
+        const struct state_target *t = &s->targets[0];
+        assert_int_equal(t->n_desired, 3);
+        assert_string_equal(t->desired[0].pool, "main");
+        assert_int_equal(t->desired[0].count, 3000);
+        assert_string_equal(t->desired[1].pool, "b");
+        assert_int_equal(t->desired[1].count, 7);
+        assert_int_equal(t->desired[2].count, 0);
+        _cleanup_(freep) char *out = NULL;
+        assert_int_equal(state_to_json(s, &out), 0);
+        assert_non_null(strstr(out, "\"desired\":{\"main\":\"3000\",\"b\":\"7\",\"c\":\"0\"}"));
+
+        static const char *const bad[] = {"\"x\"", "-1", "\"-1\"", "\"12a\"", "\"\"", "5000000000", "\" 3\"", "true"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                _cleanup_(freep) char *b = strprintf("{\"version\": 2, \"targets\": [{\"name\": \"t\", "
+                                                     "\"desired\": {\"main\": %s}}]}\n",
+                                                     bad[i]);
+                _cleanup_(state_freep) struct state *s2 = NULL;
+                if (state_from_json(b, strlen(b), &s2) != -EBADMSG)
+                        fail_msg("accepted desired count %s", bad[i]);
+        }
 }
 
 /* Only an ARN that cannot be derived from the target's ARN and the id is
@@ -532,7 +710,7 @@ static void test_number_arn(void **unused) {
         assert_non_null(n);
         char buf[STATE_ARN_MAX];
         assert_null(state_number_arn(n, buf));
-        n->target_arn = state_intern(s, "arn:aws-us-gov:connect:us-gov-west-1:111122223333:instance/abc");
+        assert_int_equal(state_set(s, &n->target_arn, "arn:aws-us-gov:connect:us-gov-west-1:111122223333:instance/abc"), 0);
         n->id = strdup("1111-2222");
         assert_int_equal(state_number_set_arn(n, "arn:aws-us-gov:connect:us-gov-west-1:111122223333:phone-number/1111-2222"), 0);
         assert_null(n->arn);
@@ -647,7 +825,10 @@ int main(void) {
                 cmocka_unit_test(test_from_json_tolerates_unknown),
                 cmocka_unit_test(test_lines_and_v1_upgrade),
                 cmocka_unit_test(test_load_missing),
-                cmocka_unit_test(test_load_corrupt_moves_aside),
+                cmocka_unit_test(test_load_refuses_untouched),
+                cmocka_unit_test(test_load_skips_damaged_records),
+                cmocka_unit_test(test_load_empty_moves_aside),
+                cmocka_unit_test(test_load_fifo),
                 cmocka_unit_test(test_load_good),
                 cmocka_unit_test(test_save_atomic),
                 cmocka_unit_test(test_save_missing_dir),
@@ -655,6 +836,8 @@ int main(void) {
                 cmocka_unit_test(test_lock),
                 cmocka_unit_test(test_lookups),
                 cmocka_unit_test(test_strings),
+                cmocka_unit_test(test_strings_new_field_survives),
+                cmocka_unit_test(test_desired_counts),
                 cmocka_unit_test(test_number_arn),
                 cmocka_unit_test(test_spent_tokens),
         };
