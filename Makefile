@@ -90,6 +90,7 @@ check: all $(TEST_DEPS_OK) $(TEST_BINS) check-style check-unit-file check-unit c
 
 check-style:
 	sh tests/check-banned.sh
+	sh tests/check-outside-docs.sh
 
 check-unit-file: $(TEST_DEPS_OK)
 	sh tests/check-unit-file.sh

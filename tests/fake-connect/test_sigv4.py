@@ -88,7 +88,7 @@ class OfficialSuite(unittest.TestCase):
                     return {"secret": SECRET, "token": token, "expiration": None} if akid == AKID else None
                 signed = headers + [("Authorization", authz)]
                 if name == "post-sts-header-after":
-                    # Connect wants the token signed (CONNECT-API.md 7):
+                    # Connect wants the token signed (docs/connect-api.md §7):
                     # added after signing, it is refused.
                     with self.assertRaises(sv.AuthError) as e:
                         sv.verify(method, path, query, signed, body, SUITE_TIME, lookup, service="service")
