@@ -30,7 +30,9 @@ BUILD_PKGS="build-essential pkg-config libcurl4-openssl-dev libssl-dev libyaml-d
 #                         (check-unit-file, the journald integration tests)
 #  man-db                 systemd-analyze verify resolves the unit's
 #                         Documentation=man: pages with man
-TEST_PKGS="libcmocka-dev valgrind clang libclang-rt-14-dev python3 openssl ca-certificates systemd man-db"
+#  procps                 /bin/kill, which the unit's ExecReload= names and
+#                         systemd-analyze verify looks for
+TEST_PKGS="libcmocka-dev valgrind clang libclang-rt-14-dev python3 openssl ca-certificates systemd man-db procps"
 
 case "${1:-}" in
 "") PKGS=$BUILD_PKGS ;;
