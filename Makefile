@@ -14,10 +14,15 @@ DESTDIR    ?=
 BUILD      ?= build
 CC         ?= cc
 PKGS       := libcurl openssl yaml-0.1 libsystemd jansson
+# Stamps of packaging/install-deps.sh: the build needs only the compiler and
+# the -dev packages; the test targets also install the test tools.
 DEPS_OK    := $(BUILD)/.deps-ok
+TEST_DEPS_OK := $(BUILD)/.test-deps-ok
 
 ifeq ($(SANITIZE),1)
 BUILD      := build-sanitize
+DEPS_OK    := $(BUILD)/.deps-ok
+TEST_DEPS_OK := $(BUILD)/.test-deps-ok
 SANFLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 endif
 
@@ -31,7 +36,7 @@ PKG_LIBS    = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell pkg-config --libs cmocka 2>/dev/null)
 
 CFLAGS     ?= -O2 -g
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -DVERSION=\"$(VERSION)\" $(WARN) $(SANFLAGS) $(CFLAGS) $(PKG_CFLAGS)
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -DVERSION=\"$(VERSION)\" $(WARN) $(SANFLAGS) $(CFLAGS) $(PKG_CFLAGS)
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
 LIB_SRCS   := $(filter-out daemon/main.c,$(wildcard daemon/*.c daemon/aws/*.c))
@@ -41,7 +46,7 @@ DAEMON     := $(BUILD)/connect-numbersd
 TEST_SRCS  := $(wildcard tests/unit/test-*.c)
 TEST_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all check check-unit check-unit-file check-fake check-integration check-style check-system check-valgrind \
+.PHONY: all test-deps check check-unit check-unit-file check-fake check-integration check-style check-system check-valgrind \
         check-fuzz demo install clean deps fuzz bench deb rpm
 .DEFAULT_GOAL := all
 
@@ -56,6 +61,11 @@ $(DEPS_OK): packaging/install-deps.sh
 	sh packaging/install-deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
+test-deps: $(TEST_DEPS_OK)
+$(TEST_DEPS_OK): packaging/install-deps.sh
+	sh packaging/install-deps.sh --test
+	@mkdir -p $(BUILD) && touch $@
+
 $(BUILD)/%.o: %.c $(DEPS_OK) $(wildcard daemon/*.h daemon/aws/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -66,7 +76,7 @@ $(LIB): $(LIB_OBJS)
 $(DAEMON): $(BUILD)/daemon/main.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) $(TEST_DEPS_OK) $(wildcard tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Idaemon -o $@ $< $(LIB) $(ALL_LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS) -lm
 
@@ -75,40 +85,41 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(wildcard tests/unit/*.h)
 # (not again in the SANITIZE=1 round).
 CHECK_ONCE := $(if $(filter 1,$(SANITIZE)),,check-valgrind check-fuzz)
 
-check: all $(TEST_BINS) check-style check-unit-file check-unit check-fake check-integration $(CHECK_ONCE)
+check: all $(TEST_DEPS_OK) $(TEST_BINS) check-style check-unit-file check-unit check-fake check-integration $(CHECK_ONCE)
 	@echo "make check: all suites passed"
 
 check-style:
 	sh tests/check-banned.sh
+	sh tests/check-outside-docs.sh
 
-check-unit-file:
+check-unit-file: $(TEST_DEPS_OK)
 	sh tests/check-unit-file.sh
 
 check-unit: $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run-unit.sh $(TEST_BINS)
 
-check-fake: $(DEPS_OK)
+check-fake: $(TEST_DEPS_OK)
 	@sh tests/run-fake-tests.sh
 
-check-integration: all
+check-integration: all $(TEST_DEPS_OK)
 	@BUILD=$(BUILD) sh tests/run-integration.sh
 
-check-valgrind: $(TEST_BINS)
+check-valgrind: $(TEST_BINS) $(TEST_DEPS_OK)
 	@VALGRIND=1 BUILD=$(BUILD) sh tests/run-unit.sh $(TEST_BINS)
 
-check-system: all
+check-system: all $(TEST_DEPS_OK)
 	sh tests/system/run.sh
 
-demo: all
+demo: all $(TEST_DEPS_OK)
 	sh tests/demo.sh
 
-fuzz: $(DEPS_OK)
+fuzz: $(TEST_DEPS_OK)
 	$(MAKE) -f tests/fuzz/Makefile FUZZ_SECONDS=$(FUZZ_SECONDS)
 
-check-fuzz: $(DEPS_OK)
+check-fuzz: $(TEST_DEPS_OK)
 	$(MAKE) -f tests/fuzz/Makefile run FUZZ_SECONDS=$(or $(CHECK_FUZZ_SECONDS),15)
 
-bench: all
+bench: all $(TEST_DEPS_OK)
 	sh bench/run.sh
 
 deb:

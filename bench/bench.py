@@ -40,7 +40,7 @@ import cnlib  # noqa: E402
 RESULTS = os.path.join(ROOT, "bench", "results")
 TAG = "connect-numbers:pool"
 
-# AWS's defaults (CONNECT-API.md 6) and a realistic claim latency.
+# AWS's defaults (docs/connect-api.md §6) and a realistic claim latency.
 AWS_RATE = 2.0
 AWS_BURST = 5
 AWS_CLAIM_SEC = 3.0

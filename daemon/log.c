@@ -6,12 +6,17 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+/* Without this, sd-journal.h turns sd_journal_sendv() into a macro that
+ * adds this file's own CODE_FILE/CODE_LINE/CODE_FUNC; we send the
+ * caller's instead. */
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
 #include <systemd/sd-journal.h>
 
 static enum log_target log_target_current = LOG_TARGET_CONSOLE;
 static int log_max_priority = LOG_INFO;
 static int log_console_fd = STDERR_FILENO;
 static bool log_console_prefix = false;
+static log_journal_sink_t log_journal_sink = NULL;
 
 int log_target_from_string(const char *s, enum log_target *ret) {
         if (streq(s, "auto"))
@@ -61,14 +66,19 @@ void log_set_console_fd(int fd) {
         log_console_fd = fd;
 }
 
+void log_set_journal_sink(log_journal_sink_t sink) {
+        log_journal_sink = sink;
+}
+
 static const char *priority_name(int p) {
         static const char *const names[] = {"emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"};
         return p >= 0 && p <= 7 ? names[p] : "info";
 }
 
-#define MAX_FIELDS 24
+#define MAX_FIELDS 32
 
-int log_fieldsv(int priority, int error, const struct log_fields *f, const char *fmt, va_list ap) {
+int log_fieldsv_at(const char *file, int line, const char *func, int priority, int error, const struct log_fields *f,
+                   const char *fmt, va_list ap) {
         int ret = error > 0 ? -error : error;
         if (priority > log_max_priority)
                 return ret;
@@ -99,6 +109,10 @@ int log_fieldsv(int priority, int error, const struct log_fields *f, const char 
                 ADD("MESSAGE=%s", msg);
                 ADD("PRIORITY=%i", priority);
                 ADD("SYSLOG_IDENTIFIER=%s", "connect-numbersd");
+                ADD("CODE_FILE=%s", file);
+                if (line > 0)
+                        ADD("CODE_LINE=%i", line);
+                ADD("CODE_FUNC=%s", func);
                 if (error != 0)
                         ADD("ERRNO=%i", error > 0 ? error : -error);
                 if (f) {
@@ -118,7 +132,10 @@ int log_fieldsv(int priority, int error, const struct log_fields *f, const char 
 #undef ADD
                 for (size_t i = 0; i < n; i++)
                         iov[i] = (struct iovec){.iov_base = items[i], .iov_len = strlen(items[i])};
-                sd_journal_sendv(iov, (int) n);
+                if (log_journal_sink)
+                        log_journal_sink(iov, (int) n);
+                else
+                        sd_journal_sendv(iov, (int) n);
                 for (size_t i = 0; i < n; i++)
                         free(items[i]);
         } else {
@@ -152,10 +169,11 @@ int log_fieldsv(int priority, int error, const struct log_fields *f, const char 
         return ret;
 }
 
-int log_fields(int priority, int error, const struct log_fields *f, const char *fmt, ...) {
+int log_fields_at(const char *file, int line, const char *func, int priority, int error, const struct log_fields *f,
+                  const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        int r = log_fieldsv(priority, error, f, fmt, ap);
+        int r = log_fieldsv_at(file, line, func, priority, error, f, fmt, ap);
         va_end(ap);
         return r;
 }

@@ -47,11 +47,29 @@ void log_set_max_priority(int max_priority);
 int log_get_max_priority(void);
 /* Sends console output to this fd instead of stderr (tests). */
 void log_set_console_fd(int fd);
+/* Hands journal records to sink instead of sd_journal_sendv() (tests);
+ * NULL restores journald. The iovec holds "FIELD=value" items. */
+struct iovec;
+typedef int (*log_journal_sink_t)(const struct iovec *iov, int n);
+void log_set_journal_sink(log_journal_sink_t sink);
 
 /* Logs and returns -abs(error) (or 0 when error is 0), so that callers can
- * write `return log_error_errno(r, ...)`. */
-int log_fieldsv(int priority, int error, const struct log_fields *f, const char *fmt, va_list ap) _printf_(4, 0);
-int log_fields(int priority, int error, const struct log_fields *f, const char *fmt, ...) _printf_(4, 5);
+ * write `return log_error_errno(r, ...)`.
+ *
+ * file, line and func are the caller's: journald records carry them as
+ * CODE_FILE, CODE_LINE and CODE_FUNC, so that a record leads to the code
+ * that logged it and not to this wrapper. Call these through the macros
+ * below, which fill them in. */
+int log_fieldsv_at(const char *file, int line, const char *func, int priority, int error, const struct log_fields *f,
+                   const char *fmt, va_list ap) _printf_(7, 0);
+int log_fields_at(const char *file, int line, const char *func, int priority, int error, const struct log_fields *f,
+                  const char *fmt, ...) _printf_(7, 8);
+
+/* log_fields(priority, error, fields, fmt, ...) and
+ * log_fieldsv(priority, error, fields, fmt, ap). Fully variadic so that a
+ * compound literal with commas can be passed as fields. */
+#define log_fields(...) log_fields_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
+#define log_fieldsv(...) log_fieldsv_at(__FILE__, __LINE__, __func__, __VA_ARGS__)
 
 #define log_full_errno(prio, err, ...) log_fields((prio), (err), NULL, __VA_ARGS__)
 #define log_debug(...) log_full_errno(LOG_DEBUG, 0, __VA_ARGS__)

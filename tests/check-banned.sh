@@ -1,5 +1,5 @@
 #!/bin/sh
-# Refuses calls that invite overflows or surprises (STYLE.md "Conventions").
+# Refuses calls that invite overflows or surprises (docs/design.md, "Conventions").
 set -eu
 bad=$(grep -nE '\b(sprintf|vsprintf|strcpy|strcat|strtok|atoi|atol|gets|system)[[:space:]]*\(' \
         daemon/*.c daemon/*.h daemon/aws/*.c daemon/aws/*.h 2>/dev/null | grep -vE '(snprintf|vsnprintf|strtok_r)\(' || true)

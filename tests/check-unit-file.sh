@@ -6,7 +6,7 @@
 #    whose ExecStart= names an existing binary (must be clean), with the
 #    man pages of the tree on MANPATH so that Documentation= is checked;
 #  - systemd-analyze security --offline: exposure 2.0 or lower;
-#  - the settings the SPEC requires are present;
+#  - the settings that connect-numbersd(8) documents are present;
 #  - the catalog compiles (journalctl --update-catalog into a temporary
 #    root) and has an entry, with the expected headers, for every
 #    MESSAGE_ID in daemon/log.h and for nothing else.
@@ -66,7 +66,7 @@ rc=$?
 level=$(sed -n 's/.*Overall exposure level for connect-numbersd.service: \([0-9.]*\).*/\1/p' "$tmp/security.out")
 check "systemd-analyze security: exposure ${level:-?} <= 2.0" test "$rc" = 0 -a -n "$level"
 
-# 4. What SPEC "systemd" and the packaging rely on.
+# 4. What connect-numbersd(8) "SYSTEMD INTEGRATION" and the packaging rely on.
 for line in Type=notify ExecStart=/usr/sbin/connect-numbersd "ExecReload=/bin/kill -HUP \$MAINPID" \
         WatchdogSec=60s Restart=on-failure RestartPreventExitStatus=78 DynamicUser=yes \
         StateDirectory=connect-numbers ConditionPathExists=/etc/connect-numbers/numbers.yaml \

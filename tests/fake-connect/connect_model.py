@@ -10,7 +10,7 @@ constraint: Member must have value less than or equal to 10").
 Must not: decide anything about phone numbers (the emulator does), or do
 I/O beyond loading the model once.
 
-Patterns: the model stores some patterns double-escaped (CONNECT-API.md
+Patterns: the model stores some patterns double-escaped (docs/connect-api.md
 section 3: '\\\\+[1-9]\\\\d{1,14}$' means '\\+[1-9]\\d{1,14}$') and uses \\p{..}
 classes that Python's re lacks (TagKey); both are translated here. Every
 pattern is applied to the whole value (Smithy patterns are unanchored, but

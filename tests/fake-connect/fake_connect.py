@@ -9,7 +9,7 @@ temporary credentials), fault injection, and the request log.
 Must not: listen on anything but 127.0.0.1, talk to the network, or be
 lenient: a request AWS would refuse is refused, with AWS's error code.
 
-Every behaviour cites CONNECT-API.md (the project's wire notes); the README
+Every behaviour cites docs/connect-api.md (the project's wire notes); the README
 next to this file lists them and the assumptions. Standard library only,
 plus the openssl CLI for the certificates.
 """
@@ -47,7 +47,7 @@ ACCESS_KEY_ID = "AKIDFAKECONNECT00001"
 SECRET_ACCESS_KEY = "fakeSecretKey/0123456789abcdefEXAMPLE"
 DEFAULT_ACCOUNT = "111122223333"
 ROLE_NAME = "fake-connect-role"
-FAILED_WINDOW_SEC = 24 * 3600          # CONNECT-API.md 5: one day to retry a FAILED claim
+FAILED_WINDOW_SEC = 24 * 3600          # docs/connect-api.md §5: one day to retry a FAILED claim
 
 UUID_RE = re.compile(r"^[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}$")
 _REGION = r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}"
@@ -58,13 +58,13 @@ LEGACY_PN_ARN_RE = re.compile(r"^arn:(aws|aws-us-gov):connect:(%s):(\d{12}):inst
                               % _REGION)
 FLOW_ARN_RE = re.compile(r"^arn:(aws|aws-us-gov):connect:(%s):(\d{12}):instance/([^/]+)/contact-flow/(.+)$"
                          % _REGION)
-CLAIM_TOKEN_RE = UUID_RE               # CONNECT-API.md 3: ClaimPhoneNumber ClientToken pattern
+CLAIM_TOKEN_RE = UUID_RE               # docs/connect-api.md §3: ClaimPhoneNumber ClientToken pattern
 
 MUTATING = {"ClaimPhoneNumber", "ReleasePhoneNumber", "UpdatePhoneNumber", "UpdatePhoneNumberMetadata",
             "AssociatePhoneNumberContactFlow", "DisassociatePhoneNumberContactFlow", "TagResource",
             "UntagResource", "ImportPhoneNumber"}
 
-# CONNECT-API.md 4: method + path template per operation. Labels are one
+# docs/connect-api.md §4: method + path template per operation. Labels are one
 # path segment each (an ARN arrives with ':' and '/' percent-encoded).
 ROUTES = [
     ("POST", ("phone-number", "claim"), "ClaimPhoneNumber"),
@@ -242,7 +242,7 @@ class Number:
 
 
 class Bucket:
-    """Token bucket on the monotonic clock (CONNECT-API.md 6)."""
+    """Token bucket on the monotonic clock (docs/connect-api.md §6)."""
 
     def __init__(self, rate, burst):
         self.rate = rate
@@ -362,7 +362,7 @@ class Emulator:
             elif p["kind"] == "update":
                 if p["outcome"] == "CLAIMED":
                     self._move(rec, p["target"])
-                    rec.contact_flow = None        # CONNECT-API.md 4.6: the flow is not carried
+                    rec.contact_flow = None        # docs/connect-api.md §4.6: the flow is not carried
                     rec.status, rec.status_message, rec.fail_kind = "CLAIMED", None, None
                 else:
                     rec.status, rec.status_message, rec.fail_kind = "FAILED", p["message"], "update"
@@ -448,7 +448,7 @@ class Api:
         target = {"arn": arn, "partition": partition, "region": t_region, "account": account, "kind": kind,
                   "id": ident}
         if t_region != region:
-            # CONNECT-API.md 4.1, 5: Connect must be called in the target's Region.
+            # docs/connect-api.md §4.1, 5: Connect must be called in the target's Region.
             if kind == "traffic-distribution-group" or missing_code == "InvalidParameterException":
                 raise invalid("The request must be made in the Region of the target %s (%s), not %s."
                               % (arn, t_region, region))
@@ -581,7 +581,7 @@ class Api:
         rec = emu.by_phone.get(phone)
         if rec is not None:
             emu.settle(rec, now)
-            # CONNECT-API.md 5: a FAILED claim may be retried for one day;
+            # docs/connect-api.md §5: a FAILED claim may be retried for one day;
             # a released number can never be claimed again.
             if rec.gone() or rec.status != "FAILED" or rec.fail_kind != "claim":
                 self.refuse_claim(token, fp, unavailable)
@@ -712,7 +712,7 @@ class Api:
         if len(found) == max_results and emu.inventory.candidate(country, ptype, prefix, index) is not None:
             out["NextToken"] = self.sign_token({"k": "search", "f": fp, "o": index, "s": secrets.token_hex(4)})
         if emu.config["steal_after_search"]:
-            # CONNECT-API.md 4.4: another customer may take a number between
+            # docs/connect-api.md §4.4: another customer may take a number between
             # the search and the claim.
             emu.stolen.update(found)
         return 200, out
@@ -825,7 +825,7 @@ class Api:
     def _tag_target(self, ctx):
         arn = ctx["uri"]["resourceArn"]
         if LEGACY_PN_ARN_RE.match(arn) or not PN_ARN_RE.match(arn):
-            # CONNECT-API.md 3: the legacy instance/.../phone-number/ form is refused.
+            # docs/connect-api.md §3: the legacy instance/.../phone-number/ form is refused.
             raise not_found("Resource %s not found." % arn[:300])
         return self.resolve(arn, ctx["region"])
 
@@ -875,7 +875,7 @@ class Api:
             emu.settle(rec, now)
             if not rec.held():
                 continue
-            # CONNECT-API.md 4.11: v1 reports the newer types as TOLL_FREE or DID.
+            # docs/connect-api.md §4.11: v1 reports the newer types as TOLL_FREE or DID.
             t = rec.type if rec.type in ("DID", "TOLL_FREE") else ("TOLL_FREE" if "TF" in rec.type else "DID")
             if types and t not in types or countries and rec.country not in countries:
                 continue
@@ -1052,7 +1052,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                    "UnknownOperationException")
             return
 
-        # 1. SigV4 (CONNECT-API.md 7)
+        # 1. SigV4 (docs/connect-api.md §7)
         try:
             with emu.lock:
                 ident = sigv4_verify.verify(self.command, raw_path, raw_query, headers, body_bytes, emu.now(),
@@ -1063,7 +1063,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         rec["region"] = ident.region
         rec["access_key_id"] = ident.access_key_id
 
-        # 2. throttling (CONNECT-API.md 6) and faults decided before the action
+        # 2. throttling (docs/connect-api.md §6) and faults decided before the action
         with emu.lock:
             faults = self.server.pick_faults(op)
             throttled = "throttle" in faults
@@ -1125,7 +1125,7 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def decode(self, op, labels, qpairs, body_bytes, region):
         """Request -> {"uri", "query", "body", "region"} (member names), or
-        InvalidParameterException (CONNECT-API.md 1, 3)."""
+        InvalidParameterException (docs/connect-api.md §1, 3)."""
         emu = self.server.emu
         model = emu.model
         loc = model.members_by_location(op)

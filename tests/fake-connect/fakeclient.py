@@ -178,7 +178,7 @@ class Client:
     def call(self, method, path, body=None, query="", **kw):
         return self.raw(method, path, query=query, body=body, **kw)
 
-    # Convenience wrappers, wire forms from CONNECT-API.md 4.
+    # Convenience wrappers, wire forms from docs/connect-api.md §4.
     def claim(self, target, phone, token=None, tags=None, description=None, **extra):
         b = {"TargetArn": target, "PhoneNumber": phone, "ClientToken": token or str(uuid.uuid4())}
         if tags:

@@ -3,7 +3,7 @@ fake Connect service (standard library only: hashlib, hmac).
 
 Owns: parsing the Authorization header, rebuilding the canonical request the
 way AWS does for every service but S3 (normalised path encoded once more,
-CONNECT-API.md section 7), the string to sign, the signing key, and the
+docs/connect-api.md §7), the string to sign, the signing key, and the
 checks that decide between the AWS error codes a real endpoint returns
 (InvalidSignatureException, IncompleteSignatureException,
 UnrecognizedClientException, ExpiredTokenException,
@@ -22,7 +22,7 @@ from urllib.parse import quote, unquote_to_bytes
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-# CONNECT-API.md section 11: the skew tolerance commonly cited (5 minutes).
+# docs/connect-api.md §11: the skew tolerance commonly cited (5 minutes).
 MAX_SKEW_SEC = 300
 
 _AMZ_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")

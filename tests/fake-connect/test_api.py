@@ -1,6 +1,6 @@
 """The fake Connect's phone-number operations over real TLS with SigV4:
 the claim life cycle, idempotency, the FAILED window, the quota, release,
-search, list pagination, metadata, contact flows, tags (CONNECT-API.md 4, 5)."""
+search, list pagination, metadata, contact flows, tags (docs/connect-api.md §4, 5)."""
 
 import base64
 import json
@@ -251,7 +251,7 @@ class ClaimLifecycle(EmulatorTest, unittest.TestCase):
 
 
 class FailedWindow(EmulatorTest, unittest.TestCase):
-    """CONNECT-API.md 5: a FAILED claim may be retried for one day."""
+    """docs/connect-api.md §5: a FAILED claim may be retried for one day."""
     fake_args = ("--claim-delay", "0.2", "--rate", "0")
 
     def setUp(self):

@@ -1,5 +1,5 @@
 """Authentication on the wire: SigV4 refusals with AWS's codes, temporary
-credentials from the emulator's IMDSv2 and container endpoints (CONNECT-API.md
+credentials from the emulator's IMDSv2 and container endpoints (docs/connect-api.md
 7, 9)."""
 
 import json

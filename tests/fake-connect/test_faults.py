@@ -1,4 +1,4 @@
-"""Throttling (a token bucket per operation and region, CONNECT-API.md 6)
+"""Throttling (a token bucket per operation and region, docs/connect-api.md §6)
 and injected faults: 500, dropped connections before and after the action,
 truncated answers, slow answers."""
 

@@ -1,6 +1,6 @@
 """The fake's SigV4 verifier (sigv4_verify.py) against the public AWS SigV4
-test suite (data/sigv4-testsuite, as vendored in botocore) and the
-botocore-computed Connect vectors (data/connect-sigv4-vectors.json); the
+test suite (tests/data/sigv4-testsuite, as vendored in botocore) and the
+botocore-computed Connect vectors (tests/data/connect-sigv4-vectors.json); the
 tests' own signer (fakeclient.sign) against the same Connect vectors; and
 the verifier's refusals."""
 
@@ -14,8 +14,10 @@ import fakeclient
 import sigv4_verify as sv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SUITE = os.path.join(HERE, "data", "sigv4-testsuite")
-VECTORS = os.path.join(HERE, "data", "connect-sigv4-vectors.json")
+# One copy of the SigV4 data serves the fake's tests and the C unit tests.
+DATA = os.path.join(HERE, os.pardir, "data")
+SUITE = os.path.join(DATA, "sigv4-testsuite")
+VECTORS = os.path.join(DATA, "connect-sigv4-vectors.json")
 AKID = "AKIDEXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 SUITE_TIME = calendar.timegm((2015, 8, 30, 12, 36, 0))
@@ -86,7 +88,7 @@ class OfficialSuite(unittest.TestCase):
                     return {"secret": SECRET, "token": token, "expiration": None} if akid == AKID else None
                 signed = headers + [("Authorization", authz)]
                 if name == "post-sts-header-after":
-                    # Connect wants the token signed (CONNECT-API.md 7):
+                    # Connect wants the token signed (docs/connect-api.md §7):
                     # added after signing, it is refused.
                     with self.assertRaises(sv.AuthError) as e:
                         sv.verify(method, path, query, signed, body, SUITE_TIME, lookup, service="service")

@@ -1,6 +1,6 @@
 """The HTTP layer: routing by method and path, restJson1 errors, headers on
 every response, keep-alive, and validation against the service model
-(CONNECT-API.md 1, 2, 3)."""
+(docs/connect-api.md §1, 2, 3)."""
 
 import unittest
 import uuid

@@ -89,7 +89,7 @@ class Claims(cnlib.DaemonTest):
         self.assertEqual(len(self.held()), 2)
 
     def test_refused_token_never_sent_again(self):
-        # CLAIMS.md: a process never reuses its own failed token. With a
+        # docs/design.md (rule 11): a process never reuses its own refused token. With a
         # Connect that remembers the token of a refused claim, a later pass
         # (same view, same slots) reusing it would get IdempotencyException
         # for ever.

@@ -172,7 +172,7 @@ static void test_classify_table(_unused_ void **state) {
                 { 429, "ThrottlingException", "Rate exceeded", CONNECT_ERROR_THROTTLED },
                 { 429, NULL, NULL, CONNECT_ERROR_THROTTLED },
                 { 400, "TooManyRequestsException", NULL, CONNECT_ERROR_THROTTLED },
-                /* LimitExceededException without quota text is throttling (SPEC) */
+                /* LimitExceededException without quota text is throttling (docs/connect-api.md §2) */
                 { 429, "LimitExceededException", "Rate exceeded", CONNECT_ERROR_THROTTLED },
                 { 429, "LimitExceededException", NULL, CONNECT_ERROR_THROTTLED },
                 /* ... with it, a quota refusal: checked before throttling */
@@ -487,7 +487,7 @@ static void test_build_requests(_unused_ void **state) {
                        "POST", "/phone-number/search-available", NULL,
                        "{\"TargetArn\":\"" ARN_INSTANCE "\",\"PhoneNumberCountryCode\":\"US\",\"PhoneNumberType\":\"DID\","
                        "\"PhoneNumberPrefix\":\"+1206\",\"MaxResults\":5}");
-        /* the prefix always goes with its '+' (SPEC) */
+        /* the prefix always goes with its '+' (connect-numbers.yaml(5), prefix) */
         expect_request(CONNECT_OP_SEARCH,
                        &(struct connect_args){ .target_arn = ARN_INSTANCE, .country = "US", .type = "DID",
                                                .prefix = "1206", .max_results = 1 },
