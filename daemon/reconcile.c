@@ -941,7 +941,7 @@ static int record_moved_away(struct state *s, const struct target_config *t, str
         r->phase = PHASE_MOVED;
         r->listed = false;
         r->last_described_at = now;
-        record_clear_claim(r);
+        record_clear_claim(s, r);
         record_clear_failure(r);
         if (old != PHASE_MOVED) {
                 struct reconcile_event *e = event_add(ev, EVENT_MOVED_AWAY, r->target, t->arn, pool, r);
