@@ -1,4 +1,4 @@
-/* config.c: the desired-state YAML (SPEC "The desired state") -> struct config.
+/* config.c: the desired-state YAML (connect-numbers.yaml(5)) -> struct config.
  * Owns the only use of libyaml (its event API), every validation rule with its
  * bounds and defaults, the problem list (line:column) and the digests that
  * tell the reconciler which part of the YAML changed.
@@ -29,7 +29,7 @@
 #define USER_TAGS_MAX 49            /* TagMap holds 50; the ownership tag takes one */
 #define ARN_ID_LEN_MAX 100          /* InstanceId: 1..100 in the service model */
 
-#define API_RATE_DEFAULT 2.0        /* SPEC: api_rate defaults 2 and 5 */
+#define API_RATE_DEFAULT 2.0        /* api_rate defaults: 2 req/s, burst 5 */
 #define API_RATE_BURST 5.0
 #define INTERVAL_DEFAULT_SEC (5 * 60)
 #define QUOTA_BACKOFF_DEFAULT_SEC (6 * 3600)
@@ -65,7 +65,7 @@ static const char *const phone_number_types[] = {
 };
 
 /* Keys of api_rate besides default and burst: the Connect operations of the
- * service model (SPEC: "any operation name"), the ones the daemon calls first. */
+ * service model (connect-numbers.yaml(5): any operation name), the ones the daemon calls first. */
 static const char *const api_rate_names[] = {
         "default",
         "burst",
@@ -1108,7 +1108,7 @@ static void pool_config_done(struct pool_config *p) {
 }
 
 /* prefix: \+?[0-9]{1,11}, plain (1206, +1206) or quoted; kept with its '+'
- * because SearchAvailablePhoneNumbers wants it so (SPEC). */
+ * because SearchAvailablePhoneNumbers wants it so (connect-numbers.yaml(5)). */
 static void pool_parse_prefix(struct parse_ctx *ctx, const struct node *n, struct pool_config *p) {
         if (!expect_scalar(ctx, n, "prefix", "a phone number prefix such as +1206"))
                 return;
@@ -1271,7 +1271,7 @@ static int strndup_to(char **ret, const char *s, size_t n) {
 }
 
 /* arn:PARTITION:connect:REGION:ACCOUNT:instance/ID or
- * ...:traffic-distribution-group/ID (SPEC "The desired state"). Every defect
+ * ...:traffic-distribution-group/ID (connect-numbers.yaml(5)). Every defect
  * is its own problem. Returns true if valid; *kind_known tells whether the
  * resource type could be read even if something else is wrong. */
 static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct target_config *t, bool *kind_known) {

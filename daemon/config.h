@@ -1,4 +1,4 @@
-/* config.h: the desired-state YAML (SPEC "The desired state") as a struct.
+/* config.h: the desired-state YAML (connect-numbers.yaml(5)) as a struct.
  * config.c is the only file that touches libyaml. Parsing is pure: it takes
  * the text and reports every problem as FILE:LINE:COLUMN: message. */
 #pragma once

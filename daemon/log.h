@@ -8,7 +8,7 @@
 
 #include "util.h"
 
-/* Catalogued events (SPEC "Logging (journald)"); entries live in
+/* Catalogued events (connect-numbersd(8), LOGGING); entries live in
  * systemd/connect-numbers.catalog. */
 #define MESSAGE_ID_CLAIMED "fe516c5d203b4ef48e29b6edb103ba96"
 #define MESSAGE_ID_CLAIM_FAILED "726fdf2a6b18422a90734a9771ee61ae"

@@ -24,5 +24,5 @@ DEFINE_FREEP(struct manager, manager_free)
 
 /* Runs until SIGTERM/SIGINT; returns the exit status (0 after a clean stop). */
 int manager_run_service(struct manager *m);
-/* One pass; returns the SPEC exit status. plan: read-only, prints the plan. */
+/* One pass; returns the exit status of connect-numbersd(8). plan: read-only, prints the plan. */
 int manager_run_once(struct manager *m, bool plan);

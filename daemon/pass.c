@@ -169,7 +169,7 @@ static const char QUOTA_GUIDANCE[] =
         "(https://console.aws.amazon.com/support/home#/case/create?issueType=service-limit-increase). "
         "Even a first claim can hit this limit";
 
-static void log_event(struct pass *p, const struct reconcile_event *ev) {
+static void log_event(struct pass *p, const struct lifecycle_event *ev) {
         char deadline[32] = "", held[32], wanted[32], quota[32] = "";
         const struct target_config *t = pass_target(p, ev->target);
         const char *extra[5] = {0};
@@ -261,12 +261,12 @@ static void log_event(struct pass *p, const struct reconcile_event *ev) {
         }
 }
 
-static void log_events(struct pass *p, struct reconcile_events *ev) {
+static void log_events(struct pass *p, struct lifecycle_events *ev) {
         /* --plan changes nothing and saves nothing: what it learns would be
          * logged again by the next real pass, so it stays out of the log. */
         for (size_t i = 0; i < ev->n && !p->opts.read_only; i++)
                 log_event(p, &ev->items[i]);
-        reconcile_events_clear(ev);
+        lifecycle_events_clear(ev);
 }
 
 /* ---- finishing ---------------------------------------------------------- */
@@ -278,11 +278,8 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
         bool all_claimed = true;
         for (size_t i = 0; i < p->config->n_targets; i++) {
                 const struct target_config *t = &p->config->targets[i];
-                const struct state_target *st = NULL;
-                for (size_t k = 0; k < p->state->n_targets; k++)
-                        if (streq(p->state->targets[k].name, t->name))
-                                st = &p->state->targets[k];
-                if (reconcile_target_paused(st, now)) {
+                const struct state_target *st = state_find_target(p->state, t->name);
+                if (lifecycle_target_paused(st, now)) {
                         r->quota_paused = true;
                         char *q = r->quota_targets ? strprintf("%s,%s", r->quota_targets, t->name)
                                                    : strdup(t->name);
@@ -293,8 +290,8 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
                 }
                 for (size_t j = 0; j < t->n_pools; j++) {
                         const struct pool_config *pc = &t->pools[j];
-                        struct reconcile_pool_count c;
-                        reconcile_count_pool(p->state, t->name, pc->name, now, &c);
+                        struct lifecycle_pool_count c;
+                        lifecycle_count_pool(p->state, t->name, pc->name, now, &c);
                         unsigned held = c.held, claimed = c.claimed, inprog = c.in_progress + c.intent,
                                  failed = c.failed;
                         if (c.earliest_deadline && (!r->earliest_deadline || c.earliest_deadline < r->earliest_deadline))
@@ -439,14 +436,14 @@ static void pass_stop_if_quota_paused(struct pass *p, const char *target);
 static void on_follow_describe(const struct connect_result *res, void *userdata) {
         struct follow *f = userdata;
         struct pass *p = f->pass;
-        struct reconcile_events ev = {0};
+        struct lifecycle_events ev = {0};
         uint64_t now = clock_wall_sec();
 
         f->in_flight = false;
         p->outstanding--;
         p->dirty = true;
         if (res->r >= 0 && res->n_numbers == 1) {
-                reconcile_ingest_describe(p->state, p->config, f->target, &res->numbers[0], now, &ev);
+                lifecycle_ingest_describe(p->state, p->config, f->target, &res->numbers[0], now, &ev);
                 log_events(p, &ev);
                 pass_stop_if_quota_paused(p, f->target);
                 /* Done when Amazon Connect says so: a claim CLAIMED or
@@ -572,8 +569,8 @@ struct claimer {
         struct pass *pass;
         struct searcher *searcher;
         const struct plan_step *step;  /* the pool's first claim step: parameters */
-        unsigned *slots;               /* slots still to fill, ascending */
-        unsigned *attempts;            /* attempt number per slot (parallel array) */
+        const struct plan_step **pending; /* the pool's claim steps (slots) still to fill, in order */
+        unsigned *tries;               /* per pending step: the index of its next token (claim_tokens) */
         size_t n_slots;
         unsigned slots_wanted;         /* slots at the start of the pass */
         unsigned not_available;
@@ -588,8 +585,8 @@ struct claim_call {
         char *pool;
         char *region;
         char *phone_number;
-        unsigned slot;
-        unsigned attempt;
+        const struct plan_step *step;  /* the claim step of the slot (fresh claims) */
+        unsigned try;                  /* which of its tokens this claim used */
         bool retry;                    /* a FAILED number claimed again */
 };
 
@@ -606,8 +603,8 @@ static void claim_call_free(struct claim_call *c) {
 static void claimer_free(struct claimer *c) {
         if (!c)
                 return;
-        free(c->slots);
-        free(c->attempts);
+        free(c->pending);
+        free(c->tries);
         free(c);
 }
 
@@ -623,6 +620,22 @@ static void searcher_free(struct searcher *sr) {
 static void claimer_pump(struct claimer *c);
 static void searcher_pump(struct searcher *sr);
 
+/* Queues claim step s (a slot) to be filled with its token number try. */
+static int claimer_push(struct claimer *cl, const struct plan_step *s, unsigned try) {
+        const struct plan_step **np = realloc(cl->pending, sizeof *np * (cl->n_slots + 1));
+        if (!np)
+                return -ENOMEM;
+        cl->pending = np;
+        unsigned *nt = realloc(cl->tries, sizeof *nt * (cl->n_slots + 1));
+        if (!nt)
+                return -ENOMEM;
+        cl->tries = nt;
+        cl->pending[cl->n_slots] = s;
+        cl->tries[cl->n_slots] = try;
+        cl->n_slots++;
+        return 0;
+}
+
 static void claimers_stop_target(struct pass *p, const char *target) {
         for (size_t i = 0; i < p->n_claimers; i++)
                 if (streq(p->claimers[i]->step->target, target))
@@ -631,23 +644,17 @@ static void claimers_stop_target(struct pass *p, const char *target) {
 
 /* A claim that ended FAILED for the quota (seen by describing it) pauses
  * the target's claims at once: no more of this pass's queued candidates
- * are claimed for it (CLAIMS.md invariant 4, no claim storm). */
+ * are claimed for it (docs/design.md, rule 4: no claim storm). */
 static void pass_stop_if_quota_paused(struct pass *p, const char *target) {
-        uint64_t now = clock_wall_sec();
-        for (size_t i = 0; i < p->state->n_targets; i++) {
-                const struct state_target *st = &p->state->targets[i];
-                if (streq_ptr(st->name, target) && reconcile_target_paused(st, now)) {
-                        claimers_stop_target(p, target);
-                        return;
-                }
-        }
+        if (lifecycle_target_paused(state_find_target(p->state, target), clock_wall_sec()))
+                claimers_stop_target(p, target);
 }
 
 static void on_claim(const struct connect_result *res, void *userdata) {
         struct claim_call *cc = userdata;
         struct pass *p = cc->pass;
         struct claimer *cl = cc->claimer;
-        struct reconcile_events ev = {0};
+        struct lifecycle_events ev = {0};
         uint64_t now = clock_wall_sec();
 
         p->outstanding--;
@@ -658,7 +665,7 @@ static void on_claim(const struct connect_result *res, void *userdata) {
         }
         struct state_number *n = state_find_number(p->state, cc->target, cc->phone_number);
         if (res->r >= 0 && n) {
-                reconcile_claim_answered(p->state, n, res->phone_number_id, res->phone_number_arn, now);
+                lifecycle_claim_answered(p->state, n, res->phone_number_id, res->phone_number_arn, now);
                 p->claims_made++;
                 struct log_fields f = {.target = cc->target, .pool = cc->pool, .phone_number = cc->phone_number,
                                        .phone_number_id = res->phone_number_id, .aws_operation = "ClaimPhoneNumber",
@@ -673,23 +680,16 @@ static void on_claim(const struct connect_result *res, void *userdata) {
                         next = CLAIM_NEXT_KEEP_INTENT; /* outcome unknown: the intent is replayed */
                 else {
                         log_call_error(LOG_WARNING, res, cc->target, cc->pool, cc->phone_number, "claim refused");
-                        next = reconcile_claim_refused(p->state, p->config, n, &res->error, now, &ev);
+                        next = lifecycle_claim_refused(p->state, p->config, n, &res->error, now, &ev);
                         log_events(p, &ev);
                 }
                 switch (next) {
                 case CLAIM_NEXT_CANDIDATE:
-                        if (cl && cc->slot != UINT_MAX) {
-                                /* Put the slot back with its next attempt number. */
-                                unsigned *ns = realloc(cl->slots, sizeof *ns * (cl->n_slots + 1));
-                                unsigned *na = ns ? realloc(cl->attempts, sizeof *na * (cl->n_slots + 1)) : NULL;
-                                if (ns)
-                                        cl->slots = ns;
-                                if (na) {
-                                        cl->attempts = na;
-                                        cl->slots[cl->n_slots] = cc->slot;
-                                        cl->attempts[cl->n_slots] = cc->attempt + 1;
-                                        cl->n_slots++;
-                                }
+                        if (cl && cc->step) {
+                                /* The slot again, with its next token (none left:
+                                 * the slot waits for the next pass). */
+                                if (cc->try + 1 < cc->step->n_claim_tokens)
+                                        (void) claimer_push(cl, cc->step, cc->try + 1);
                                 cl->not_available++;
                         }
                         break;
@@ -721,8 +721,8 @@ static void on_claim(const struct connect_result *res, void *userdata) {
 }
 
 static int send_claim(struct pass *p, struct claimer *cl, const char *target, const char *pool, const char *region,
-                      const char *target_arn, const struct state_number *n, unsigned slot, unsigned attempt,
-                      bool retry) {
+                      const char *target_arn, const struct state_number *n, const struct plan_step *step,
+                      unsigned try, bool retry) {
         _cleanup_(freep) struct connect_tag *tags = calloc(n->n_claim_tags + 1, sizeof *tags);
         if (!tags)
                 return -ENOMEM;
@@ -733,7 +733,7 @@ static int send_claim(struct pass *p, struct claimer *cl, const char *target, co
         struct claim_call *cc = calloc(1, sizeof *cc);
         if (!cc)
                 return -ENOMEM;
-        *cc = (struct claim_call){.pass = p, .claimer = cl, .slot = slot, .attempt = attempt, .retry = retry};
+        *cc = (struct claim_call){.pass = p, .claimer = cl, .step = step, .try = try, .retry = retry};
         cc->target = strdup(target);
         cc->pool = strdup_or_null(pool);
         cc->region = strdup(region);
@@ -802,7 +802,7 @@ static void searcher_log_misfit(struct searcher *sr, const struct connect_availa
 static void on_search(const struct connect_result *res, void *userdata) {
         struct searcher *sr = userdata;
         struct pass *p = sr->pass;
-        struct reconcile_events ev = {0};
+        struct lifecycle_events ev = {0};
 
         p->outstanding--;
         p->dirty = true;
@@ -817,7 +817,7 @@ static void on_search(const struct connect_result *res, void *userdata) {
         } else if (res->n_available == 0) {
                 if (!sr->found_any) {
                         for (size_t i = 0; i < sr->n_claimers; i++)
-                                reconcile_no_numbers(p->state, sr->claimers[i]->step, &ev);
+                                lifecycle_no_numbers(p->state, sr->claimers[i]->step, &ev);
                         log_events(p, &ev);
                 }
                 searcher_stop(sr);
@@ -825,7 +825,7 @@ static void on_search(const struct connect_result *res, void *userdata) {
                 size_t fresh = 0;
                 sr->found_any = true;
                 for (size_t i = 0; i < sr->n_claimers; i++)
-                        reconcile_numbers_found(p->state, sr->claimers[i]->step);
+                        lifecycle_numbers_found(p->state, sr->claimers[i]->step);
                 for (size_t i = 0; i < res->n_available; i++) {
                         const struct connect_available *a = &res->available[i];
                         const char *num = a->phone_number;
@@ -840,7 +840,7 @@ static void on_search(const struct connect_result *res, void *userdata) {
                                 continue;
                         if (strv_push(&sr->seen, num) < 0 || strv_push(&sr->queue, num) < 0)
                                 break;
-                        /* Pick at random among the results (CLAIMS.md): swap the
+                        /* Pick at random among the results (docs/design.md): swap the
                          * new one with a random queued one. */
                         size_t len = strv_length(sr->queue);
                         size_t j = (size_t) (random_unit() * (double) len);
@@ -906,24 +906,20 @@ static void claimer_pump(struct claimer *cl) {
                 if (!num)
                         return; /* the searcher pumps us when it has more */
 
-                unsigned slot = cl->slots[0], attempt = cl->attempts[0];
-                memmove(cl->slots, cl->slots + 1, sizeof *cl->slots * (cl->n_slots - 1));
-                memmove(cl->attempts, cl->attempts + 1, sizeof *cl->attempts * (cl->n_slots - 1));
+                const struct plan_step *step = cl->pending[0];
+                unsigned try = cl->tries[0];
+                memmove(cl->pending, cl->pending + 1, sizeof *cl->pending * (cl->n_slots - 1));
+                memmove(cl->tries, cl->tries + 1, sizeof *cl->tries * (cl->n_slots - 1));
                 cl->n_slots--;
 
-                char token[37];
-                reconcile_fresh_claim_token(p->state, cl->step->target, cl->step->pool, cl->step->view_digest, slot,
-                                            &attempt, token);
-                struct plan_step step = *cl->step;
-                step.slot = slot;
                 uint64_t now = clock_wall_sec();
-                struct state_number *n = reconcile_claim_intent(p->state, &step, num, token, now);
+                struct state_number *n = lifecycle_claim_intent(p->state, step, num, step->claim_tokens[try], now);
                 if (!n) {
                         cl->stopped = true;
                         break;
                 }
                 /* The intent must be on disk before the request leaves
-                 * (CLAIMS.md): no state, no claim. */
+                 * (docs/design.md): no state, no claim. */
                 if (pass_save(p) < 0) {
                         n = state_find_number(p->state, cl->step->target, num);
                         if (n)
@@ -934,7 +930,7 @@ static void claimer_pump(struct claimer *cl) {
                 }
                 n = state_find_number(p->state, cl->step->target, num);
                 if (!n || send_claim(p, cl, cl->step->target, cl->step->pool, cl->step->region, cl->step->target_arn,
-                                     n, slot, attempt, false) < 0) {
+                                     n, step, try, false) < 0) {
                         cl->stopped = true;
                         break;
                 }
@@ -995,17 +991,9 @@ static int pass_add_claimer(struct pass *p, const struct plan_step *s) {
                 p->claimers[p->n_claimers++] = cl;
                 sr->claimers[sr->n_claimers++] = cl;
         }
-        unsigned *ns = realloc(cl->slots, sizeof *ns * (cl->n_slots + 1));
-        if (!ns)
-                return -ENOMEM;
-        cl->slots = ns;
-        unsigned *na = realloc(cl->attempts, sizeof *na * (cl->n_slots + 1));
-        if (!na)
-                return -ENOMEM;
-        cl->attempts = na;
-        cl->slots[cl->n_slots] = s->slot;
-        cl->attempts[cl->n_slots] = 0;
-        cl->n_slots++;
+        int r = claimer_push(cl, s, 0);
+        if (r < 0)
+                return r;
         cl->slots_wanted++;
         /* Searches: one per ten numbers wanted of this kind, plus a few for
          * numbers taken by others between search and claim. */
@@ -1027,7 +1015,7 @@ static void on_step(const struct connect_result *res, void *userdata) {
         struct step_call *sc = userdata;
         struct pass *p = sc->pass;
         const struct plan_step *s = sc->step;
-        struct reconcile_events ev = {0};
+        struct lifecycle_events ev = {0};
         uint64_t now = clock_wall_sec();
 
         free(sc);
@@ -1039,11 +1027,11 @@ static void on_step(const struct connect_result *res, void *userdata) {
                                        .phone_number = s->phone_number, .phone_number_id = s->phone_number_id,
                                        .aws_operation = connect_op_name(res->op), .aws_request_id = res->request_id};
                 if (s->action == STEP_RELEASE) {
-                        reconcile_released(p->state, s, now, &ev);
+                        lifecycle_released(p->state, s, now, &ev);
                         p->releases_made++;
                         log_events(p, &ev);
                 } else {
-                        reconcile_applied(p->state, p->config, s, now);
+                        lifecycle_applied(p->state, p->config, s, now);
                         /* The update runs IN_PROGRESS for a while: follow it so
                          * that the pass ends with the number CLAIMED again. */
                         if (s->action == STEP_UPDATE_DESCRIPTION && s->phone_number_id)
@@ -1144,26 +1132,28 @@ static void pass_run_steps(struct pass *p) {
                         if (!n || !t)
                                 break;
                         if (s->action == STEP_RETRY_CLAIM) {
-                                /* A new attempt on a FAILED number: a new token,
-                                 * recorded before the request leaves. */
-                                if (free_and_strdup(&n->client_token, s->client_token) < 0)
+                                /* A new attempt on a FAILED number: its intent, with
+                                 * the new token, on disk before the request leaves. */
+                                n = lifecycle_claim_intent(p->state, s, s->phone_number, s->client_token, now);
+                                if (!n)
                                         break;
-                                n->claim_sent_at = now;
-                                n->attempts++;
-                                struct state_target *st = state_get_target(p->state, t->name, t->arn);
-                                if (reconcile_target_paused(st, now))
-                                        st->quota_last_retry_at = now;
+                                p->dirty = true;
                                 if (pass_save(p) < 0)
                                         break;
                                 n = state_find_number(p->state, s->target, s->phone_number);
                         }
                         if (n)
-                                (void) send_claim(p, NULL, s->target, s->pool, t->region, t->arn, n, UINT_MAX, 0,
+                                (void) send_claim(p, NULL, s->target, s->pool, t->region, t->arn, n, NULL, 0,
                                                   s->action == STEP_RETRY_CLAIM);
                         break;
                 }
-                case STEP_GIVE_UP:
-                        break; /* the planner already moved the number out of the pool */
+                case STEP_GIVE_UP: {
+                        struct lifecycle_events ev = {0};
+                        lifecycle_give_up(p->state, s, now, &ev);
+                        p->dirty = true;
+                        log_events(p, &ev);
+                        break;
+                }
                 case STEP_UPDATE_DESCRIPTION:
                 case STEP_TAG:
                 case STEP_UNTAG:
@@ -1207,8 +1197,12 @@ static void pass_execute(struct pass *p) {
 /* ---- plan, describe, list ---------------------------------------------- */
 
 static void pass_plan(struct pass *p) {
-        struct reconcile_events ev = {0};
-        int r = reconcile_plan(p->config, p->state, clock_wall_sec(), &p->plan, &ev);
+        struct lifecycle_events ev = {0};
+        uint64_t now = clock_wall_sec();
+        /* What time or the YAML alone decides (a pause that ends, an old
+         * intent dropped), then the plan, which only reads the state. */
+        lifecycle_tick(p->state, p->config, now, &ev);
+        int r = reconcile_plan(p->config, p->state, now, &p->plan);
         if (ev.n > 0 || (p->plan && plan_count_changes(p->plan) > 0))
                 p->dirty = true;
         log_events(p, &ev);
@@ -1267,16 +1261,16 @@ static void pass_describe_pump(struct pass *p);
 static void on_describe(const struct connect_result *res, void *userdata) {
         struct describe_call *dc = userdata;
         struct pass *p = dc->pass;
-        struct reconcile_events ev = {0};
+        struct lifecycle_events ev = {0};
         uint64_t now = clock_wall_sec();
 
         p->outstanding--;
         p->describes_in_flight--;
         p->dirty = true;
         if (res->r >= 0 && res->n_numbers == 1)
-                reconcile_ingest_describe(p->state, p->config, dc->target, &res->numbers[0], now, &ev);
+                lifecycle_ingest_describe(p->state, p->config, dc->target, &res->numbers[0], now, &ev);
         else if (res->r < 0 && res->error.kind == CONNECT_ERROR_NOT_FOUND)
-                reconcile_ingest_not_found(p->state, dc->target, dc->id, now, &ev);
+                lifecycle_ingest_not_found(p->state, dc->target, dc->id, now, &ev);
         else if (res->r < 0 && res->r != -ECANCELED) {
                 char key[192], what[256];
                 snprintf(key, sizeof key, "describe:%s:%s", connect_error_kind_name(res->error.kind),
@@ -1377,14 +1371,14 @@ static void on_list(const struct connect_result *res, void *userdata) {
                 log_debug("The list of %s is unchanged since the last pass", t->name);
         else if (res->r >= 0) {
                 size_t before = p->state->n_numbers;
-                reconcile_ingest_list(p->state, p->config, t->name, res->numbers, res->n_numbers, clock_wall_sec());
+                lifecycle_ingest_list(p->state, p->config, t->name, res->numbers, res->n_numbers, clock_wall_sec());
                 if (p->state->n_numbers != before)
                         p->dirty = true;
                 if (log_repeat_clear(key))
                         log_fields(LOG_NOTICE, 0, &(struct log_fields){.target = t->name, .target_arn = t->arn},
                                    "Listing numbers of %s works again", t->name);
         } else {
-                reconcile_list_failed(p->state, t->name);
+                lifecycle_list_failed(p->state, t->name);
                 p->dirty = true;
                 if (res->r != -ECANCELED) {
                         int prio = log_repeat_priority(key, res->error.message, LOG_ERR);
@@ -1406,9 +1400,7 @@ static void on_list(const struct connect_result *res, void *userdata) {
  * description), so that one pass leaves them complete. Claims and releases
  * wait for the next pass. Returns true when steps were started. */
 static bool pass_settle(struct pass *p) {
-        struct reconcile_events ev = {0};
-        int r = reconcile_plan(p->config, p->state, clock_wall_sec(), &p->settle_plan, &ev);
-        log_events(p, &ev);
+        int r = reconcile_plan(p->config, p->state, clock_wall_sec(), &p->settle_plan);
         if (r < 0 || !p->settle_plan)
                 return false;
         bool any = false;
@@ -1511,7 +1503,7 @@ int pass_start(sd_event *event, struct connect_client *client, const struct conf
                                              st && st->list_digest_valid ? st->list_digest : NULL, on_list, lc);
                 if (r < 0) {
                         free(lc);
-                        reconcile_list_failed(state, t->name);
+                        lifecycle_list_failed(state, t->name);
                         pass_set_error(p, r == -ENOKEY, "cannot list %s: %s", t->name, strerror(-r));
                         continue;
                 }

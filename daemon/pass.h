@@ -13,7 +13,7 @@
 #include "reconcile.h"
 #include "state.h"
 
-/* Exit statuses shared with the command line (SPEC "Command line"). */
+/* Exit statuses shared with the command line (connect-numbersd(8), EXIT STATUS). */
 #define EXIT_DESIRED_HOLDS 0
 #define EXIT_FAILURE_OTHER 1
 #define EXIT_WORK_REMAINS 75

@@ -1384,7 +1384,7 @@ int state_load(const char *dir, struct state **ret, char **ret_message) {
         return 0;
 }
 
-/* Writes DIR/NAME atomically: old or new, never half-written (CLAIMS.md
+/* Writes DIR/NAME atomically: old or new, never half-written (docs/design.md
  * invariant 6). write() produces the content into the sink; the new file
  * becomes NAME only once it is complete on disk, and the rename itself is
  * made durable. */
@@ -1629,16 +1629,22 @@ void state_remove_number(struct state *s, struct state_number *n) {
 /* Finds the target by name, adding it if missing; a known target takes
  * the ARN given (the YAML is the authority). Pointers into s->targets are
  * invalid after a call that adds one. */
+struct state_target *state_find_target(const struct state *s, const char *name) {
+        for (size_t i = 0; s && name && i < s->n_targets; i++)
+                if (streq_ptr(s->targets[i].name, name))
+                        return (struct state_target *) &s->targets[i];
+        return NULL;
+}
+
 struct state_target *state_get_target(struct state *s, const char *name, const char *arn) {
         if (!s || !name)
                 return NULL;
-        for (size_t i = 0; i < s->n_targets; i++)
-                if (streq_ptr(s->targets[i].name, name)) {
-                        struct state_target *t = &s->targets[i];
-                        if (arn && !streq_ptr(t->arn, arn) && free_and_strdup(&t->arn, arn) < 0)
-                                return NULL;
-                        return t;
-                }
+        struct state_target *found = state_find_target(s, name);
+        if (found) {
+                if (arn && !streq_ptr(found->arn, arn) && free_and_strdup(&found->arn, arn) < 0)
+                        return NULL;
+                return found;
+        }
         _cleanup_(freep) char *nm = strdup(name);
         _cleanup_(freep) char *a = strdup_or_null(arn);
         if (!nm || (arn && !a) || array_grow((void **) &s->targets, s->n_targets, sizeof *s->targets) < 0)

@@ -101,7 +101,7 @@ struct state_desired {
 struct state_target {
         char *name;
         char *arn;
-        /* Quota episode (SPEC "What a pass does" 6). */
+        /* Quota episode (connect-numbers.yaml(5), QUOTAS). */
         uint64_t quota_at;           /* when the current episode began; 0 none */
         uint64_t quota_until;        /* new claims pause until then */
         char *quota_digest;          /* target_config.digest at the refusal */
@@ -113,7 +113,7 @@ struct state_target {
         size_t n_churn;
         char **no_numbers_pools;     /* pools whose empty search was logged (once) */
         char **spent_tokens;         /* ClientTokens of fresh claims refused as "not available", newest last
-                                      * (at most STATE_SPENT_TOKENS_MAX): never sent again (CLAIMS.md) */
+                                      * (at most STATE_SPENT_TOKENS_MAX): never sent again (docs/design.md) */
         struct state_desired *desired; /* each pool's wanted count, as the YAML said at the last
                                       * pass: --status shows it without reading the YAML */
         size_t n_desired;
@@ -208,6 +208,9 @@ struct state_number *state_find_number_by_id(struct state *s, const char *id);
 struct state_number *state_add_number(struct state *s, const char *target, const char *phone_number);
 void state_remove_number(struct state *s, struct state_number *n);
 struct state_target *state_get_target(struct state *s, const char *name, const char *arn); /* finds or adds */
+/* The target record of that name, or NULL (the one lookup by name; like
+ * strchr, a const state gives a pointer the caller must not write through). */
+struct state_target *state_find_target(const struct state *s, const char *name);
 const struct state_tag *state_number_tag(const struct state_number *n, const char *key);
 /* A number's ARN is arn:PARTITION:connect:REGION:ACCOUNT:phone-number/ID,
  * the first five fields those of its target's ARN: only an ARN that is

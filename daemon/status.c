@@ -53,7 +53,7 @@ static int collect(const struct state *s, const struct config *c, uint64_t now, 
                 const struct state_number *x = &s->numbers[k];
                 if (!x->pool || !x->target)
                         continue;
-                if (!reconcile_record_held(x, now))
+                if (!lifecycle_record_held(x, now))
                         continue;
                 struct pool_count *pc = NULL;
                 for (size_t i = 0; i < n; i++)
@@ -114,7 +114,7 @@ static int format_json(const struct state *s, const struct pool_count *v, size_t
                 const struct state_number *x = &s->numbers[k];
                 if (x->phase != PHASE_FAILED)
                         continue;
-                uint64_t deadline = x->first_failure_at ? x->first_failure_at + RECONCILE_WINDOW_SEC : 0;
+                uint64_t deadline = x->first_failure_at ? x->first_failure_at + LIFECYCLE_WINDOW_SEC : 0;
                 json_t *o = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s?, s:b, s:i}", "target", x->target, "pool",
                                       x->pool, "phone_number", x->phone_number, "phone_number_id", x->id,
                                       "first_failure", ts(x->first_failure_at, b, sizeof b), "retry_deadline",
@@ -197,7 +197,7 @@ int status_format(const struct state *s, const struct config *c, uint64_t now, b
                         fprintf(f, "\nFailed claims (Amazon Connect allows claiming them again for one day):\n");
                         header = true;
                 }
-                uint64_t deadline = x->first_failure_at ? x->first_failure_at + RECONCILE_WINDOW_SEC : 0;
+                uint64_t deadline = x->first_failure_at ? x->first_failure_at + LIFECYCLE_WINDOW_SEC : 0;
                 fprintf(f, "  %s %s/%s retry until %s%s, next try %s%s%s\n", x->phone_number, x->target,
                         x->pool ? x->pool : "-", ts(deadline, b1, sizeof b1),
                         deadline && now >= deadline ? " (expired)" : "", ts(x->next_retry_at, b2, sizeof b2),

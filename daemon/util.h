@@ -89,7 +89,7 @@ char *strprintf(const char *fmt, ...) _printf_(1, 2);
 char *strvprintf(const char *fmt, va_list ap) _printf_(1, 0);
 
 /* Clocks. Wall-clock readings go through clock_wall_sec()/clock_wall_usec()
- * so that CONNECT_NUMBERS_CLOCK_OFFSET (SPEC "Credentials, region, endpoint",
+ * so that CONNECT_NUMBERS_CLOCK_OFFSET (connect-numbersd(8), CREDENTIALS,
  * testing hook) shifts every one of them. Timers use CLOCK_BOOTTIME. */
 usec_t clock_boottime_usec(void);
 int clock_set_offset_sec(int64_t offset); /* called once by main() */

@@ -217,7 +217,7 @@ static void number_from(struct connect_number *x, json_t *e, json_t *summary, co
         x->status_message = strdup_or_null(jstr(e, "status_message"));
 }
 
-static const char *event_kind_name(enum reconcile_event_kind k) {
+static const char *event_kind_name(enum lifecycle_event_kind k) {
         static const char *const names[] = {
                 [EVENT_CLAIMED] = "claimed",         [EVENT_CLAIM_FAILED] = "claim_failed",
                 [EVENT_WINDOW_EXPIRED] = "window_expired", [EVENT_QUOTA] = "quota",
@@ -229,7 +229,7 @@ static const char *event_kind_name(enum reconcile_event_kind k) {
         return names[k];
 }
 
-static void events_append(struct reconcile_events *all, struct reconcile_events *ev) {
+static void events_append(struct lifecycle_events *all, struct lifecycle_events *ev) {
         if (ev->n == 0)
                 return;
         all->items = realloc(all->items, sizeof *all->items * (all->n + ev->n));
@@ -237,10 +237,10 @@ static void events_append(struct reconcile_events *all, struct reconcile_events 
         memcpy(all->items + all->n, ev->items, sizeof *ev->items * ev->n);
         all->n += ev->n;
         free(ev->items);
-        *ev = (struct reconcile_events){0};
+        *ev = (struct lifecycle_events){0};
 }
 
-static char *plan_lines(const struct plan *p, const struct reconcile_events *ev) {
+static char *plan_lines(const struct plan *p, const struct lifecycle_events *ev) {
         char *out = NULL;
         size_t size = 0;
         FILE *f = open_memstream(&out, &size);
@@ -352,7 +352,7 @@ static void simulate_apply(const struct config *c, struct state *s, const struct
         unsigned seq = 0;
         for (size_t i = 0; i < p->n_steps; i++) {
                 const struct plan_step *st = &p->steps[i];
-                struct reconcile_events ev = {0};
+                struct lifecycle_events ev = {0};
                 struct connect_number cn = {0};
                 struct state_number *n = NULL;
                 char id[64], arn[128], phone[32];
@@ -360,28 +360,31 @@ static void simulate_apply(const struct config *c, struct state *s, const struct
                 case STEP_CLAIM:
                         snprintf(phone, sizeof phone, "%s%0*u", st->prefix ? st->prefix : "+1999",
                                  (int) (12 - strlen(st->prefix ? st->prefix : "+1999")), 900 + seq);
-                        n = reconcile_claim_intent(s, st, phone, st->client_token, now);
+                        n = lifecycle_claim_intent(s, st, phone, st->client_token, now);
                         assert_non_null(n);
                         break;
                 case STEP_REPLAY_CLAIM:
-                case STEP_RETRY_CLAIM:
                         n = state_find_number(s, st->target, st->phone_number);
                         assert_non_null(n);
-                        if (st->action == STEP_RETRY_CLAIM) {
-                                assert_int_equal(free_and_strdup(&n->client_token, st->client_token), 0);
-                                n->claim_sent_at = now;
-                                n->attempts++;
-                        }
+                        break;
+                case STEP_RETRY_CLAIM:
+                        /* The executor's one retry path: an intent first. */
+                        n = lifecycle_claim_intent(s, st, st->phone_number, st->client_token, now);
+                        assert_non_null(n);
+                        assert_int_equal(n->phase, PHASE_INTENT);
+                        break;
+                case STEP_GIVE_UP:
+                        lifecycle_give_up(s, st, now, &ev);
                         break;
                 case STEP_RELEASE:
-                        reconcile_released(s, st, now, &ev);
+                        lifecycle_released(s, st, now, &ev);
                         break;
                 default:
                         if (step_action_is_change(st->action))
-                                reconcile_applied(s, c, st, now);
+                                lifecycle_applied(s, c, st, now);
                         break;
                 }
-                reconcile_events_clear(&ev);
+                lifecycle_events_clear(&ev);
                 if (!n)
                         continue;
                 snprintf(id, sizeof id, "sim-%u", seq);
@@ -389,7 +392,7 @@ static void simulate_apply(const struct config *c, struct state *s, const struct
                 seq++;
                 char known_arn[STATE_ARN_MAX];
                 const char *have_arn = state_number_arn(n, known_arn);
-                reconcile_claim_answered(s, n, n->id ? n->id : id, have_arn ? have_arn : arn, now);
+                lifecycle_claim_answered(s, n, n->id ? n->id : id, have_arn ? have_arn : arn, now);
                 assert_int_equal(n->phase, PHASE_IN_PROGRESS);
                 /* Connect applies what the claim request carried. */
                 cn.id = n->id;
@@ -418,14 +421,14 @@ static void simulate_apply(const struct config *c, struct state *s, const struct
                         .description = strdup_or_null(cn.description), .described = true,
                         .status = CONNECT_STATUS_CLAIMED, .tags = cn.tags, .n_tags = cn.n_tags,
                 };
-                assert_int_equal(reconcile_ingest_describe(s, c, st->target, &copy, now, &ev), 0);
+                assert_int_equal(lifecycle_ingest_describe(s, c, st->target, &copy, now, &ev), 0);
                 free(copy.id);
                 free(copy.arn);
                 free(copy.phone_number);
                 free(copy.country);
                 free(copy.type);
                 free(copy.description);
-                reconcile_events_clear(&ev);
+                lifecycle_events_clear(&ev);
         }
         /* A fresh list would show the numbers claimed. */
         for (size_t i = 0; i < s->n_numbers; i++)
@@ -468,7 +471,7 @@ static void run_case(void **state) {
                 const struct target_config *t = &c->targets[i];
                 json_t *o = json_object_get(observed, t->name);
                 if (json_is_true(json_object_get(o, "list_failed"))) {
-                        reconcile_list_failed(s, t->name);
+                        lifecycle_list_failed(s, t->name);
                         continue;
                 }
                 json_t *list = json_object_get(o, "list");
@@ -477,12 +480,12 @@ static void run_case(void **state) {
                 size_t k;
                 json_t *e;
                 json_array_foreach(list, k, e) number_from(&l.v[l.n++], e, NULL, t->arn, false);
-                assert_int_equal(reconcile_ingest_list(s, c, t->name, l.v, l.n, now), 0);
+                assert_int_equal(lifecycle_ingest_list(s, c, t->name, l.v, l.n, now), 0);
                 numbers_clear(&l);
         }
 
         /* 2. describe */
-        struct reconcile_events all = {0}, ev = {0};
+        struct lifecycle_events all = {0}, ev = {0};
         _cleanup_(strv_freep) char **ids = NULL;
         assert_int_equal(reconcile_describe_wanted(c, s, now, budget, &ids), 0);
         assert_non_null(ids);
@@ -519,7 +522,7 @@ static void run_case(void **state) {
                 if (d) {
                         struct connect_number x;
                         number_from(&x, d, find_by_id(json_object_get(to, "list"), id), t->arn, true);
-                        assert_int_equal(reconcile_ingest_describe(s, c, target, &x, now, &ev), 0);
+                        assert_int_equal(lifecycle_ingest_describe(s, c, target, &x, now, &ev), 0);
                         struct numbers one = {.v = malloc(sizeof x), .n = 1};
                         one.v[0] = x;
                         numbers_clear(&one);
@@ -529,7 +532,7 @@ static void run_case(void **state) {
                         json_t *e;
                         json_array_foreach(json_object_get(to, "not_found"), k, e) {
                                 if (streq(json_string_value(e), id)) {
-                                        assert_int_equal(reconcile_ingest_not_found(s, target, id, now, &ev), 0);
+                                        assert_int_equal(lifecycle_ingest_not_found(s, target, id, now, &ev), 0);
                                         used++;
                                 }
                         }
@@ -540,23 +543,49 @@ static void run_case(void **state) {
                 fail_msg("case %s: %zu observed describe answers, %zu asked for", name, entries, used);
         json_decref(observed);
 
-        /* 3. plan */
-        _cleanup_(plan_freep) struct plan *p = NULL;
-        assert_int_equal(reconcile_plan(c, s, now, &p, &ev), 0);
+        /* 3. what time decides, then the plan (which must not change the
+         * state), then the give-ups the executor applies at once. */
+        lifecycle_tick(s, c, now, &ev);
         events_append(&all, &ev);
+        _cleanup_(freep) char *before = NULL;
+        assert_int_equal(state_to_json(s, &before), 0);
+        _cleanup_(plan_freep) struct plan *p = NULL;
+        assert_int_equal(reconcile_plan(c, s, now, &p), 0);
+        _cleanup_(freep) char *after = NULL;
+        assert_int_equal(state_to_json(s, &after), 0);
+        if (!streq(before, after))
+                fail_msg("case %s: reconcile_plan changed the state", name);
+        /* Pure: the same inputs give the same plan, byte for byte. */
+        _cleanup_(plan_freep) struct plan *again = NULL;
+        assert_int_equal(reconcile_plan(c, s, now, &again), 0);
+        _cleanup_(freep) char *t1 = NULL, *t2 = NULL, *j1 = NULL, *j2 = NULL;
+        assert_int_equal(plan_format_text(p, &t1), 0);
+        assert_int_equal(plan_format_text(again, &t2), 0);
+        assert_int_equal(plan_format_json(p, &j1), 0);
+        assert_int_equal(plan_format_json(again, &j2), 0);
+        assert_string_equal(t1, t2);
+        assert_string_equal(j1, j2);
+        for (size_t i = 0; i < p->n_steps; i++)
+                assert_string_equal(p->steps[i].client_token, again->steps[i].client_token);
+        for (size_t i = 0; i < p->n_steps; i++)
+                if (p->steps[i].action == STEP_GIVE_UP) {
+                        lifecycle_give_up(s, &p->steps[i], now, &ev);
+                        events_append(&all, &ev);
+                }
         _cleanup_(freep) char *got = plan_lines(p, &all);
         strip(expected);
         compare(name, "plan", expected, got);
         check_steps(c, p);
         check_formats(p);
         check_state_round_trip(s);
-        reconcile_events_clear(&all);
+        lifecycle_events_clear(&all);
 
         if (expected2) {
                 simulate_apply(c, s, p, now);
                 _cleanup_(plan_freep) struct plan *p2 = NULL;
-                assert_int_equal(reconcile_plan(c, s, now, &p2, &ev), 0);
-                reconcile_events_clear(&ev);
+                lifecycle_tick(s, c, now, &ev);
+                lifecycle_events_clear(&ev);
+                assert_int_equal(reconcile_plan(c, s, now, &p2), 0);
                 _cleanup_(freep) char *got2 = plan_lines(p2, NULL);
                 strip(expected2);
                 compare(name, "plan after applying", expected2, got2);
@@ -585,23 +614,23 @@ static const char BASE_YAML[] =
 
 static void test_next_retry_at(void **unused) {
         (void) unused;
-        uint64_t ffa = NOW - 100, end = ffa + RECONCILE_WINDOW_SEC;
-        assert_int_equal(reconcile_next_retry_at(0, ffa, NOW, false, 21600), NOW + 60);
-        assert_int_equal(reconcile_next_retry_at(1, ffa, NOW, false, 21600), NOW + 60);
-        assert_int_equal(reconcile_next_retry_at(2, ffa, NOW, false, 21600), NOW + 300);
-        assert_int_equal(reconcile_next_retry_at(3, ffa, NOW, false, 21600), NOW + 900);
-        assert_int_equal(reconcile_next_retry_at(4, ffa, NOW, false, 21600), NOW + 3600);
-        assert_int_equal(reconcile_next_retry_at(40, ffa, NOW, false, 21600), NOW + 3600);
+        uint64_t ffa = NOW - 100, end = ffa + LIFECYCLE_WINDOW_SEC;
+        assert_int_equal(lifecycle_next_retry_at(0, ffa, NOW, false, 21600), NOW + 60);
+        assert_int_equal(lifecycle_next_retry_at(1, ffa, NOW, false, 21600), NOW + 60);
+        assert_int_equal(lifecycle_next_retry_at(2, ffa, NOW, false, 21600), NOW + 300);
+        assert_int_equal(lifecycle_next_retry_at(3, ffa, NOW, false, 21600), NOW + 900);
+        assert_int_equal(lifecycle_next_retry_at(4, ffa, NOW, false, 21600), NOW + 3600);
+        assert_int_equal(lifecycle_next_retry_at(40, ffa, NOW, false, 21600), NOW + 3600);
         /* quota: the back-off */
-        assert_int_equal(reconcile_next_retry_at(1, ffa, NOW, true, 21600), NOW + 21600);
+        assert_int_equal(lifecycle_next_retry_at(1, ffa, NOW, true, 21600), NOW + 21600);
         /* never past the window's end minus a minute ... */
-        assert_int_equal(reconcile_next_retry_at(1, ffa, NOW, true, 7 * 86400), end - 60);
-        assert_int_equal(reconcile_next_retry_at(5, ffa, end - 1000, false, 0), end - 60);
+        assert_int_equal(lifecycle_next_retry_at(1, ffa, NOW, true, 7 * 86400), end - 60);
+        assert_int_equal(lifecycle_next_retry_at(5, ffa, end - 1000, false, 0), end - 60);
         /* ... and never before now */
-        assert_int_equal(reconcile_next_retry_at(5, ffa, end - 30, false, 0), end - 30);
-        assert_int_equal(reconcile_next_retry_at(5, ffa, end + 500, false, 0), end + 500);
+        assert_int_equal(lifecycle_next_retry_at(5, ffa, end - 30, false, 0), end - 30);
+        assert_int_equal(lifecycle_next_retry_at(5, ffa, end + 500, false, 0), end + 500);
         /* no window known: plain back-off */
-        assert_int_equal(reconcile_next_retry_at(2, 0, NOW, false, 0), NOW + 300);
+        assert_int_equal(lifecycle_next_retry_at(2, 0, NOW, false, 0), NOW + 300);
 }
 
 static bool is_lower_uuid(const char *u) {
@@ -667,9 +696,9 @@ static void test_action_names(void **unused) {
 /* A plan for BASE_YAML on an empty, listed state. */
 static struct plan *fresh_plan(const struct config *c, struct state *s) {
         struct plan *p = NULL;
-        struct reconcile_events ev = {0};
-        assert_int_equal(reconcile_ingest_list(s, c, "support-us", NULL, 0, NOW), 0);
-        assert_int_equal(reconcile_plan(c, s, NOW, &p, &ev), 0);
+        struct lifecycle_events ev = {0};
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", NULL, 0, NOW), 0);
+        assert_int_equal(reconcile_plan(c, s, NOW, &p), 0);
         assert_int_equal(ev.n, 0);
         return p;
 }
@@ -695,7 +724,7 @@ static void test_claim_lifecycle(void **unused) {
         _cleanup_(config_freep) struct config *c = parse_config(BASE_YAML);
         _cleanup_(state_freep) struct state *s = state_new();
         _cleanup_(plan_freep) struct plan *p = fresh_plan(c, s);
-        struct reconcile_events ev = {0};
+        struct lifecycle_events ev = {0};
         assert_int_equal(p->n_steps, 2);
         assert_int_equal(p->steps[0].action, STEP_CLAIM);
         assert_int_equal(p->steps[1].slot, 1);
@@ -708,7 +737,7 @@ static void test_claim_lifecycle(void **unused) {
         assert_string_not_equal(p->steps[0].client_token, p->steps[1].client_token);
 
         /* Claim 1: intent, 200, CLAIMED. */
-        struct state_number *n = reconcile_claim_intent(s, &p->steps[0], "+12065550100", p->steps[0].client_token,
+        struct state_number *n = lifecycle_claim_intent(s, &p->steps[0], "+12065550100", p->steps[0].client_token,
                                                         NOW);
         assert_non_null(n);
         assert_int_equal(n->phase, PHASE_INTENT);
@@ -717,12 +746,12 @@ static void test_claim_lifecycle(void **unused) {
         assert_int_equal(n->n_claim_tags, 2);
         assert_int_equal(n->attempts, 1);
         /* The same number cannot be claimed twice. */
-        assert_null(reconcile_claim_intent(s, &p->steps[1], "+12065550100", p->steps[1].client_token, NOW));
+        assert_null(lifecycle_claim_intent(s, &p->steps[1], "+12065550100", p->steps[1].client_token, NOW));
         assert_int_equal(errno, EEXIST);
-        reconcile_claim_answered(s, n, "id-100", "arn:100", NOW + 1);
+        lifecycle_claim_answered(s, n, "id-100", "arn:100", NOW + 1);
         assert_int_equal(n->phase, PHASE_IN_PROGRESS);
         struct connect_number cn = described("id-100", "+12065550100", "support-us/main", CONNECT_STATUS_CLAIMED, NULL);
-        assert_int_equal(reconcile_ingest_describe(s, c, "support-us", &cn, NOW + 5, &ev), 0);
+        assert_int_equal(lifecycle_ingest_describe(s, c, "support-us", &cn, NOW + 5, &ev), 0);
         n = state_find_number(s, "support-us", "+12065550100");
         assert_int_equal(n->phase, PHASE_CLAIMED);
         assert_int_equal(n->claimed_at, NOW);
@@ -732,26 +761,26 @@ static void test_claim_lifecycle(void **unused) {
         assert_int_equal(ev.items[0].kind, EVENT_CLAIMED);
         assert_string_equal(ev.items[0].phone_number, "+12065550100");
         assert_string_equal(ev.items[0].pool, "main");
-        reconcile_events_clear(&ev);
+        lifecycle_events_clear(&ev);
         /* Described again: no second event, no second churn entry. */
-        assert_int_equal(reconcile_ingest_describe(s, c, "support-us", &cn, NOW + 6, &ev), 0);
+        assert_int_equal(lifecycle_ingest_describe(s, c, "support-us", &cn, NOW + 6, &ev), 0);
         assert_int_equal(ev.n, 0);
         assert_int_equal(s->targets[0].n_churn, 1);
         /* IN_PROGRESS on a CLAIMED number is a metadata update, not a claim. */
         cn.status = CONNECT_STATUS_IN_PROGRESS;
-        assert_int_equal(reconcile_ingest_describe(s, c, "support-us", &cn, NOW + 7, &ev), 0);
+        assert_int_equal(lifecycle_ingest_describe(s, c, "support-us", &cn, NOW + 7, &ev), 0);
         assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_CLAIMED);
         cn.status = CONNECT_STATUS_CLAIMED;
-        assert_int_equal(reconcile_ingest_describe(s, c, "support-us", &cn, NOW + 8, &ev), 0);
+        assert_int_equal(lifecycle_ingest_describe(s, c, "support-us", &cn, NOW + 8, &ev), 0);
         assert_int_equal(ev.n, 0);
         assert_int_equal(s->targets[0].n_churn, 1);
 
         /* Claim 2: FAILED -> window from the send time, retry in 60 s. */
-        n = reconcile_claim_intent(s, &p->steps[1], "+12065550101", p->steps[1].client_token, NOW + 10);
+        n = lifecycle_claim_intent(s, &p->steps[1], "+12065550101", p->steps[1].client_token, NOW + 10);
         assert_non_null(n);
-        reconcile_claim_answered(s, n, "id-101", "arn:101", NOW + 11);
+        lifecycle_claim_answered(s, n, "id-101", "arn:101", NOW + 11);
         cn = described("id-101", "+12065550101", "support-us/main", CONNECT_STATUS_FAILED, "Claim failed");
-        assert_int_equal(reconcile_ingest_describe(s, c, "support-us", &cn, NOW + 20, &ev), 0);
+        assert_int_equal(lifecycle_ingest_describe(s, c, "support-us", &cn, NOW + 20, &ev), 0);
         n = state_find_number(s, "support-us", "+12065550101");
         assert_int_equal(n->phase, PHASE_FAILED);
         assert_int_equal(n->first_failure_at, NOW + 10);
@@ -760,20 +789,20 @@ static void test_claim_lifecycle(void **unused) {
         assert_string_equal(n->failure_message, "Claim failed");
         assert_int_equal(ev.n, 1);
         assert_int_equal(ev.items[0].kind, EVENT_CLAIM_FAILED);
-        assert_int_equal(ev.items[0].deadline, NOW + 10 + RECONCILE_WINDOW_SEC);
-        reconcile_events_clear(&ev);
+        assert_int_equal(ev.items[0].deadline, NOW + 10 + LIFECYCLE_WINDOW_SEC);
+        lifecycle_events_clear(&ev);
         assert_int_equal(s->targets[0].n_churn, 1);
 
         /* The plan: nothing to claim (held 2), a retry once due. */
         _cleanup_(plan_freep) struct plan *p2 = NULL;
-        assert_int_equal(reconcile_plan(c, s, NOW + 30, &p2, &ev), 0);
+        assert_int_equal(reconcile_plan(c, s, NOW + 30, &p2), 0);
         assert_int_equal(plan_count_changes(p2), 0);
         assert_int_equal(p2->next_wakeup_at, NOW + 80);
         assert_int_equal(p2->pools[0].held, 2);
         assert_int_equal(p2->pools[0].failed, 1);
-        assert_int_equal(p2->pools[0].earliest_deadline, NOW + 10 + RECONCILE_WINDOW_SEC);
+        assert_int_equal(p2->pools[0].earliest_deadline, NOW + 10 + LIFECYCLE_WINDOW_SEC);
         _cleanup_(plan_freep) struct plan *p3 = NULL;
-        assert_int_equal(reconcile_plan(c, s, NOW + 80, &p3, &ev), 0);
+        assert_int_equal(reconcile_plan(c, s, NOW + 80, &p3), 0);
         assert_int_equal(p3->n_steps, 1);
         assert_int_equal(p3->steps[0].action, STEP_RETRY_CLAIM);
         char token[37];
@@ -787,15 +816,15 @@ static void test_quota_episode(void **unused) {
         _cleanup_(config_freep) struct config *c = parse_config(BASE_YAML);
         _cleanup_(state_freep) struct state *s = state_new();
         _cleanup_(plan_freep) struct plan *p = fresh_plan(c, s);
-        struct reconcile_events ev = {0};
+        struct lifecycle_events ev = {0};
 
         /* First claim FAILED with the quota message. */
-        struct state_number *n = reconcile_claim_intent(s, &p->steps[0], "+12065550100", p->steps[0].client_token,
+        struct state_number *n = lifecycle_claim_intent(s, &p->steps[0], "+12065550100", p->steps[0].client_token,
                                                         NOW);
-        reconcile_claim_answered(s, n, "id-100", "arn:100", NOW);
+        lifecycle_claim_answered(s, n, "id-100", "arn:100", NOW);
         struct connect_number cn = described("id-100", "+12065550100", "support-us/main", CONNECT_STATUS_FAILED,
                                              "You've reached the LIMIT of claimed numbers for this instance");
-        assert_int_equal(reconcile_ingest_describe(s, c, "support-us", &cn, NOW + 5, &ev), 0);
+        assert_int_equal(lifecycle_ingest_describe(s, c, "support-us", &cn, NOW + 5, &ev), 0);
         n = state_find_number(s, "support-us", "+12065550100");
         assert_true(n->quota_failure);
         assert_int_equal(n->next_retry_at, NOW + 5 + 6 * 3600);
@@ -804,7 +833,7 @@ static void test_quota_episode(void **unused) {
         assert_int_equal(ev.items[1].kind, EVENT_QUOTA);
         assert_int_equal(ev.items[1].held, 1);
         assert_int_equal(ev.items[1].wanted, 2);
-        reconcile_events_clear(&ev);
+        lifecycle_events_clear(&ev);
         struct state_target *st = &s->targets[0];
         assert_int_equal(st->quota_at, NOW + 5);
         assert_int_equal(st->quota_until, NOW + 5 + 6 * 3600);
@@ -813,25 +842,24 @@ static void test_quota_episode(void **unused) {
         assert_true(st->quota_logged);
 
         /* The second claim refused for quota in the same episode: one record. */
-        n = reconcile_claim_intent(s, &p->steps[1], "+12065550101", p->steps[1].client_token, NOW + 6);
+        n = lifecycle_claim_intent(s, &p->steps[1], "+12065550101", p->steps[1].client_token, NOW + 6);
         struct connect_error e = {.kind = CONNECT_ERROR_QUOTA, .code = (char *) "ServiceQuotaExceededException"};
-        assert_int_equal(reconcile_claim_refused(s, c, n, &e, NOW + 7, &ev), CLAIM_NEXT_STOP_TARGET);
+        assert_int_equal(lifecycle_claim_refused(s, c, n, &e, NOW + 7, &ev), CLAIM_NEXT_STOP_TARGET);
         n = state_find_number(s, "support-us", "+12065550101");
         assert_int_equal(n->phase, PHASE_FAILED);
         assert_true(n->quota_failure);
         assert_int_equal(n->first_failure_at, NOW + 6);
         for (size_t i = 0; i < ev.n; i++)
                 assert_int_not_equal(ev.items[i].kind, EVENT_QUOTA);
-        reconcile_events_clear(&ev);
+        lifecycle_events_clear(&ev);
         assert_int_equal(s->targets[0].quota_at, NOW + 5);
 
         /* The pause ends with the back-off: QUOTA_CLEARED, once. */
-        _cleanup_(plan_freep) struct plan *p2 = NULL, *p3 = NULL;
-        assert_int_equal(reconcile_plan(c, s, NOW + 5 + 6 * 3600, &p2, &ev), 0);
+        lifecycle_tick(s, c, NOW + 5 + 6 * 3600, &ev);
         assert_int_equal(ev.n, 1);
         assert_int_equal(ev.items[0].kind, EVENT_QUOTA_CLEARED);
-        reconcile_events_clear(&ev);
-        assert_int_equal(reconcile_plan(c, s, NOW + 5 + 6 * 3600, &p3, &ev), 0);
+        lifecycle_events_clear(&ev);
+        lifecycle_tick(s, c, NOW + 5 + 6 * 3600, &ev);
         assert_int_equal(ev.n, 0);
         /* The last quota error stays for --status. */
         assert_int_equal(s->targets[0].quota_at, NOW + 5);
@@ -843,18 +871,18 @@ static void test_no_numbers_once(void **unused) {
         _cleanup_(config_freep) struct config *c = parse_config(BASE_YAML);
         _cleanup_(state_freep) struct state *s = state_new();
         _cleanup_(plan_freep) struct plan *p = fresh_plan(c, s);
-        struct reconcile_events ev = {0};
-        reconcile_no_numbers(s, &p->steps[0], &ev);
-        reconcile_no_numbers(s, &p->steps[1], &ev);
+        struct lifecycle_events ev = {0};
+        lifecycle_no_numbers(s, &p->steps[0], &ev);
+        lifecycle_no_numbers(s, &p->steps[1], &ev);
         assert_int_equal(ev.n, 1);
         assert_int_equal(ev.items[0].kind, EVENT_NO_NUMBERS);
         assert_string_equal(ev.items[0].pool, "main");
         assert_non_null(strstr(ev.items[0].message, "+1206"));
-        reconcile_events_clear(&ev);
-        reconcile_numbers_found(s, &p->steps[0]);
-        reconcile_no_numbers(s, &p->steps[0], &ev);
+        lifecycle_events_clear(&ev);
+        lifecycle_numbers_found(s, &p->steps[0]);
+        lifecycle_no_numbers(s, &p->steps[0], &ev);
         assert_int_equal(ev.n, 1);
-        reconcile_events_clear(&ev);
+        lifecycle_events_clear(&ev);
 }
 
 struct refusal_case {
@@ -906,8 +934,8 @@ static void test_claim_refused(void **unused) {
                 const struct refusal_case *k = &cases[i];
                 _cleanup_(state_freep) struct state *s = state_new();
                 _cleanup_(plan_freep) struct plan *p = fresh_plan(c, s);
-                struct reconcile_events ev = {0};
-                struct state_number *n = reconcile_claim_intent(s, &p->steps[0], "+12065550100",
+                struct lifecycle_events ev = {0};
+                struct state_number *n = lifecycle_claim_intent(s, &p->steps[0], "+12065550100",
                                                                 p->steps[0].client_token, NOW - 500);
                 assert_non_null(n);
                 if (k->retry) {
@@ -919,7 +947,7 @@ static void test_claim_refused(void **unused) {
                         n->attempts = 2;
                 }
                 struct connect_error e = {.kind = k->kind, .code = (char *) k->code, .message = (char *) k->message};
-                enum claim_next got = reconcile_claim_refused(s, c, n, &e, NOW, &ev);
+                enum claim_next got = lifecycle_claim_refused(s, c, n, &e, NOW, &ev);
                 if (got != k->expected)
                         fail_msg("case %zu: got %d, expected %d", i, got, k->expected);
                 n = state_find_number(s, "support-us", "+12065550100");
@@ -951,7 +979,7 @@ static void test_claim_refused(void **unused) {
                         if (streq(again->steps[0].client_token, p->steps[0].client_token))
                                 fail_msg("case %zu: a spent token planned again", i);
                 }
-                reconcile_events_clear(&ev);
+                lifecycle_events_clear(&ev);
         }
 }
 
@@ -974,8 +1002,8 @@ static void test_plan_tokens_follow_view(void **unused) {
         assert_int_equal(state_set(b, &n->pool, "main"), 0);
         n->phase = PHASE_GIVEN_UP;
         _cleanup_(plan_freep) struct plan *pb2 = NULL;
-        struct reconcile_events ev = {0};
-        assert_int_equal(reconcile_plan(c, b, NOW, &pb2, &ev), 0);
+        struct lifecycle_events ev = {0};
+        assert_int_equal(reconcile_plan(c, b, NOW, &pb2), 0);
         assert_int_equal(pb2->n_steps, 2);
         assert_string_not_equal(pa->steps[0].view_digest, pb2->steps[0].view_digest);
         assert_string_not_equal(pa->steps[0].client_token, pb2->steps[0].client_token);
@@ -984,21 +1012,21 @@ static void test_plan_tokens_follow_view(void **unused) {
         n = state_find_number(b, "support-us", "+12065550777");
         n->phase = PHASE_RELEASED;
         _cleanup_(plan_freep) struct plan *pb3 = NULL;
-        assert_int_equal(reconcile_plan(c, b, NOW, &pb3, &ev), 0);
+        assert_int_equal(reconcile_plan(c, b, NOW, &pb3), 0);
         assert_string_equal(pb2->steps[0].client_token, pb3->steps[0].client_token);
         /* An intent of ours is not part of the view (another instance
          * cannot see it): the remaining slot keeps its token. */
         _cleanup_(state_freep) struct state *c2 = state_new();
         _cleanup_(plan_freep) struct plan *pc = fresh_plan(c, c2);
-        assert_non_null(reconcile_claim_intent(c2, &pc->steps[0], "+12065550100", pc->steps[0].client_token, NOW));
+        assert_non_null(lifecycle_claim_intent(c2, &pc->steps[0], "+12065550100", pc->steps[0].client_token, NOW));
         _cleanup_(plan_freep) struct plan *pc2 = NULL;
-        assert_int_equal(reconcile_plan(c, c2, NOW, &pc2, &ev), 0);
+        assert_int_equal(reconcile_plan(c, c2, NOW, &pc2), 0);
         assert_int_equal(pc2->n_steps, 2);
         assert_int_equal(pc2->steps[0].action, STEP_REPLAY_CLAIM);
         assert_string_equal(pc2->steps[0].client_token, pc->steps[0].client_token);
         assert_int_equal(pc2->steps[1].action, STEP_CLAIM);
         assert_string_equal(pc2->steps[1].client_token, pc->steps[1].client_token);
-        reconcile_events_clear(&ev);
+        lifecycle_events_clear(&ev);
 }
 
 static void test_format(void **unused) {
@@ -1046,15 +1074,15 @@ static void test_list_merge(void **unused) {
                 {.id = (char *) "a", .phone_number = (char *) "+12065550101", .target_arn = (char *) arn},
                 {.id = (char *) "b", .phone_number = (char *) "+12065550102", .target_arn = (char *) arn},
         };
-        assert_int_equal(reconcile_ingest_list(s, c, "support-us", l, 3, NOW), 0);
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", l, 3, NOW), 0);
         assert_int_equal(s->n_numbers, 2);
         assert_int_equal(state_find_number(s, "support-us", "+12065550101")->phase, PHASE_UNKNOWN);
         assert_true(s->targets[0].listed_ok);
-        assert_int_equal(reconcile_ingest_list(s, c, "nope", l, 3, NOW), -ENOENT);
+        assert_int_equal(lifecycle_ingest_list(s, c, "nope", l, 3, NOW), -ENOENT);
         /* Gone from the list: unknown records are forgotten. */
-        assert_int_equal(reconcile_ingest_list(s, c, "support-us", l + 1, 1, NOW), 0);
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", l + 1, 1, NOW), 0);
         assert_int_equal(s->n_numbers, 1);
-        reconcile_list_failed(s, "support-us");
+        lifecycle_list_failed(s, "support-us");
         assert_false(s->targets[0].listed_ok);
 }
 
@@ -1063,30 +1091,30 @@ static void test_not_found(void **unused) {
         _cleanup_(config_freep) struct config *c = parse_config(BASE_YAML);
         _cleanup_(state_freep) struct state *s = state_new();
         _cleanup_(plan_freep) struct plan *p = fresh_plan(c, s);
-        struct reconcile_events ev = {0};
-        struct state_number *n = reconcile_claim_intent(s, &p->steps[0], "+12065550100", p->steps[0].client_token,
+        struct lifecycle_events ev = {0};
+        struct state_number *n = lifecycle_claim_intent(s, &p->steps[0], "+12065550100", p->steps[0].client_token,
                                                         NOW);
-        reconcile_claim_answered(s, n, "id-100", "arn:100", NOW);
+        lifecycle_claim_answered(s, n, "id-100", "arn:100", NOW);
         /* Just answered: not describable yet is no news. */
-        assert_int_equal(reconcile_ingest_not_found(s, "support-us", "id-100", NOW + 10, &ev), 0);
+        assert_int_equal(lifecycle_ingest_not_found(s, "support-us", "id-100", NOW + 10, &ev), 0);
         assert_int_equal(ev.n, 0);
         assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_IN_PROGRESS);
         /* An hour on, it is gone. */
-        assert_int_equal(reconcile_ingest_not_found(s, "support-us", "id-100", NOW + 3600, &ev), 0);
+        assert_int_equal(lifecycle_ingest_not_found(s, "support-us", "id-100", NOW + 3600, &ev), 0);
         assert_int_equal(ev.n, 1);
         assert_int_equal(ev.items[0].kind, EVENT_NUMBER_GONE);
         assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_GONE);
-        reconcile_events_clear(&ev);
+        lifecycle_events_clear(&ev);
         /* Unknown ids and numbers that were never ours are forgotten. */
         struct connect_number l = {.id = (char *) "id-200", .phone_number = (char *) "+12065550200"};
-        assert_int_equal(reconcile_ingest_list(s, c, "support-us", &l, 1, NOW), 0);
-        assert_int_equal(reconcile_ingest_not_found(s, "support-us", "id-200", NOW, &ev), 0);
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", &l, 1, NOW), 0);
+        assert_int_equal(lifecycle_ingest_not_found(s, "support-us", "id-200", NOW, &ev), 0);
         assert_null(state_find_number(s, "support-us", "+12065550200"));
-        assert_int_equal(reconcile_ingest_not_found(s, "support-us", "id-404", NOW, &ev), 0);
+        assert_int_equal(lifecycle_ingest_not_found(s, "support-us", "id-404", NOW, &ev), 0);
         assert_int_equal(ev.n, 0);
         /* A GONE number listed again is found out again. */
         l = (struct connect_number){.id = (char *) "id-100b", .phone_number = (char *) "+12065550100"};
-        assert_int_equal(reconcile_ingest_list(s, c, "support-us", &l, 1, NOW), 0);
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", &l, 1, NOW), 0);
         assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_UNKNOWN);
 }
 
