@@ -377,12 +377,6 @@ static int idx_phone_cmp(const void *a, const void *b, void *userdata) {
         return c != 0 ? c : (x > y) - (x < y);
 }
 
-static int input_phone_cmp(const void *a, const void *b, void *userdata) {
-        const struct connect_number *in = userdata;
-        size_t x = *(const size_t *) a, y = *(const size_t *) b;
-        int c = strcmp(in[x].phone_number, in[y].phone_number);
-        return c != 0 ? c : (x > y) - (x < y);
-}
 
 /* Indices of the records of target, sorted by phone number. */
 int lifecycle_target_records(const struct state *s, const char *target, size_t **ret, size_t *ret_n) {
@@ -430,73 +424,56 @@ static int record_update_from_summary(struct state *s, struct state_number *r, c
         return k;
 }
 
-int lifecycle_ingest_list(struct state *s, const struct config *c, const char *target,
-                          const struct connect_number *numbers, size_t n, uint64_t now) {
-        (void) now;
+int lifecycle_list_begin(struct state *s, const struct config *c, const char *target) {
         const struct target_config *t = config_find_target(c, target);
         if (!s || !t)
                 return -ENOENT;
         if (!state_get_target(s, t->name, t->arn))
                 return -ENOMEM;
+        /* Listed again from scratch: what this listing shows is listed. */
+        for (size_t i = 0; i < s->n_numbers; i++)
+                if (streq_ptr(s->numbers[i].target, t->name))
+                        s->numbers[i].listed = false;
+        return 0;
+}
 
-        _cleanup_(freep) size_t *rec = NULL;
-        size_t n_rec = 0;
-        int r = lifecycle_target_records(s, t->name, &rec, &n_rec);
-        if (r < 0)
-                return r;
-        _cleanup_(freep) size_t *in = malloc(sizeof *in * (n + 1));
-        _cleanup_(freep) bool *seen = calloc(s->n_numbers + 1, sizeof *seen);
-        _cleanup_(freep) size_t *fresh = malloc(sizeof *fresh * (n + 1));
-        if (!in || !seen || !fresh)
-                return -ENOMEM;
-        size_t n_in = 0, n_fresh = 0, n_before = s->n_numbers;
-        /* An entry that names another target is not on this one, whatever
-         * the filter asked for: it is not taken as listed here. */
-        for (size_t i = 0; i < n; i++)
-                if (!isempty(numbers[i].phone_number) &&
-                    (!numbers[i].target_arn || streq(numbers[i].target_arn, t->arn)))
-                        in[n_in++] = i;
-        qsort_r(in, n_in, sizeof *in, input_phone_cmp, (void *) numbers);
-
-        /* Merge the two sorted sequences: O(n log n) for lists of
-         * thousands of numbers. */
-        size_t j = 0;
-        for (size_t i = 0; i < n_in; i++) {
-                const struct connect_number *x = &numbers[in[i]];
-                if (i > 0 && streq(x->phone_number, numbers[in[i - 1]].phone_number))
-                        continue; /* listed twice (pages overlapping): once is enough */
-                while (j < n_rec && strcmp(s->numbers[rec[j]].phone_number, x->phone_number) < 0)
-                        j++;
-                if (j < n_rec && streq(s->numbers[rec[j]].phone_number, x->phone_number)) {
-                        seen[rec[j]] = true;
-                        r = record_update_from_summary(s, &s->numbers[rec[j]], t, x);
-                        if (r < 0)
-                                return r;
-                } else
-                        fresh[n_fresh++] = in[i];
+int lifecycle_list_page(struct state *s, const struct config *c, const char *target,
+                        const struct connect_number *numbers, size_t n) {
+        const struct target_config *t = config_find_target(c, target);
+        if (!s || !t)
+                return -ENOENT;
+        for (size_t i = 0; i < n; i++) {
+                const struct connect_number *x = &numbers[i];
+                /* An entry that names another target is not on this one,
+                 * whatever the filter asked for: not taken as listed here. */
+                if (isempty(x->phone_number) || (x->target_arn && !streq(x->target_arn, t->arn)))
+                        continue;
+                struct state_number *r = state_find_number(s, t->name, x->phone_number);
+                if (!r) {
+                        r = state_add_number(s, t->name, x->phone_number);
+                        if (!r)
+                                return -ENOMEM;
+                        r->phase = PHASE_UNKNOWN;
+                }
+                int k = record_update_from_summary(s, r, t, x);
+                if (k < 0)
+                        return k;
         }
-        for (size_t i = 0; i < n_fresh; i++) {
-                const struct connect_number *x = &numbers[fresh[i]];
-                struct state_number *nr = state_add_number(s, t->name, x->phone_number);
-                if (!nr)
-                        return -ENOMEM;
-                nr->phase = PHASE_UNKNOWN;
-                r = record_update_from_summary(s, nr, t, x);
-                if (r < 0)
-                        return r;
-        }
+        return 0;
+}
 
+int lifecycle_list_end(struct state *s, const struct config *c, const char *target) {
+        const struct target_config *t = config_find_target(c, target);
+        if (!s || !t)
+                return -ENOENT;
         /* Records the list no longer shows. Numbers we never owned are
          * simply forgotten; ours stay (describe tells what happened), and
          * records of a target name no longer configured but with this ARN
          * are now tracked under this name. */
-        for (size_t i = n_before; i-- > 0;) {
+        for (size_t i = s->n_numbers; i-- > 0;) {
                 struct state_number *x = &s->numbers[i];
                 if (streq_ptr(x->target, t->name)) {
-                        if (seen[i])
-                                continue;
-                        x->listed = false;
-                        if (x->phase == PHASE_UNKNOWN || x->phase == PHASE_FOREIGN)
+                        if (!x->listed && (x->phase == PHASE_UNKNOWN || x->phase == PHASE_FOREIGN))
                                 state_remove_number(s, x);
                 } else if (!config_find_target(c, x->target) && streq_ptr(x->target_arn, t->arn))
                         state_remove_number(s, x);
@@ -505,6 +482,16 @@ int lifecycle_ingest_list(struct state *s, const struct config *c, const char *t
         if (st)
                 st->listed_ok = true;
         return 0;
+}
+
+int lifecycle_ingest_list(struct state *s, const struct config *c, const char *target,
+                          const struct connect_number *numbers, size_t n) {
+        int r = lifecycle_list_begin(s, c, target);
+        if (r >= 0)
+                r = lifecycle_list_page(s, c, target, numbers, n);
+        if (r >= 0)
+                r = lifecycle_list_end(s, c, target);
+        return r;
 }
 
 void lifecycle_list_failed(struct state *s, const char *target) {

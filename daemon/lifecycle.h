@@ -83,10 +83,18 @@ uint64_t lifecycle_quota_backoff_sec(const struct config *c);
 
 /* ---- observations ------------------------------------------------------- */
 
-/* A target's complete list. Marks listed numbers, adds unseen ones as
- * PHASE_UNKNOWN, marks the target listed_ok. */
+/* A target's list, taken in page by page as it arrives (memory does not
+ * grow with the list): begin, every page, then end once the list is
+ * complete (forgets numbers of others it no longer shows, marks the target
+ * listed_ok), or lifecycle_list_failed() when it is not. A page marks the
+ * numbers it shows as listed and adds unseen ones as PHASE_UNKNOWN. */
+int lifecycle_list_begin(struct state *s, const struct config *c, const char *target);
+int lifecycle_list_page(struct state *s, const struct config *c, const char *target,
+                        const struct connect_number *numbers, size_t n);
+int lifecycle_list_end(struct state *s, const struct config *c, const char *target);
+/* All three for a list in one piece. */
 int lifecycle_ingest_list(struct state *s, const struct config *c, const char *target,
-                          const struct connect_number *numbers, size_t n, uint64_t now);
+                          const struct connect_number *numbers, size_t n);
 /* Marks a target whose list failed: its pools get no claim or release. */
 void lifecycle_list_failed(struct state *s, const char *target);
 /* A describe of one number of target: status, tags, where it sits. */

@@ -1371,7 +1371,7 @@ static void on_list(const struct connect_result *res, void *userdata) {
                 log_debug("The list of %s is unchanged since the last pass", t->name);
         else if (res->r >= 0) {
                 size_t before = p->state->n_numbers;
-                lifecycle_ingest_list(p->state, p->config, t->name, res->numbers, res->n_numbers, clock_wall_sec());
+                lifecycle_ingest_list(p->state, p->config, t->name, res->numbers, res->n_numbers);
                 if (p->state->n_numbers != before)
                         p->dirty = true;
                 if (log_repeat_clear(key))

@@ -480,7 +480,7 @@ static void run_case(void **state) {
                 size_t k;
                 json_t *e;
                 json_array_foreach(list, k, e) number_from(&l.v[l.n++], e, NULL, t->arn, false);
-                assert_int_equal(lifecycle_ingest_list(s, c, t->name, l.v, l.n, now), 0);
+                assert_int_equal(lifecycle_ingest_list(s, c, t->name, l.v, l.n), 0);
                 numbers_clear(&l);
         }
 
@@ -697,7 +697,7 @@ static void test_action_names(void **unused) {
 static struct plan *fresh_plan(const struct config *c, struct state *s) {
         struct plan *p = NULL;
         struct lifecycle_events ev = {0};
-        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", NULL, 0, NOW), 0);
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", NULL, 0), 0);
         assert_int_equal(reconcile_plan(c, s, NOW, &p), 0);
         assert_int_equal(ev.n, 0);
         return p;
@@ -1074,13 +1074,13 @@ static void test_list_merge(void **unused) {
                 {.id = (char *) "a", .phone_number = (char *) "+12065550101", .target_arn = (char *) arn},
                 {.id = (char *) "b", .phone_number = (char *) "+12065550102", .target_arn = (char *) arn},
         };
-        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", l, 3, NOW), 0);
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", l, 3), 0);
         assert_int_equal(s->n_numbers, 2);
         assert_int_equal(state_find_number(s, "support-us", "+12065550101")->phase, PHASE_UNKNOWN);
         assert_true(s->targets[0].listed_ok);
-        assert_int_equal(lifecycle_ingest_list(s, c, "nope", l, 3, NOW), -ENOENT);
+        assert_int_equal(lifecycle_ingest_list(s, c, "nope", l, 3), -ENOENT);
         /* Gone from the list: unknown records are forgotten. */
-        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", l + 1, 1, NOW), 0);
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", l + 1, 1), 0);
         assert_int_equal(s->n_numbers, 1);
         lifecycle_list_failed(s, "support-us");
         assert_false(s->targets[0].listed_ok);
@@ -1107,14 +1107,14 @@ static void test_not_found(void **unused) {
         lifecycle_events_clear(&ev);
         /* Unknown ids and numbers that were never ours are forgotten. */
         struct connect_number l = {.id = (char *) "id-200", .phone_number = (char *) "+12065550200"};
-        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", &l, 1, NOW), 0);
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", &l, 1), 0);
         assert_int_equal(lifecycle_ingest_not_found(s, "support-us", "id-200", NOW, &ev), 0);
         assert_null(state_find_number(s, "support-us", "+12065550200"));
         assert_int_equal(lifecycle_ingest_not_found(s, "support-us", "id-404", NOW, &ev), 0);
         assert_int_equal(ev.n, 0);
         /* A GONE number listed again is found out again. */
         l = (struct connect_number){.id = (char *) "id-100b", .phone_number = (char *) "+12065550100"};
-        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", &l, 1, NOW), 0);
+        assert_int_equal(lifecycle_ingest_list(s, c, "support-us", &l, 1), 0);
         assert_int_equal(state_find_number(s, "support-us", "+12065550100")->phase, PHASE_UNKNOWN);
 }
 
