@@ -60,7 +60,10 @@ struct connect_call {
         bool have_known_digest;            /* LIST: known_digest given */
         uint8_t known_digest[CONNECT_LIST_DIGEST_LEN]; /* LIST: SHA-256 of the last single-page answer */
         unsigned request_attempts;         /* attempts of the current request (page) */
+        unsigned request_failures;         /* of them, failed other than by throttling: max_attempts bounds these */
+        unsigned request_throttled;        /* of them, throttled: only the deadline bounds these */
         unsigned last_retry_cost;          /* retry quota paid by the last retry of the current request */
+        usec_t submitted;                  /* CLOCK_BOOTTIME, when connect_*() queued it */
         enum call_state state;
         struct connect_bucket *bucket;
         struct connect_call *q_prev, *q_next; /* bucket FIFO */
@@ -79,7 +82,9 @@ struct connect_client {
         double rate_default;               /* req/s */
         double rate_burst;                 /* tokens */
         double rates[_CONNECT_OP_MAX];     /* per-operation req/s, 0 = rate_default */
-        unsigned max_attempts;             /* per request, first try included */
+        unsigned max_attempts;             /* per request, first try included; throttling aside */
+        usec_t deadline;                   /* CLOCK_BOOTTIME, or USEC_INFINITY: see connect_client_set_deadline() */
+        usec_t max_backoff;                /* cap on one retry delay */
         bool read_only;
         struct retry_quota quota;          /* SDK retry quota, per client */
         struct connect_bucket *buckets;
@@ -548,28 +553,56 @@ static int call_parse_success(struct connect_call *call, const struct http_respo
         }
 }
 
-/* Retries if the SDK standard mode allows: attempts left, quota paid.
- * Returns true when a retry was scheduled. */
-static bool call_maybe_retry(struct connect_call *call, bool retryable, bool is_timeout) {
+/* When a call whose caller set no deadline stops retrying throttled
+ * attempts: as long as --once waits by default, so that a client nobody
+ * configured behaves as the common case expects. */
+#define CONNECT_DEFAULT_THROTTLE_BUDGET (5 * USEC_PER_MINUTE)
+
+/* Retries if allowed. Throttling is Connect saying "slower", not "no":
+ * a throttled attempt is retried with capped, jittered backoff for as long
+ * as the caller's deadline leaves time, outside max_attempts and without
+ * paying the retry quota (throttling from other clients of the same
+ * account must not starve our retries of real failures). Other retryable
+ * failures (5xx, dropped connections, timeouts) get the SDK standard mode:
+ * max_attempts per request and the quota. Returns true when a retry was
+ * scheduled. */
+static bool call_maybe_retry(struct connect_call *call, bool retryable, bool throttled, bool is_timeout) {
         struct connect_client *c = call->client;
-        unsigned cost;
+        unsigned cost = 0;
+        usec_t delay, now;
         int r;
 
-        if (!retryable || c->freeing || call->request_attempts >= c->max_attempts)
+        if (!retryable || c->freeing)
                 return false;
-        cost = retry_quota_acquire(&c->quota, is_timeout);
-        if (cost == 0)
-                return false;
+        if (throttled) {
+                usec_t deadline = c->deadline != USEC_INFINITY ? c->deadline
+                                                               : call->submitted + CONNECT_DEFAULT_THROTTLE_BUDGET;
+                call->request_throttled++;
+                now = clock_boottime_usec();
+                if (now >= deadline)
+                        return false;
+                delay = retry_backoff_capped_usec(call->request_throttled, random_unit(), c->max_backoff);
+                delay = MIN(delay, deadline - now);
+        } else {
+                call->request_failures++;
+                if (call->request_failures >= c->max_attempts)
+                        return false;
+                cost = retry_quota_acquire(&c->quota, is_timeout);
+                if (cost == 0)
+                        return false;
+                delay = retry_backoff_capped_usec(call->request_failures, random_unit(), c->max_backoff);
+        }
 
-        usec_t delay = retry_backoff_usec(call->request_attempts, random_unit());
         r = sd_event_add_time_relative(c->event, &call->backoff, CLOCK_BOOTTIME, delay, USEC_PER_MSEC, backoff_cb,
                                        call);
         if (r < 0) {
-                retry_quota_success(&c->quota, cost); /* give back what was not used */
+                if (cost > 0)
+                        retry_quota_success(&c->quota, cost); /* give back what was not used */
                 return false;
         }
         (void) sd_event_source_set_description(call->backoff, "connect-backoff");
-        call->last_retry_cost = cost;
+        if (cost > 0)
+                call->last_retry_cost = cost;
         call->state = CALL_BACKOFF;
         c->stats.retries++;
         return true;
@@ -621,6 +654,8 @@ static int call_next_page(struct connect_call *call, const char *token) {
         free(call->next_token);
         call->next_token = t;
         call->request_attempts = 0;
+        call->request_failures = 0;
+        call->request_throttled = 0;
         call->last_retry_cost = 0;
         return 0;
 }
@@ -715,7 +750,7 @@ static void http_done(int r, const struct http_response *resp, const char *error
                 rr = error_kind_errno(kind);
         }
 
-        if (call_maybe_retry(call, retryable, is_timeout))
+        if (call_maybe_retry(call, retryable, kind == CONNECT_ERROR_THROTTLED, is_timeout))
                 goto out;
 
         if (resp && resp->request_id && !res->error.request_id)
@@ -791,6 +826,8 @@ static int client_settings_from(const struct connect_client_options *o, struct c
 static void client_apply_rates(struct connect_client *c, const struct connect_client_options *o) {
         usec_t now = clock_boottime_usec();
 
+        c->max_backoff = o->max_backoff_usec > 0 ? MIN(o->max_backoff_usec, RETRY_BACKOFF_MAX_USEC)
+                                                 : RETRY_BACKOFF_MAX_USEC;
         c->rate_default = rate_or(o->rate_default, CONNECT_DEFAULT_RATE);
         c->rate_burst = rate_or(o->rate_burst, CONNECT_DEFAULT_BURST);
         for (size_t i = 0; i < _CONNECT_OP_MAX; i++)
@@ -819,6 +856,7 @@ int connect_client_new(sd_event *event, const struct connect_client_options *o, 
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(event);
+        c->deadline = USEC_INFINITY;
         retry_quota_init(&c->quota);
         c->endpoint = TAKE_PTR(s.endpoint);
         c->max_attempts = s.max_attempts;
@@ -865,6 +903,11 @@ int connect_client_reconfigure(struct connect_client *c, const struct connect_cl
         c->creds = TAKE_PTR(creds);
         client_apply_rates(c, o);
         return 0;
+}
+
+void connect_client_set_deadline(struct connect_client *c, usec_t deadline) {
+        if (c)
+                c->deadline = deadline;
 }
 
 size_t connect_client_in_flight(const struct connect_client *c) {
@@ -986,6 +1029,7 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                 return -ENOMEM;
         call->client = c;
         call->op = op;
+        call->submitted = clock_boottime_usec();
         call->cb = cb;
         call->userdata = userdata;
         call->result.op = op;

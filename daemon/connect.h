@@ -51,7 +51,8 @@ struct connect_client_options {
         double rate_default;         /* req/s per (region, operation); 0 = 2 */
         double rate_burst;           /* 0 = 5 */
         double rates[_CONNECT_OP_MAX]; /* per-operation override, 0 = rate_default */
-        unsigned max_attempts;       /* 0 = 3 (AWS_MAX_ATTEMPTS overrides) */
+        unsigned max_attempts;       /* 0 = 3 (AWS_MAX_ATTEMPTS overrides); throttled attempts do not count */
+        usec_t max_backoff_usec;     /* cap on one retry delay; 0 = 20 s (tests shorten it) */
         bool read_only;              /* refuse mutating calls with -EROFS (--plan) */
 };
 
@@ -64,6 +65,14 @@ struct connect_client *connect_client_free(struct connect_client *c);
 DEFINE_FREEP(struct connect_client, connect_client_free)
 /* After a configuration reload: new endpoint, CA, profile, rates. */
 int connect_client_reconfigure(struct connect_client *c, const struct connect_client_options *o);
+/* Throttled attempts (ThrottlingException, TooManyRequestsException,
+ * LimitExceededException without a quota message, HTTP 429) are retried
+ * with capped, jittered backoff until deadline (CLOCK_BOOTTIME, absolute):
+ * throttling alone never ends a call while time remains. Set it to the end
+ * of the pass, or of --once's --wait; it applies to calls already queued.
+ * USEC_INFINITY (the default) means 5 minutes after each call was queued.
+ * Other failures keep the standard max_attempts. */
+void connect_client_set_deadline(struct connect_client *c, usec_t deadline);
 size_t connect_client_in_flight(const struct connect_client *c);   /* queued or running calls */
 void connect_client_cancel_all(struct connect_client *c);          /* callbacks get -ECANCELED */
 

@@ -807,7 +807,7 @@ static void test_throttling(_unused_ void **state) {
         struct connect_client_options opts;
         struct outcome o[8] = {};
         struct connect_stats st;
-        unsigned retried = 0, total_attempts = 0, failed = 0;
+        unsigned retried = 0, total_attempts = 0;
         json_t *j;
 
         REQUIRE_FAKE();
@@ -829,15 +829,10 @@ static void test_throttling(_unused_ void **state) {
         for (size_t i = 0; i < ELEMENTSOF(o); i++) {
                 assert_true(o[i].done);
                 assert_true(o[i].attempts >= 1);
-                if (o[i].r != 0) {
-                        failed++;
-                        assert_int_equal(o[i].kind, CONNECT_ERROR_THROTTLED);
-                        assert_int_equal(o[i].r, -EAGAIN);
-                        assert_string_equal(o[i].code, "ThrottlingException");
-                        assert_int_equal(o[i].http_status, 429);
-                        assert_int_equal(o[i].attempts, 3); /* gave up after max attempts */
-                } else
-                        assert_int_equal(o[i].status, CONNECT_STATUS_CLAIMED);
+                /* throttling alone never makes a call give up while its
+                 * deadline (5 minutes by default) leaves time */
+                EXPECT_OK(&o[i]);
+                assert_int_equal(o[i].status, CONNECT_STATUS_CLAIMED);
                 if (o[i].attempts > 1)
                         retried++;
                 total_attempts += o[i].attempts;
@@ -851,8 +846,66 @@ static void test_throttling(_unused_ void **state) {
         assert_true(st.throttled[CONNECT_OP_DESCRIBE] >= 1);
         assert_int_equal(st.retries, total_attempts - ELEMENTSOF(o));
         assert_int_equal(st.calls[CONNECT_OP_DESCRIBE], total_attempts);
-        assert_int_equal(st.throttled[CONNECT_OP_DESCRIBE], total_attempts - (ELEMENTSOF(o) - failed));
+        assert_int_equal(st.throttled[CONNECT_OP_DESCRIBE], total_attempts - ELEMENTSOF(o));
         admin_post("/admin/config", "{\"rate\": 0, \"burst\": 5}");
+}
+
+/* Throttling never ends a call while its deadline leaves time: a call
+ * throttled many more times than max_attempts still succeeds, throttled
+ * retries do not drain the retry quota that 5xx retries need, and only
+ * the deadline stops them. */
+static void test_throttled_until_deadline(_unused_ void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+        struct connect_stats st;
+        usec_t start;
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        opts = fake_options();
+        opts.max_backoff_usec = 2 * USEC_PER_MSEC; /* keeps 120 retries quick */
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+
+        /* 1. six 429s, then the answer: one call, seven attempts */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"throttle\", \"op\": \"SearchAvailablePhoneNumbers\","
+                                    " \"count\": 6}]}");
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 7);
+        connect_client_stats(c, &st);
+        assert_int_equal(st.throttled[CONNECT_OP_SEARCH], 6);
+
+        /* 2. 120 throttled retries (more than the retry quota could pay
+         * for), then a 500: still retried, as the quota was not drained */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"throttle\", \"op\": \"SearchAvailablePhoneNumbers\","
+                                    " \"count\": 120}]}");
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 121);
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"error500\", \"op\": \"SearchAvailablePhoneNumbers\"}]}");
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 2);
+
+        /* 3. throttled for good: the call ends at the deadline, not before */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"throttle\", \"op\": \"SearchAvailablePhoneNumbers\","
+                                    " \"count\": 100000}]}");
+        start = clock_boottime_usec();
+        connect_client_set_deadline(c, start + 700 * USEC_PER_MSEC);
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o), 0);
+        wait_done(e, &o);
+        assert_true(clock_boottime_usec() >= start + 700 * USEC_PER_MSEC);
+        assert_int_equal(o.r, -EAGAIN);
+        assert_int_equal(o.kind, CONNECT_ERROR_THROTTLED);
+        assert_true(o.attempts > 3);
+        admin_post("/admin/config", "{\"fault_next\": []}");
+        outcome_clear(&o);
 }
 
 static void test_pacing_avoids_throttling(_unused_ void **state) {
@@ -1305,6 +1358,7 @@ int main(void) {
                 cmocka_unit_test(test_wrong_secret),
                 cmocka_unit_test(test_untrusted_certificate),
                 cmocka_unit_test(test_throttling),
+                cmocka_unit_test(test_throttled_until_deadline),
                 cmocka_unit_test(test_pacing_avoids_throttling),
                 cmocka_unit_test(test_faults_retried),
                 cmocka_unit_test(test_max_attempts_env),
