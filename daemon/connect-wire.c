@@ -78,6 +78,7 @@ const char *connect_error_kind_name(enum connect_error_kind k) {
                 [CONNECT_ERROR_ACCESS_DENIED] = "access-denied",
                 [CONNECT_ERROR_AUTH] = "auth",
                 [CONNECT_ERROR_TLS] = "tls",
+                [CONNECT_ERROR_LIST_BOUND] = "list-bound",
                 [CONNECT_ERROR_OTHER] = "other",
         };
         if ((unsigned) k >= ELEMENTSOF(names))

@@ -35,6 +35,7 @@ enum connect_error_kind {
         CONNECT_ERROR_ACCESS_DENIED, /* AccessDeniedException */
         CONNECT_ERROR_AUTH,          /* no/bad credentials, signature mismatch, unknown key */
         CONNECT_ERROR_TLS,           /* certificate verification and other TLS failures */
+        CONNECT_ERROR_LIST_BOUND,    /* a list that cycles (NextToken seen before) or passes its cap */
         CONNECT_ERROR_OTHER,
 };
 const char *connect_error_kind_name(enum connect_error_kind k);

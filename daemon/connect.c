@@ -42,6 +42,57 @@ struct connect_bucket {
         struct connect_bucket *next;
 };
 
+/* The NextTokens of one listing, as SHA-256 digests in an open-addressing
+ * table: a cycle of any length (A -> B -> A) is caught at its first
+ * repeat, where comparing with the last token only catches A -> A. The
+ * all-zero digest marks a free slot (no token hashes to it in practice). */
+struct token_set {
+        uint8_t (*slots)[32];
+        size_t n, size;                    /* used slots; size a power of two, or 0 */
+};
+
+static void token_set_clear(struct token_set *t) {
+        free(t->slots);
+        *t = (struct token_set){};
+}
+
+static size_t token_slot(const struct token_set *t, const uint8_t d[static 32]) {
+        uint64_t h;
+        memcpy(&h, d, sizeof h);
+        size_t i = (size_t) h & (t->size - 1);
+        static const uint8_t zero[32];
+        while (memcmp(t->slots[i], zero, 32) != 0 && memcmp(t->slots[i], d, 32) != 0)
+                i = (i + 1) & (t->size - 1);
+        return i;
+}
+
+/* Adds token: 1 when it was new, 0 when it was seen before, -ENOMEM. */
+static int token_set_add(struct token_set *t, const char *token) {
+        uint8_t d[32];
+
+        sha256(token, strlen(token), d);
+        if (2 * (t->n + 1) > t->size) {
+                struct token_set bigger = { .size = t->size ? 2 * t->size : 64 };
+                bigger.slots = calloc(bigger.size, sizeof(*bigger.slots));
+                if (!bigger.slots)
+                        return -ENOMEM;
+                for (size_t i = 0; i < t->size; i++) {
+                        static const uint8_t zero[32];
+                        if (memcmp(t->slots[i], zero, 32) != 0)
+                                memcpy(bigger.slots[token_slot(&bigger, t->slots[i])], t->slots[i], 32);
+                }
+                bigger.n = t->n;
+                free(t->slots);
+                *t = bigger;
+        }
+        size_t i = token_slot(t, d);
+        if (memcmp(t->slots[i], d, 32) == 0)
+                return 0;
+        memcpy(t->slots[i], d, 32);
+        t->n++;
+        return 1;
+}
+
 enum call_state {
         CALL_QUEUED,   /* in its bucket's FIFO */
         CALL_BACKOFF,  /* waiting out a retry delay */
@@ -57,6 +108,9 @@ struct connect_call {
         char *target_arn;                  /* LIST: for the next pages */
         char *next_token;                  /* LIST: the NextToken the current request sends, or NULL */
         unsigned pages;                    /* LIST: pages received */
+        size_t max_numbers;                /* LIST: more than this many ends the call */
+        connect_page_callback_t on_page;   /* LIST */
+        struct token_set tokens;           /* LIST: every NextToken sent so far */
         bool have_known_digest;            /* LIST: known_digest given */
         uint8_t known_digest[CONNECT_LIST_DIGEST_LEN]; /* LIST: SHA-256 of the last single-page answer */
         unsigned request_attempts;         /* attempts of the current request (page) */
@@ -91,6 +145,7 @@ struct connect_client {
         struct connect_call *calls;        /* queued, backing off or running */
         size_t n_calls;
         struct connect_stats stats;
+        unsigned cancel_generation;        /* counts connect_client_cancel_all() calls */
         unsigned dispatching;              /* depth of frames that may run user callbacks */
         bool freeing;                      /* connect_client_free() called: destroy when dispatching == 0 */
 };
@@ -124,6 +179,7 @@ static void call_free(struct connect_call *call) {
         free(call->region);
         free(call->target_arn);
         free(call->next_token);
+        token_set_clear(&call->tokens);
         connect_result_clear(&call->result);
         free(call);
 }
@@ -156,6 +212,18 @@ static void call_unlink(struct connect_call *call) {
         call->prev = call->next = NULL;
         if (c->n_calls > 0)
                 c->n_calls--;
+}
+
+/* Puts call on the client's list of live calls. */
+static void call_link(struct connect_call *call) {
+        struct connect_client *c = call->client;
+
+        call->prev = NULL;
+        call->next = c->calls;
+        if (c->calls)
+                c->calls->prev = call;
+        c->calls = call;
+        c->n_calls++;
 }
 
 /* Hands the outcome of an unlinked call to its callback, then frees it. */
@@ -463,54 +531,12 @@ static void log_attempt(const struct connect_call *call, long status, const char
                            call->region, call->request_attempts, status, code ? " " : "", code ?: "");
 }
 
-/* Parses a 2xx body into the result. LIST may ask for another page
- * (*ret_next_token). */
-static int call_parse_success(struct connect_call *call, const struct http_response *resp, char **ret_next_token) {
+/* Parses a 2xx body (not LIST's) into the result. */
+static int call_parse_success(struct connect_call *call, const struct http_response *resp) {
         struct connect_result *res = &call->result;
         int r;
 
-        *ret_next_token = NULL;
         switch (call->op) {
-        case CONNECT_OP_LIST: {
-                struct connect_number *page = NULL;
-                uint8_t digest[CONNECT_LIST_DIGEST_LEN];
-                bool have_digest = call->pages == 0;
-                size_t n = 0;
-
-                /* Only a first page without NextToken stands for the whole
-                 * list, and only such answers get a digest: a body equal to
-                 * known_digest has no NextToken either. */
-                _Static_assert(CONNECT_LIST_DIGEST_LEN == 32, "a list digest is a SHA-256");
-                if (have_digest)
-                        sha256(resp->body, resp->body_len, digest);
-                if (have_digest && call->have_known_digest &&
-                    memcmp(digest, call->known_digest, sizeof(digest)) == 0) {
-                        res->unchanged = true;
-                        res->have_digest = true;
-                        memcpy(res->digest, digest, sizeof(digest));
-                        return 0;
-                }
-                r = connect_parse_list(resp->body, resp->body_len, &page, &n, ret_next_token);
-                if (r < 0)
-                        return r;
-                if (n > 0) {
-                        struct connect_number *all = reallocarray(res->numbers, res->n_numbers + n, sizeof(*all));
-                        if (!all) {
-                                connect_numbers_free(page, n);
-                                *ret_next_token = mfree(*ret_next_token);
-                                return -ENOMEM;
-                        }
-                        memcpy(all + res->n_numbers, page, n * sizeof(*page));
-                        res->numbers = all;
-                        res->n_numbers += n;
-                }
-                free(page);
-                if (have_digest && !*ret_next_token) {
-                        res->have_digest = true;
-                        memcpy(res->digest, digest, sizeof(digest));
-                }
-                return 0;
-        }
         case CONNECT_OP_DESCRIBE: {
                 struct connect_number *num = calloc(1, sizeof(*num));
                 if (!num)
@@ -660,11 +686,123 @@ static int call_next_page(struct connect_call *call, const char *token) {
         return 0;
 }
 
+/* Runs on_page with the call off the client's list, so that a callback
+ * that frees the client or cancels every call cannot free it under us.
+ * Returns false when the call is gone (freed silently, the client being
+ * freed) or has ended (cancelled). */
+static bool call_run_on_page(struct connect_call *call, struct connect_number *page, size_t n, int *ret) {
+        struct connect_client *c = call->client;
+        unsigned generation = c->cancel_generation;
+
+        call_unlink(call);
+        *ret = call->on_page(page, n, call->userdata);
+        if (c->freeing) {
+                call_free(call); /* dropped without a callback, as connect_client_free() promises */
+                return false;
+        }
+        call_link(call);
+        if (generation != c->cancel_generation) {
+                call_fail(call, -ECANCELED, CONNECT_ERROR_OTHER, "cancelled");
+                return false;
+        }
+        return true;
+}
+
+/* Takes in one 2xx LIST answer: the unchanged shortcut, the bounds (a
+ * NextToken seen before, max_numbers, the page cap), the page handed to
+ * on_page and freed, then the next page queued or the call ended. Returns
+ * 0 when it did all that (the call may be gone), or -EBADMSG / -ENOMEM
+ * when the body did not parse (nothing delivered; the caller retries). */
+static int call_list_page(struct connect_call *call, const struct http_response *resp) {
+        struct connect_client *c = call->client;
+        struct connect_result *res = &call->result;
+        struct connect_number *page = NULL;
+        _cleanup_(freep) char *next = NULL;
+        uint8_t digest[CONNECT_LIST_DIGEST_LEN];
+        bool first = call->pages == 0;
+        char why[96];
+        size_t n = 0;
+        int r, page_r = 0;
+
+        /* Only a first page without NextToken stands for the whole list,
+         * and only such answers get a digest: a body equal to known_digest
+         * has no NextToken either. */
+        _Static_assert(CONNECT_LIST_DIGEST_LEN == 32, "a list digest is a SHA-256");
+        if (first)
+                sha256(resp->body, resp->body_len, digest);
+        if (first && call->have_known_digest && memcmp(digest, call->known_digest, sizeof(digest)) == 0) {
+                retry_quota_success(&c->quota, call->last_retry_cost);
+                res->unchanged = true;
+                res->have_digest = true;
+                memcpy(res->digest, digest, sizeof(digest));
+                res->pages = 1;
+                res->r = 0;
+                call_finish(call);
+                return 0;
+        }
+
+        r = connect_parse_list(resp->body, resp->body_len, &page, &n, &next);
+        if (r < 0)
+                return r;
+        retry_quota_success(&c->quota, call->last_retry_cost);
+        call->last_retry_cost = 0;
+        res->pages = ++call->pages;
+
+        if (n > call->max_numbers - res->n_listed) {
+                connect_numbers_free(page, n);
+                snprintf(why, sizeof why, "more than %zu numbers", call->max_numbers);
+                call_fail(call, -EFBIG, CONNECT_ERROR_LIST_BOUND, why);
+                return 0;
+        }
+        if (next) {
+                r = token_set_add(&call->tokens, next);
+                if (r <= 0 || call->pages >= CONNECT_MAX_PAGES) {
+                        connect_numbers_free(page, n);
+                        if (r < 0)
+                                call_fail(call, r, CONNECT_ERROR_OTHER, "out of memory");
+                        else if (r == 0) {
+                                snprintf(why, sizeof why, "NextToken repeated after %u pages", call->pages);
+                                call_fail(call, -ELOOP, CONNECT_ERROR_LIST_BOUND, why);
+                        } else {
+                                snprintf(why, sizeof why, "more than %u pages", CONNECT_MAX_PAGES);
+                                call_fail(call, -E2BIG, CONNECT_ERROR_LIST_BOUND, why);
+                        }
+                        return 0;
+                }
+        }
+
+        bool alive = call_run_on_page(call, page, n, &page_r);
+        connect_numbers_free(page, n); /* what the callback did not move out */
+        if (!alive)
+                return 0;
+        res->n_listed += n;
+        if (page_r < 0) {
+                call_fail(call, page_r, CONNECT_ERROR_OTHER, "the page was refused");
+                return 0;
+        }
+
+        if (!next) {
+                if (first) {
+                        res->have_digest = true;
+                        memcpy(res->digest, digest, sizeof(digest));
+                }
+                res->r = 0;
+                call_finish(call);
+                return 0;
+        }
+        r = call_next_page(call, next);
+        if (r < 0) {
+                call_fail(call, r, CONNECT_ERROR_OTHER, "cannot build the next page request");
+                return 0;
+        }
+        call_enqueue(call);
+        return 0;
+}
+
 static void http_done(int r, const struct http_response *resp, const char *error_text, void *userdata) {
         struct connect_call *call = userdata;
         struct connect_client *c = call->client;
         struct connect_result *res = &call->result;
-        _cleanup_(freep) char *next_token = NULL;
         enum connect_error_kind kind;
         bool retryable = false, is_timeout = false;
         int rr;
@@ -698,28 +836,15 @@ static void http_done(int r, const struct http_response *resp, const char *error
                 res->error.message = error_text ? connect_message_sanitize(error_text, strlen(error_text)) : NULL;
         } else if (resp->status >= 200 && resp->status <= 299) {
                 log_attempt(call, resp->status, resp->request_id, NULL, 0);
-                rr = call_parse_success(call, resp, &next_token);
+                if (call->op == CONNECT_OP_LIST) {
+                        rr = call_list_page(call, resp);
+                        if (rr >= 0)
+                                goto out; /* the call ended or its next page is queued */
+                } else
+                        rr = call_parse_success(call, resp);
                 if (rr >= 0) {
                         retry_quota_success(&c->quota, call->last_retry_cost);
                         call->last_retry_cost = 0;
-                        if (call->op == CONNECT_OP_LIST && next_token) {
-                                if (streq_ptr(next_token, call->next_token)) {
-                                        call_fail(call, -EBADMSG, CONNECT_ERROR_OTHER,
-                                                  "ListPhoneNumbersV2 returned the same NextToken again");
-                                        goto out;
-                                }
-                                if (++call->pages >= CONNECT_MAX_PAGES) {
-                                        call_fail(call, -E2BIG, CONNECT_ERROR_OTHER, "too many pages");
-                                        goto out;
-                                }
-                                rr = call_next_page(call, next_token);
-                                if (rr < 0) {
-                                        call_fail(call, rr, CONNECT_ERROR_OTHER, "cannot build the next page request");
-                                        goto out;
-                                }
-                                call_enqueue(call);
-                                goto out;
-                        }
                         res->r = 0;
                         call_finish(call);
                         goto out;
@@ -930,6 +1055,7 @@ void connect_client_cancel_all(struct connect_client *c) {
         if (!c)
                 return;
         dispatch_begin(c);
+        c->cancel_generation++; /* a LIST inside its on_page sees it */
 
         /* Calls not on the wire: take them out first, so that nothing a
          * callback does below can start them. */
@@ -1008,9 +1134,9 @@ struct connect_client *connect_client_free(struct connect_client *c) {
 
 /* ---- The operations ---- */
 
-/* known_digest: LIST only, or NULL. */
+/* lo: LIST only, else NULL. */
 static int call_submit_full(struct connect_client *c, enum connect_op op, const char *region,
-                            const struct connect_args *a, const uint8_t *known_digest, connect_callback_t cb,
+                            const struct connect_args *a, const struct connect_list_options *lo, connect_callback_t cb,
                             void *userdata) {
         struct connect_call *call;
         int r;
@@ -1023,6 +1149,8 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                 return -EINVAL;
         if (c->read_only && connect_op_is_mutating(op))
                 return -EROFS;
+        if (op == CONNECT_OP_LIST && (!lo || !lo->on_page))
+                return -EINVAL;
 
         call = calloc(1, sizeof(*call));
         if (!call)
@@ -1044,10 +1172,12 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                         call_free(call);
                         return -ENOMEM;
                 }
-                if (known_digest) {
-                        memcpy(call->known_digest, known_digest, CONNECT_LIST_DIGEST_LEN);
+                if (lo->known_digest) {
+                        memcpy(call->known_digest, lo->known_digest, CONNECT_LIST_DIGEST_LEN);
                         call->have_known_digest = true;
                 }
+                call->max_numbers = lo->max_numbers > 0 ? lo->max_numbers : CONNECT_LIST_DEFAULT_MAX_NUMBERS;
+                call->on_page = lo->on_page;
         }
         r = connect_build_request(op, a, &call->req);
         if (r < 0) {
@@ -1060,11 +1190,7 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                 return r;
         }
 
-        call->next = c->calls;
-        if (c->calls)
-                c->calls->prev = call;
-        c->calls = call;
-        c->n_calls++;
+        call_link(call);
         call_enqueue(call);
         return 0;
 }
@@ -1075,9 +1201,9 @@ static int call_submit(struct connect_client *c, enum connect_op op, const char 
 }
 
 int connect_list_numbers(struct connect_client *c, const char *region, const char *target_arn,
-                         const uint8_t *known_digest, connect_callback_t cb, void *userdata) {
-        return call_submit_full(c, CONNECT_OP_LIST, region, &(struct connect_args){ .target_arn = target_arn },
-                                known_digest, cb, userdata);
+                         const struct connect_list_options *o, connect_callback_t cb, void *userdata) {
+        return call_submit_full(c, CONNECT_OP_LIST, region, &(struct connect_args){ .target_arn = target_arn }, o,
+                                cb, userdata);
 }
 
 int connect_describe_number(struct connect_client *c, const char *region, const char *phone_number_id,

@@ -23,13 +23,17 @@ struct connect_result {
         struct connect_error error;
         char *request_id;            /* of the final attempt, or NULL */
         unsigned attempts;           /* HTTP attempts made (retries + 1) */
-        /* LIST (every page), DESCRIBE (one, described) */
+        /* DESCRIBE (one, described). LIST delivers its numbers page by
+         * page (connect_list_options.on_page): NULL, 0 here. */
         struct connect_number *numbers;
         size_t n_numbers;
+        /* LIST: numbers handed to on_page, and pages received. */
+        size_t n_listed;
+        unsigned pages;
         /* LIST: have_digest when the answer was one page (no NextToken):
          * digest is the SHA-256 of that page's body, to pass as known_digest
          * next time. unchanged: that body was identical to known_digest;
-         * then it was not parsed and numbers is NULL, n_numbers 0. */
+         * then it was not parsed and on_page never ran. */
         bool have_digest;
         bool unchanged;
         uint8_t digest[CONNECT_LIST_DIGEST_LEN];
@@ -87,14 +91,37 @@ void connect_client_stats(const struct connect_client *c, struct connect_stats *
 /* Each returns 0 when the call was queued (cb will run once, later, from
  * the event loop) or a negative errno (cb will not run). region: where the
  * call is signed and sent (a target's ARN region). */
-/* known_digest: a digest from an earlier LIST result of the same target
- * (copied, need not outlive the call), or NULL. A steady pass gets the same
- * bytes as the last one; when the first page's body hashes to it, the call
- * ends with unchanged set, without parsing: parsing is most of a steady
- * pass's CPU and transient heap (~1.7 MB per page of 1000 numbers). */
+/* One page of a LIST, as it arrives, in order. numbers (n of them, n may
+ * be 0) belong to the client and are freed when this returns: a callback
+ * that keeps some moves them out (copies the struct and zeroes the entry).
+ * Returning a negative errno ends the call with it. userdata: the call's. */
+typedef int (*connect_page_callback_t)(struct connect_number *numbers, size_t n, void *userdata);
+
+#define CONNECT_LIST_DEFAULT_MAX_NUMBERS ((size_t) 100000)
+
+struct connect_list_options {
+        /* A digest from an earlier LIST result of the same target (copied,
+         * need not outlive the call), or NULL. A steady pass gets the same
+         * bytes as the last one; when the first page's body hashes to it,
+         * the call ends with unchanged set, without parsing: parsing is
+         * most of a steady pass's CPU and transient heap (~1.7 MB per page
+         * of 1000 numbers). CONNECT_LIST_DIGEST_LEN bytes. */
+        const uint8_t *known_digest;
+        /* More numbers than this end the call with -EFBIG (kind
+         * LIST_BOUND, "more than N numbers"), before the page that passes
+         * it is delivered. 0 = CONNECT_LIST_DEFAULT_MAX_NUMBERS. */
+        size_t max_numbers;
+        connect_page_callback_t on_page; /* required */
+};
+
+/* Lists a target's numbers page by page: memory does not grow with the
+ * list. A NextToken seen before in the same listing (any cycle, not only an
+ * immediate repeat) ends the call with -ELOOP (kind LIST_BOUND, "NextToken
+ * repeated after N pages"). When cb reports a failure, pages delivered
+ * before it are not the whole list: the caller must treat the target as
+ * unknown, not as shorter. */
 int connect_list_numbers(struct connect_client *c, const char *region, const char *target_arn,
-                         const uint8_t *known_digest /* CONNECT_LIST_DIGEST_LEN bytes, or NULL */,
-                         connect_callback_t cb, void *userdata);
+                         const struct connect_list_options *o, connect_callback_t cb, void *userdata);
 int connect_describe_number(struct connect_client *c, const char *region, const char *phone_number_id,
                             connect_callback_t cb, void *userdata);
 int connect_search_available(struct connect_client *c, const char *region, const char *target_arn,
@@ -123,5 +150,7 @@ int connect_untag_resource(struct connect_client *c, const char *region, const c
  * IDEMPOTENCY -EEXIST, QUOTA -EDQUOT, INVALID -EINVAL, ACCESS_DENIED
  * -EACCES, AUTH -EPERM (AWS refused the signature or key) or the
  * credential chain's errno (-ENOKEY, -EOPNOTSUPP, -EIO), TLS -EPROTO,
- * OTHER -EIO or the transport errno; -ECANCELED when cancelled. For LIST,
+ * OTHER -EIO or the transport errno, LIST_BOUND -ELOOP (NextToken cycle),
+ * -EFBIG (max_numbers) or -E2BIG (too many pages), or what on_page
+ * returned; -ECANCELED when cancelled. For LIST,
  * attempts counts every HTTP request of every page. */

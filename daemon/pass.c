@@ -1236,15 +1236,39 @@ static void pass_describe(struct pass *p) {
 struct list_call {
         struct pass *pass;
         const struct target_config *target;
+        struct connect_number *numbers; /* the pages so far, taken in when the list is complete */
+        size_t n_numbers;
 };
 
-static void on_list(const struct connect_result *res, void *userdata) {
+static void list_call_free(struct list_call *lc) {
+        for (size_t i = 0; i < lc->n_numbers; i++)
+                connect_number_clear(&lc->numbers[i]);
+        free(lc->numbers);
+        free(lc);
+}
+DEFINE_FREEP(struct list_call, list_call_free)
+
+/* Keeps each page (moved out of the client's copy) until the list ends. */
+static int on_list_page(struct connect_number *numbers, size_t n, void *userdata) {
         struct list_call *lc = userdata;
+        if (n == 0)
+                return 0;
+        struct connect_number *all = reallocarray(lc->numbers, lc->n_numbers + n, sizeof *all);
+        if (!all)
+                return -ENOMEM;
+        lc->numbers = all;
+        memcpy(all + lc->n_numbers, numbers, n * sizeof *numbers);
+        memset(numbers, 0, n * sizeof *numbers);
+        lc->n_numbers += n;
+        return 0;
+}
+
+static void on_list(const struct connect_result *res, void *userdata) {
+        _cleanup_(list_call_freep) struct list_call *lc = userdata;
         struct pass *p = lc->pass;
         const struct target_config *t = lc->target;
         char key[128];
 
-        free(lc);
         p->outstanding--;
         snprintf(key, sizeof key, "list:%s", t->name);
         struct state_target *st = state_get_target(p->state, t->name, t->arn);
@@ -1260,7 +1284,7 @@ static void on_list(const struct connect_result *res, void *userdata) {
                 log_debug("The list of %s is unchanged since the last pass", t->name);
         else if (res->r >= 0) {
                 size_t before = p->state->n_numbers;
-                reconcile_ingest_list(p->state, p->config, t->name, res->numbers, res->n_numbers, clock_wall_sec());
+                reconcile_ingest_list(p->state, p->config, t->name, lc->numbers, lc->n_numbers, clock_wall_sec());
                 if (p->state->n_numbers != before)
                         p->dirty = true;
                 if (log_repeat_clear(key))
@@ -1388,8 +1412,11 @@ int pass_start(sd_event *event, struct connect_client *client, const struct conf
                 lc->pass = p;
                 lc->target = t;
                 const struct state_target *st = state_get_target(state, t->name, t->arn);
-                int r = connect_list_numbers(client, t->region, t->arn,
-                                             st && st->list_digest_valid ? st->list_digest : NULL, on_list, lc);
+                struct connect_list_options lo = {
+                        .known_digest = st && st->list_digest_valid ? st->list_digest : NULL,
+                        .on_page = on_list_page,
+                };
+                int r = connect_list_numbers(client, t->region, t->arn, &lo, on_list, lc);
                 if (r < 0) {
                         free(lc);
                         reconcile_list_failed(state, t->name);
