@@ -39,7 +39,13 @@
 #define HTTP_DEFAULT_MAX_RESPONSE ((size_t) 8 * 1024 * 1024)
 #define HTTP_MAX_RESPONSE_LIMIT ((size_t) 1024 * 1024 * 1024)
 /* Connect allows a handful of requests per second per operation; eight
- * parallel connections per host are plenty and keep us polite. */
+ * parallel connections per host are plenty and keep us polite. The limit
+ * is ours (struct http_host), not curl's queue: libcurl starts a
+ * transfer's CURLOPT_TIMEOUT_MS when it is added to the multi handle, also
+ * while it waits there for one of the host's connections, and then fails
+ * it as it leaves that queue ("Resolving timed out after 0 milliseconds").
+ * A request is handed to curl only when a connection is free for it, so
+ * that its timeouts run from when it is sent. */
 #define HTTP_MAX_HOST_CONNECTIONS 8L
 #define HTTP_MAX_CACHED_CONNECTIONS 16L
 
@@ -50,8 +56,20 @@ struct http_socket {
         struct http_socket *prev, *next;
 };
 
+/* The requests to one host (and port): those handed to curl, at most
+ * HTTP_MAX_HOST_CONNECTIONS, and those waiting for one of them to end. */
+struct http_host {
+        char *key;                    /* "host:port" as in the URL */
+        size_t active;
+        struct http_transfer *waiting_head, *waiting_tail; /* FIFO */
+        struct http_host *next;
+};
+
 struct http_transfer {
         struct http_client *client;
+        struct http_host *host;
+        bool waiting;                 /* in host's FIFO, not yet handed to curl */
+        struct http_transfer *w_next; /* host FIFO */
         CURL *easy;
         struct curl_slist *headers;
         char *body;                   /* our copy of the request body (never NULL for body methods) */
@@ -74,6 +92,7 @@ struct http_client {
         struct http_transfer *transfers; /* in flight */
         size_t n_transfers;
         struct http_socket *sockets;  /* watched sockets */
+        struct http_host *hosts;
         unsigned dispatching;         /* depth of calls that may run user callbacks */
         bool freeing;                 /* http_client_free() was called; destroy when dispatching == 0 */
 };
@@ -128,13 +147,61 @@ static void http_transfer_free(struct http_transfer *t) {
         free(t);
 }
 
-/* Detaches t from the client and from curl (no callback). */
+static void host_waiting_remove(struct http_host *h, struct http_transfer *t) {
+        struct http_transfer **p = &h->waiting_head, *prev = NULL;
+        for (; *p; prev = *p, p = &(*p)->w_next)
+                if (*p == t) {
+                        *p = t->w_next;
+                        if (h->waiting_tail == t)
+                                h->waiting_tail = prev;
+                        t->w_next = NULL;
+                        return;
+                }
+}
+
+/* Hands t to curl. A failure is returned to http_submit()'s caller, or,
+ * for a request that waited, ends it with an error through its callback. */
+static CURLMcode http_transfer_start(struct http_transfer *t) {
+        CURLMcode mc = curl_multi_add_handle(t->client->multi, t->easy);
+        if (mc == CURLM_OK) {
+                t->waiting = false;
+                t->host->active++;
+        }
+        return mc;
+}
+
+static void http_transfer_complete(struct http_transfer *t, CURLcode code);
+
+/* A connection to h is free: the requests waiting for it go to curl, in
+ * the order they came. */
+static void host_admit(struct http_client *c, struct http_host *h) {
+        while (h->active < (size_t) HTTP_MAX_HOST_CONNECTIONS && h->waiting_head && !c->freeing) {
+                struct http_transfer *t = h->waiting_head;
+                h->waiting_head = t->w_next;
+                if (!h->waiting_head)
+                        h->waiting_tail = NULL;
+                t->w_next = NULL;
+                if (http_transfer_start(t) != CURLM_OK) {
+                        /* never reached curl: detach it as a waiting one */
+                        http_transfer_complete(t, CURLE_OUT_OF_MEMORY); /* runs its callback */
+                }
+        }
+}
+
+/* Detaches t from the client, its host and curl (no callback). */
 static void http_transfer_detach(struct http_transfer *t) {
         struct http_client *c = t->client;
         LIST_REMOVE(c->transfers, t);
         if (c->n_transfers > 0)
                 c->n_transfers--;
-        curl_multi_remove_handle(c->multi, t->easy);
+        if (t->waiting) {
+                host_waiting_remove(t->host, t);
+                t->waiting = false;
+        } else if (t->host) {
+                curl_multi_remove_handle(c->multi, t->easy);
+                if (t->host->active > 0)
+                        t->host->active--;
+        }
 }
 
 
@@ -231,6 +298,7 @@ static void http_transfer_deliver(struct http_transfer *t, int r, const char *er
 }
 
 static void http_transfer_complete(struct http_transfer *t, CURLcode code) {
+        struct http_host *h = t->host;
         long status = 0;
         int r;
 
@@ -238,6 +306,9 @@ static void http_transfer_complete(struct http_transfer *t, CURLcode code) {
         if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
                 t->response.status = status;
         http_transfer_detach(t);
+        /* The next request to the host starts before this callback runs,
+         * so that whatever the callback submits queues behind it. */
+        host_admit(t->client, h);
 
         const char *error_text = NULL;
         if (r < 0)
@@ -548,6 +619,30 @@ static int http_transfer_setup(struct http_transfer *t, const struct http_reques
         return 0;
 }
 
+/* The host a URL names ("host:port" as written, or "host"), found or
+ * added; NULL on OOM. */
+static struct http_host *http_host_get(struct http_client *c, const char *url) {
+        const char *a = strstr(url, "://");
+        size_t n;
+
+        a = a ? a + 3 : url;
+        n = strcspn(a, "/?#");
+        for (struct http_host *h = c->hosts; h; h = h->next)
+                if (strlen(h->key) == n && strncasecmp(h->key, a, n) == 0)
+                        return h;
+        struct http_host *h = calloc(1, sizeof(*h));
+        if (!h)
+                return NULL;
+        h->key = strndup(a, n);
+        if (!h->key) {
+                free(h);
+                return NULL;
+        }
+        h->next = c->hosts;
+        c->hosts = h;
+        return h;
+}
+
 int http_submit(struct http_client *c, const struct http_request *req, http_callback_t cb, void *userdata) {
         struct http_transfer *t;
         int r;
@@ -582,12 +677,27 @@ int http_submit(struct http_client *c, const struct http_request *req, http_call
                 return r;
         }
 
-        /* Adding only registers the handle: curl asks for a 0 ms timer and
-         * the transfer starts, and completes, from the event loop. */
-        CURLMcode mc = curl_multi_add_handle(c->multi, t->easy);
-        if (mc != CURLM_OK) {
+        t->host = http_host_get(c, req->url);
+        if (!t->host) {
                 http_transfer_free(t);
-                return mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+                return -ENOMEM;
+        }
+        if (t->host->active < (size_t) HTTP_MAX_HOST_CONNECTIONS) {
+                /* Adding only registers the handle: curl asks for a 0 ms
+                 * timer and the transfer starts, and completes, from the
+                 * event loop. */
+                CURLMcode mc = http_transfer_start(t);
+                if (mc != CURLM_OK) {
+                        http_transfer_free(t);
+                        return mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+                }
+        } else {
+                t->waiting = true;
+                if (t->host->waiting_tail)
+                        t->host->waiting_tail->w_next = t;
+                else
+                        t->host->waiting_head = t;
+                t->host->waiting_tail = t;
         }
         LIST_PREPEND(c->transfers, t);
         c->n_transfers++;
@@ -610,8 +720,17 @@ void http_client_cancel_all(struct http_client *c) {
         list = c->transfers;
         c->transfers = NULL;
         c->n_transfers = 0;
-        for (t = list; t; t = t->next)
-                curl_multi_remove_handle(c->multi, t->easy);
+        for (t = list; t; t = t->next) {
+                if (t->waiting) {
+                        host_waiting_remove(t->host, t);
+                        t->waiting = false;
+                } else {
+                        curl_multi_remove_handle(c->multi, t->easy);
+                        if (t->host->active > 0)
+                                t->host->active--;
+                }
+                t->host = NULL; /* detached from everything */
+        }
 
         while ((t = list)) {
                 list = t->next;
@@ -642,6 +761,12 @@ static void http_client_destroy(struct http_client *c) {
         }
         while (c->sockets)
                 http_socket_free(c->sockets);
+        while (c->hosts) {
+                struct http_host *h = c->hosts;
+                c->hosts = h->next;
+                free(h->key);
+                free(h);
+        }
         sd_event_source_disable_unref(c->timer);
         sd_event_unref(c->event);
         free(c->ca_file);

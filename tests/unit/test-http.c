@@ -1523,6 +1523,155 @@ static void test_http_errors(_unused_ void **state) {
         close(fd);
 }
 
+/* A TLS server that takes delay_ms to answer each request, many
+ * connections at once (one thread each). */
+struct slow_server {
+        int fd, port;
+        SSL_CTX *ctx;
+        unsigned delay_ms;
+        pthread_t thread, workers[128];
+        size_t n_workers;
+        volatile bool stop;
+};
+
+struct slow_conn {
+        struct slow_server *s;
+        int fd;
+};
+
+static void *slow_conn_main(void *p) {
+        struct slow_conn *sc = p;
+        SSL *ssl = SSL_new(sc->s->ctx);
+        SSL_set_fd(ssl, sc->fd);
+        if (SSL_accept(ssl) == 1) {
+                char req[4096] = "";
+                size_t got = 0;
+                while (got < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
+                        int k = SSL_read(ssl, req + got, (int) (sizeof req - 1 - got));
+                        if (k <= 0)
+                                break;
+                        got += (size_t) k;
+                        req[got] = 0;
+                }
+                usleep(sc->s->delay_ms * 1000);
+                const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+                SSL_write(ssl, resp, (int) strlen(resp));
+                SSL_shutdown(ssl);
+        }
+        SSL_free(ssl);
+        close(sc->fd);
+        free(sc);
+        return NULL;
+}
+
+static void *slow_server_main(void *p) {
+        struct slow_server *s = p;
+        for (;;) {
+                int fd = accept(s->fd, NULL, NULL);
+                if (fd < 0 || s->stop || s->n_workers >= ELEMENTSOF(s->workers)) {
+                        if (fd >= 0)
+                                close(fd);
+                        return NULL;
+                }
+                struct slow_conn *sc = malloc(sizeof *sc);
+                if (!sc) {
+                        close(fd);
+                        continue;
+                }
+                *sc = (struct slow_conn){ .s = s, .fd = fd };
+                if (pthread_create(&s->workers[s->n_workers], NULL, slow_conn_main, sc) != 0) {
+                        close(fd);
+                        free(sc);
+                        continue;
+                }
+                s->n_workers++;
+        }
+}
+
+static void slow_server_start(struct slow_server *s, unsigned delay_ms) {
+        _cleanup_(freep) char *cert = strprintf("%s/server.pem", fake.dir);
+        _cleanup_(freep) char *key = strprintf("%s/server.key", fake.dir);
+
+        *s = (struct slow_server){ .delay_ms = delay_ms };
+        s->ctx = SSL_CTX_new(TLS_server_method());
+        assert_non_null(s->ctx);
+        assert_int_equal(SSL_CTX_use_certificate_chain_file(s->ctx, cert), 1);
+        assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, key, SSL_FILETYPE_PEM), 1);
+        s->fd = listen_loopback(&s->port);
+        assert_int_equal(pthread_create(&s->thread, NULL, slow_server_main, s), 0);
+}
+
+static void slow_server_stop(struct slow_server *s) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                  .sin_port = htons((uint16_t) s->port) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        s->stop = true;
+        if (fd >= 0) {
+                (void) connect(fd, (struct sockaddr *) &sa, sizeof sa);
+                close(fd);
+        }
+        pthread_join(s->thread, NULL);
+        for (size_t i = 0; i < s->n_workers; i++)
+                pthread_join(s->workers[i], NULL);
+        close(s->fd);
+        SSL_CTX_free(s->ctx);
+}
+
+/* A request's timeout runs from when it is sent, not from when it was
+ * queued: 40 requests at once to a host that takes 600 ms each, through
+ * at most 8 connections per host, take about 3 s in all; with a 2 s
+ * timeout each, none may time out. (libcurl starts CURLOPT_TIMEOUT_MS when
+ * a transfer is added to the multi handle, also while it waits for one of
+ * the host's connections, then fails it as it leaves the queue: "Resolving
+ * timed out after 0 milliseconds".) */
+static void test_http_timeout_starts_when_sent(_unused_ void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(http_client_freep) struct http_client *h = NULL;
+        _cleanup_(freep) char *url = NULL;
+        struct http_outcome o[40] = {};
+        struct slow_server srv;
+
+        REQUIRE_FAKE();
+        slow_server_start(&srv, 600);
+        url = strprintf("https://127.0.0.1:%d/", srv.port);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(http_client_new(e, fake.ca_file, &h), 0);
+        for (size_t i = 0; i < ELEMENTSOF(o); i++)
+                assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url,
+                                                                        .timeout_usec = 2 * USEC_PER_SEC },
+                                             on_http, &o[i]),
+                                 0);
+        assert_int_equal(http_client_in_flight(h), ELEMENTSOF(o));
+        http_wait(e, h);
+        for (size_t i = 0; i < ELEMENTSOF(o); i++) {
+                if (o[i].r != 0)
+                        fail_msg("request %zu: %s (%s)", i, strerror(-o[i].r), o[i].error_text ?: "-");
+                assert_int_equal(o[i].calls, 1);
+                assert_int_equal(o[i].status, 200);
+                http_outcome_clear(&o[i]);
+        }
+
+        /* Cancelling reaches the requests still waiting for a connection
+         * too, and freeing with some waiting calls nobody back. */
+        for (size_t i = 0; i < 20; i++)
+                assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url }, on_http, &o[i]), 0);
+        assert_true(sd_event_run(e, 50 * USEC_PER_MSEC) >= 0);
+        http_client_cancel_all(h);
+        assert_int_equal(http_client_in_flight(h), 0);
+        for (size_t i = 0; i < 20; i++) {
+                assert_int_equal(o[i].calls, 1);
+                assert_int_equal(o[i].r, -ECANCELED);
+                http_outcome_clear(&o[i]);
+        }
+        for (size_t i = 0; i < 20; i++)
+                assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url }, on_http, &o[i]), 0);
+        assert_true(sd_event_run(e, 50 * USEC_PER_MSEC) >= 0);
+        h = http_client_free(h);
+        for (size_t i = 0; i < 20; i++)
+                assert_int_equal(o[i].calls, 0);
+        slow_server_stop(&srv);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
@@ -1540,6 +1689,7 @@ int main(void) {
                 cmocka_unit_test(test_http_cap_and_headers),
                 cmocka_unit_test(test_http_delete_and_body),
                 cmocka_unit_test(test_http_errors),
+                cmocka_unit_test(test_http_timeout_starts_when_sent),
         };
         return cmocka_run_group_tests(tests, fake_start, fake_stop);
 }
