@@ -77,6 +77,7 @@ struct http_transfer {
         size_t response_alloc;        /* bytes allocated for response.body */
         size_t max_response;          /* cap on the response body */
         bool too_big;                 /* the write callback refused data past the cap */
+        bool sensitive;               /* the body is a secret: one buffer, wiped when freed */
         bool oom;                     /* a callback ran out of memory */
         http_callback_t cb;
         void *userdata;
@@ -118,6 +119,15 @@ struct http_client {
 
 static bool curl_initialized = false;
 
+static int curl_init_once(void) {
+        if (!curl_initialized) {
+                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                        return -EIO;
+                curl_initialized = true;
+        }
+        return 0;
+}
+
 void http_response_clear(struct http_response *r) {
         if (!r)
                 return;
@@ -136,6 +146,14 @@ static void http_socket_free(struct http_socket *s) {
         free(s);
 }
 
+void http_response_clear_sensitive(struct http_response *r) {
+        if (!r)
+                return;
+        if (r->body)
+                explicit_bzero(r->body, r->body_len);
+        http_response_clear(r);
+}
+
 static void http_transfer_free(struct http_transfer *t) {
         if (!t)
                 return;
@@ -143,6 +161,8 @@ static void http_transfer_free(struct http_transfer *t) {
                 curl_easy_cleanup(t->easy);
         curl_slist_free_all(t->headers);
         free(t->body);
+        if (t->sensitive && t->response.body)
+                explicit_bzero(t->response.body, t->response_alloc);
         http_response_clear(&t->response);
         free(t);
 }
@@ -527,6 +547,19 @@ static bool method_is_valid(const char *m) {
         return true;
 }
 
+static bool http_request_is_valid(const struct http_request *req) {
+        if (!req || isempty(req->url) || !method_is_valid(req->method))
+                return false;
+        if (req->body_len > 0 && !req->body)
+                return false;
+        if (string_has_crlf(req->url))
+                return false;
+        for (char *const *h = req->headers; h && *h; h++)
+                if (string_has_crlf(*h))
+                        return false; /* no header injection */
+        return true;
+}
+
 static bool headers_have(char *const *headers, const char *name) {
         size_t l = strlen(name);
         for (char *const *h = headers; h && *h; h++)
@@ -542,31 +575,45 @@ static bool headers_have(char *const *headers, const char *name) {
                         return _cc_ == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL; \
         } while (0)
 
-static int http_transfer_setup(struct http_transfer *t, const struct http_request *req) {
-        struct http_client *c = t->client;
+/* The one place that configures a libcurl easy handle, for the requests of
+ * the multi handle and the blocking ones alike: protocols, no redirects,
+ * timeouts, TLS verification and CA bundle, size cap, headers, method. */
+static int http_transfer_setup(struct http_transfer *t, const struct http_request *req, const char *ca_file) {
         CURL *e = t->easy;
         usec_t connect_timeout = req->connect_timeout_usec ?: HTTP_DEFAULT_CONNECT_TIMEOUT_USEC;
         usec_t timeout = req->timeout_usec ?: HTTP_DEFAULT_TIMEOUT_USEC;
 
         t->max_response = MIN(req->max_response_bytes ?: HTTP_DEFAULT_MAX_RESPONSE, HTTP_MAX_RESPONSE_LIMIT);
+        if (req->sensitive) {
+                /* All of it at once: growing it would leave copies of the
+                 * secret in freed memory. */
+                t->sensitive = true;
+                t->response.body = malloc(t->max_response + 1);
+                if (!t->response.body)
+                        return -ENOMEM;
+                t->response.body[0] = 0;
+                t->response_alloc = t->max_response + 1;
+        }
 
         SETOPT(e, CURLOPT_PRIVATE, t);
         SETOPT(e, CURLOPT_URL, req->url);
-        SETOPT(e, CURLOPT_PROTOCOLS_STR, "https");
+        SETOPT(e, CURLOPT_PROTOCOLS_STR, req->allow_plain_http ? "http,https" : "https");
         SETOPT(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+        if (req->no_proxy)
+                SETOPT(e, CURLOPT_NOPROXY, "*");
         SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
         SETOPT(e, CURLOPT_NOSIGNAL, 1L);
         SETOPT(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
         SETOPT(e, CURLOPT_TCP_KEEPALIVE, 1L);
         SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS, (long) MAX(connect_timeout / USEC_PER_MSEC, (usec_t) 1));
         SETOPT(e, CURLOPT_TIMEOUT_MS, (long) MAX(timeout / USEC_PER_MSEC, (usec_t) 1));
-        /* TLS is always verified (SPEC "Credentials, region, endpoint"). */
+        /* TLS is always verified: there is no switch to turn it off. */
         SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
         SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (c->ca_file) {
+        if (!isempty(ca_file)) {
                 /* Instead of the system store, as the AWS SDKs treat
                  * AWS_CA_BUNDLE: no CA directory either. */
-                SETOPT(e, CURLOPT_CAINFO, c->ca_file);
+                SETOPT(e, CURLOPT_CAINFO, ca_file);
                 SETOPT(e, CURLOPT_CAPATH, (char *) NULL);
         }
         SETOPT(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
@@ -584,7 +631,7 @@ static int http_transfer_setup(struct http_transfer *t, const struct http_reques
         else {
                 /* Every other method goes out with a body, possibly empty,
                  * so that a bodiless DELETE still says Content-Length: 0 as
-                 * the SDKs send it (CONNECT-API.md §1). */
+                 * the SDKs send it. */
                 t->body = malloc(req->body_len + 1);
                 if (!t->body)
                         return -ENOMEM;
@@ -647,15 +694,8 @@ int http_submit(struct http_client *c, const struct http_request *req, http_call
         struct http_transfer *t;
         int r;
 
-        if (!c || !req || !cb || isempty(req->url) || !method_is_valid(req->method))
+        if (!c || !cb || !http_request_is_valid(req))
                 return -EINVAL;
-        if (req->body_len > 0 && !req->body)
-                return -EINVAL;
-        if (string_has_crlf(req->url))
-                return -EINVAL;
-        for (char *const *h = req->headers; h && *h; h++)
-                if (string_has_crlf(*h))
-                        return -EINVAL; /* no header injection */
         if (c->freeing)
                 return -ESHUTDOWN;
 
@@ -671,7 +711,7 @@ int http_submit(struct http_client *c, const struct http_request *req, http_call
                 return -ENOMEM;
         }
 
-        r = http_transfer_setup(t, req);
+        r = http_transfer_setup(t, req, c->ca_file);
         if (r < 0) {
                 http_transfer_free(t);
                 return r;
@@ -805,11 +845,9 @@ int http_client_new(sd_event *event, const char *ca_file, struct http_client **r
         if (!event || !ret)
                 return -EINVAL;
 
-        if (!curl_initialized) {
-                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                        return -EIO;
-                curl_initialized = true;
-        }
+        r = curl_init_once();
+        if (r < 0)
+                return r;
 
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -848,4 +886,50 @@ int http_client_new(sd_event *event, const char *ca_file, struct http_client **r
 fail:
         http_client_destroy(c);
         return r;
+}
+
+int http_perform(const struct http_request *req, const char *ca_file, struct http_response *ret,
+                 char **ret_error_text) {
+        struct http_transfer *t;
+        long status = 0;
+        int r;
+
+        if (!ret || !http_request_is_valid(req))
+                return -EINVAL;
+        r = curl_init_once();
+        if (r < 0)
+                return r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->easy = curl_easy_init();
+        r = t->easy ? http_transfer_setup(t, req, ca_file) : -ENOMEM;
+        if (r < 0) {
+                http_transfer_free(t);
+                return r;
+        }
+
+        /* Blocking, bounded by the request's timeouts. */
+        CURLcode cc = curl_easy_perform(t->easy);
+        r = http_transfer_errno(t, cc);
+        if (r < 0) {
+                if (ret_error_text)
+                        *ret_error_text = strdup(t->errbuf[0] ? t->errbuf : curl_easy_strerror(cc));
+                http_transfer_free(t);
+                return r;
+        }
+        (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        t->response.status = status;
+        if (!t->response.body) {
+                t->response.body = strdup("");
+                if (!t->response.body) {
+                        http_transfer_free(t);
+                        return -ENOMEM;
+                }
+        }
+        *ret = t->response;
+        t->response = (struct http_response){};
+        http_transfer_free(t);
+        return 0;
 }
