@@ -20,6 +20,7 @@
 #include "aws/http.h"
 #include "aws/pacing.h"
 #include "aws/sigv4.h"
+#include "dispatch.h"
 #include "log.h"
 
 #define CONNECT_DEFAULT_RATE 2.0
@@ -146,20 +147,11 @@ struct connect_client {
         size_t n_calls;
         struct connect_stats stats;
         unsigned cancel_generation;        /* counts connect_client_cancel_all() calls */
-        unsigned dispatching;              /* depth of frames that may run user callbacks */
-        bool freeing;                      /* connect_client_free() called: destroy when dispatching == 0 */
+        struct dispatch dispatch;          /* callbacks may free the client: see dispatch.h */
 };
 
-static void connect_client_destroy(struct connect_client *c);
+static void connect_client_destroy(void *object);
 
-static void dispatch_begin(struct connect_client *c) {
-        c->dispatching++;
-}
-
-static void dispatch_end(struct connect_client *c) {
-        if (--c->dispatching == 0 && c->freeing)
-                connect_client_destroy(c);
-}
 
 static void connect_result_clear(struct connect_result *res) {
         connect_error_clear(&res->error);
@@ -363,8 +355,8 @@ static int bucket_timer_cb(_unused_ sd_event_source *s, _unused_ uint64_t usec, 
         struct connect_bucket *b = userdata;
         struct connect_client *c = b->client;
 
-        dispatch_begin(c);
-        while (b->head && !c->freeing) {
+        dispatch_begin(&c->dispatch);
+        while (b->head && !c->dispatch.freeing) {
                 struct connect_call *call;
                 if (!token_bucket_take(&b->tb, clock_boottime_usec()))
                         break;
@@ -373,9 +365,9 @@ static int bucket_timer_cb(_unused_ sd_event_source *s, _unused_ uint64_t usec, 
                 call->state = CALL_RUNNING;
                 call_start_attempt(call); /* may finish the call, and run user code */
         }
-        if (!c->freeing)
+        if (!c->dispatch.freeing)
                 bucket_schedule(b);
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
         return 0;
 }
 
@@ -383,10 +375,10 @@ static int backoff_cb(_unused_ sd_event_source *s, _unused_ uint64_t usec, void 
         struct connect_call *call = userdata;
         struct connect_client *c = call->client;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         call->backoff = sd_event_source_disable_unref(call->backoff);
         call_enqueue(call); /* a retry waits for a token like anyone else */
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
         return 0;
 }
 
@@ -598,7 +590,7 @@ static bool call_maybe_retry(struct connect_call *call, bool retryable, bool thr
         usec_t delay, now;
         int r;
 
-        if (!retryable || c->freeing)
+        if (!retryable || c->dispatch.freeing)
                 return false;
         if (throttled) {
                 usec_t deadline = c->deadline != USEC_INFINITY ? c->deadline
@@ -696,7 +688,7 @@ static bool call_run_on_page(struct connect_call *call, struct connect_number *p
 
         call_unlink(call);
         *ret = call->on_page(page, n, call->userdata);
-        if (c->freeing) {
+        if (c->dispatch.freeing) {
                 call_free(call); /* dropped without a callback, as connect_client_free() promises */
                 return false;
         }
@@ -807,7 +799,7 @@ static void http_done(int r, const struct http_response *resp, const char *error
         bool retryable = false, is_timeout = false;
         int rr;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         call->state = CALL_ACTIVE;
 
         free(res->request_id);
@@ -883,7 +875,7 @@ static void http_done(int r, const struct http_response *resp, const char *error
         res->r = rr < 0 ? rr : -EIO;
         call_finish(call);
 out:
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
 }
 
 /* ---- Client lifetime and configuration ---- */
@@ -981,6 +973,7 @@ int connect_client_new(sd_event *event, const struct connect_client_options *o, 
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(event);
+        dispatch_init(&c->dispatch, connect_client_destroy, c);
         c->deadline = USEC_INFINITY;
         retry_quota_init(&c->quota);
         c->endpoint = TAKE_PTR(s.endpoint);
@@ -1054,7 +1047,7 @@ void connect_client_cancel_all(struct connect_client *c) {
 
         if (!c)
                 return;
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         c->cancel_generation++; /* a LIST inside its on_page sees it */
 
         /* Calls not on the wire: take them out first, so that nothing a
@@ -1076,7 +1069,7 @@ void connect_client_cancel_all(struct connect_client *c) {
         while ((call = waiting)) {
                 waiting = call->next;
                 call->next = NULL;
-                if (c->freeing) {
+                if (c->dispatch.freeing) {
                         /* A callback freed the client: the rest go without
                          * callbacks, as connect_client_free() promises. */
                         call_free(call);
@@ -1088,10 +1081,11 @@ void connect_client_cancel_all(struct connect_client *c) {
                 call->result.error.message = strdup("cancelled");
                 call_deliver(call); /* already unlinked above */
         }
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
 }
 
-static void connect_client_destroy(struct connect_client *c) {
+static void connect_client_destroy(void *object) {
+        struct connect_client *c = object;
         struct connect_call *call;
 
         while ((call = c->calls)) {
@@ -1113,9 +1107,8 @@ static void connect_client_destroy(struct connect_client *c) {
 struct connect_client *connect_client_free(struct connect_client *c) {
         struct connect_call *call;
 
-        if (!c || c->freeing)
+        if (!c || !dispatch_mark_freeing(&c->dispatch))
                 return NULL;
-        c->freeing = true;
 
         /* Dropped without callbacks (connect.h). The HTTP client goes now
          * too, so that no request in flight can call back. */
@@ -1127,7 +1120,7 @@ struct connect_client *connect_client_free(struct connect_client *c) {
                 (void) sd_event_source_set_enabled(b->timer, SD_EVENT_OFF);
         c->http = http_client_free(c->http);
 
-        if (c->dispatching == 0)
+        if (dispatch_idle(&c->dispatch))
                 connect_client_destroy(c);
         return NULL;
 }
@@ -1143,7 +1136,7 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
 
         if (!c || !cb || !a)
                 return -EINVAL;
-        if (c->freeing)
+        if (c->dispatch.freeing)
                 return -ESHUTDOWN;
         if (!connect_region_is_valid(region))
                 return -EINVAL;

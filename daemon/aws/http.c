@@ -29,6 +29,8 @@
 #include <strings.h>
 #include <sys/epoll.h>
 
+#include "../dispatch.h"
+
 #ifndef VERSION
 #define VERSION "0"
 #endif
@@ -94,8 +96,7 @@ struct http_client {
         size_t n_transfers;
         struct http_socket *sockets;  /* watched sockets */
         struct http_host *hosts;
-        unsigned dispatching;         /* depth of calls that may run user callbacks */
-        bool freeing;                 /* http_client_free() was called; destroy when dispatching == 0 */
+        struct dispatch dispatch;          /* callbacks may free the client: see dispatch.h */
 };
 
 #define LIST_PREPEND(head, item)                \
@@ -195,7 +196,7 @@ static void http_transfer_complete(struct http_transfer *t, CURLcode code);
 /* A connection to h is free: the requests waiting for it go to curl, in
  * the order they came. */
 static void host_admit(struct http_client *c, struct http_host *h) {
-        while (h->active < (size_t) HTTP_MAX_HOST_CONNECTIONS && h->waiting_head && !c->freeing) {
+        while (h->active < (size_t) HTTP_MAX_HOST_CONNECTIONS && h->waiting_head && !c->dispatch.freeing) {
                 struct http_transfer *t = h->waiting_head;
                 h->waiting_head = t->w_next;
                 if (!h->waiting_head)
@@ -224,20 +225,7 @@ static void http_transfer_detach(struct http_transfer *t) {
         }
 }
 
-
-static void http_client_destroy(struct http_client *c);
-
-/* Every entry point that may run a user callback is bracketed by
- * dispatch_begin/end, so that a callback freeing the client only marks it
- * and the memory goes when the outermost frame unwinds. */
-static void dispatch_begin(struct http_client *c) {
-        c->dispatching++;
-}
-
-static void dispatch_end(struct http_client *c) {
-        if (--c->dispatching == 0 && c->freeing)
-                http_client_destroy(c);
-}
+static void http_client_destroy(void *object);
 
 static bool os_errno_is_connection(long e) {
         return e == ECONNRESET || e == EPIPE || e == ECONNABORTED || e == ECONNREFUSED || e == ENETUNREACH ||
@@ -340,7 +328,7 @@ static void http_client_process_done(struct http_client *c) {
         CURLMsg *m;
         int left;
 
-        while (!c->freeing && (m = curl_multi_info_read(c->multi, &left))) {
+        while (!c->dispatch.freeing && (m = curl_multi_info_read(c->multi, &left))) {
                 struct http_transfer *t = NULL;
                 CURLcode code;
 
@@ -366,10 +354,10 @@ static int io_cb(_unused_ sd_event_source *src, int fd, uint32_t revents, void *
         if (revents & (EPOLLERR | EPOLLHUP))
                 mask |= CURL_CSELECT_ERR;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         curl_multi_socket_action(c->multi, fd, mask, &running);
         http_client_process_done(c);
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
         return 0;
 }
 
@@ -377,10 +365,10 @@ static int timer_cb(_unused_ sd_event_source *src, _unused_ uint64_t usec, void 
         struct http_client *c = userdata;
         int running = 0;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         http_client_process_done(c);
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
         return 0;
 }
 
@@ -696,7 +684,7 @@ int http_submit(struct http_client *c, const struct http_request *req, http_call
 
         if (!c || !cb || !http_request_is_valid(req))
                 return -EINVAL;
-        if (c->freeing)
+        if (c->dispatch.freeing)
                 return -ESHUTDOWN;
 
         t = calloc(1, sizeof(*t));
@@ -754,7 +742,7 @@ void http_client_cancel_all(struct http_client *c) {
         if (!c)
                 return;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         /* Take the whole list first: requests submitted by the callbacks
          * below are new and stay. */
         list = c->transfers;
@@ -774,17 +762,18 @@ void http_client_cancel_all(struct http_client *c) {
 
         while ((t = list)) {
                 list = t->next;
-                if (c->freeing) {
+                if (c->dispatch.freeing) {
                         /* A callback freed the client: no more callbacks. */
                         http_transfer_free(t);
                         continue;
                 }
                 http_transfer_deliver(t, -ECANCELED, "request cancelled");
         }
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
 }
 
-static void http_client_destroy(struct http_client *c) {
+static void http_client_destroy(void *object) {
+        struct http_client *c = object;
         struct http_transfer *t;
 
         /* Nothing should be left (free cancels first), but never leak. */
@@ -816,9 +805,8 @@ static void http_client_destroy(struct http_client *c) {
 struct http_client *http_client_free(struct http_client *c) {
         struct http_transfer *t;
 
-        if (!c || c->freeing)
+        if (!c || !dispatch_mark_freeing(&c->dispatch))
                 return NULL;
-        c->freeing = true;
         /* Requests in flight are dropped without their callbacks: their
          * userdata may already be gone (a destructor must not call back
          * into objects that are being torn down). */
@@ -826,7 +814,7 @@ struct http_client *http_client_free(struct http_client *c) {
                 http_transfer_detach(t);
                 http_transfer_free(t);
         }
-        if (c->dispatching == 0)
+        if (dispatch_idle(&c->dispatch))
                 http_client_destroy(c);
         /* else: destroyed when the outermost callback returns */
         return NULL;
@@ -853,6 +841,7 @@ int http_client_new(sd_event *event, const char *ca_file, struct http_client **r
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(event);
+        dispatch_init(&c->dispatch, http_client_destroy, c);
 
         r = http_client_set_ca_file(c, ca_file);
         if (r < 0)
