@@ -1,971 +1,33 @@
-/* connect.c: the Amazon Connect operations the daemon uses, as
- * asynchronous calls on sd-event. A call is built once (method, path,
- * query, JSON body), waits in the FIFO of its (region, operation) token
- * bucket, is signed with SigV4 at every attempt and sent through http.c;
- * throttling and transient failures are retried as the SDK "standard"
- * retry mode does (CONNECT-API.md §8), each retry going back through the
- * pacing queue with the same bytes (same ClientToken). The callback sees
- * only the final outcome.
+/* connect.c: the call scheduler for the Amazon Connect operations, on
+ * sd-event. A call is built once by connect-wire.c (method, path, query,
+ * JSON body), waits in the FIFO of its (region, operation) token bucket, is
+ * signed with SigV4 at every attempt and sent through http.c; throttling
+ * and transient failures are retried as the SDK "standard" retry mode
+ * does, each retry going back through the pacing queue with the same bytes
+ * (same ClientToken). The callback sees only the final outcome.
  *
- * Owns: wire formats (paths, members, encodings, CONNECT-API.md §4), error
- * parsing and classification (§2, SPEC "What a pass does" 6), pacing and
- * retries. JSON (jansson) never leaves this file. Must not: log headers,
- * bodies or anything secret (one debug line per HTTP attempt with
- * operation, request id, error code, status and attempt), block (except
- * inside credentials_get(), which is bounded), or decide what an error
- * means for a pass. */
+ * Owns: pacing, retries, the calls in flight, LIST pagination. Must not:
+ * know the wire format (connect-wire.c does), log headers, bodies or
+ * anything secret (one debug line per HTTP attempt with operation, request
+ * id, error code, status and attempt), block (except inside
+ * credentials_get(), which is bounded), or decide what an error means for a
+ * pass. */
 #include "connect.h"
 
-#include <jansson.h>
 #include <stdio.h>
-#include <strings.h>
 
 #include "aws/credentials.h"
 #include "aws/http.h"
 #include "aws/pacing.h"
 #include "aws/sigv4.h"
+#include "dispatch.h"
 #include "log.h"
 
 #define CONNECT_DEFAULT_RATE 2.0
 #define CONNECT_DEFAULT_BURST 5.0
 #define CONNECT_DEFAULT_MAX_ATTEMPTS 3U
 #define CONNECT_MAX_ATTEMPTS_LIMIT 100U
-#define CONNECT_LIST_PAGE_SIZE 1000
-#define CONNECT_SEARCH_MAX_RESULTS 10U
 #define CONNECT_MAX_PAGES 10000U
-/* Error messages come from the network; AWS's signature-mismatch text
- * continues after a blank line with the canonical request, which holds the
- * session token: only the first line is kept, and not too much of it. */
-#define CONNECT_MESSAGE_MAX 512
-
-static const char *const op_names[_CONNECT_OP_MAX] = {
-        [CONNECT_OP_CLAIM] = "ClaimPhoneNumber",
-        [CONNECT_OP_DESCRIBE] = "DescribePhoneNumber",
-        [CONNECT_OP_LIST] = "ListPhoneNumbersV2",
-        [CONNECT_OP_SEARCH] = "SearchAvailablePhoneNumbers",
-        [CONNECT_OP_RELEASE] = "ReleasePhoneNumber",
-        [CONNECT_OP_UPDATE_METADATA] = "UpdatePhoneNumberMetadata",
-        [CONNECT_OP_ASSOCIATE_FLOW] = "AssociatePhoneNumberContactFlow",
-        [CONNECT_OP_TAG] = "TagResource",
-        [CONNECT_OP_UNTAG] = "UntagResource",
-};
-
-const char *connect_op_name(enum connect_op op) {
-        if ((unsigned) op >= _CONNECT_OP_MAX)
-                return NULL;
-        return op_names[op];
-}
-
-int connect_op_from_name(const char *name) {
-        if (!name)
-                return -EINVAL;
-        for (int i = 0; i < _CONNECT_OP_MAX; i++)
-                if (streq(op_names[i], name))
-                        return i;
-        return -EINVAL;
-}
-
-bool connect_op_is_mutating(enum connect_op op) {
-        switch (op) {
-        case CONNECT_OP_CLAIM:
-        case CONNECT_OP_RELEASE:
-        case CONNECT_OP_UPDATE_METADATA:
-        case CONNECT_OP_ASSOCIATE_FLOW:
-        case CONNECT_OP_TAG:
-        case CONNECT_OP_UNTAG:
-                return true;
-        default:
-                return false;
-        }
-}
-
-const char *connect_error_kind_name(enum connect_error_kind k) {
-        static const char *const names[] = {
-                [CONNECT_ERROR_NONE] = "none",
-                [CONNECT_ERROR_THROTTLED] = "throttled",
-                [CONNECT_ERROR_TRANSIENT] = "transient",
-                [CONNECT_ERROR_NOT_FOUND] = "not-found",
-                [CONNECT_ERROR_IN_USE] = "in-use",
-                [CONNECT_ERROR_IDEMPOTENCY] = "idempotency",
-                [CONNECT_ERROR_QUOTA] = "quota",
-                [CONNECT_ERROR_INVALID] = "invalid",
-                [CONNECT_ERROR_ACCESS_DENIED] = "access-denied",
-                [CONNECT_ERROR_AUTH] = "auth",
-                [CONNECT_ERROR_TLS] = "tls",
-                [CONNECT_ERROR_OTHER] = "other",
-        };
-        if ((unsigned) k >= ELEMENTSOF(names))
-                return "other";
-        return names[k];
-}
-
-bool connect_error_kind_is_retryable(enum connect_error_kind k) {
-        return k == CONNECT_ERROR_THROTTLED || k == CONNECT_ERROR_TRANSIENT;
-}
-
-void connect_error_clear(struct connect_error *e) {
-        if (!e)
-                return;
-        free(e->code);
-        free(e->message);
-        free(e->request_id);
-        *e = (struct connect_error){};
-}
-
-const char *connect_status_name(enum connect_number_status s) {
-        switch (s) {
-        case CONNECT_STATUS_CLAIMED:
-                return "CLAIMED";
-        case CONNECT_STATUS_IN_PROGRESS:
-                return "IN_PROGRESS";
-        case CONNECT_STATUS_FAILED:
-                return "FAILED";
-        default:
-                return "UNKNOWN";
-        }
-}
-
-void connect_number_clear(struct connect_number *n) {
-        if (!n)
-                return;
-        free(n->id);
-        free(n->arn);
-        free(n->phone_number);
-        free(n->country);
-        free(n->type);
-        free(n->target_arn);
-        free(n->instance_id);
-        free(n->description);
-        for (size_t i = 0; i < n->n_tags; i++) {
-                free(n->tags[i].key);
-                free(n->tags[i].value);
-        }
-        free(n->tags);
-        free(n->status_message);
-        *n = (struct connect_number){};
-}
-
-const char *connect_number_tag(const struct connect_number *n, const char *key) {
-        if (!n || !key)
-                return NULL;
-        for (size_t i = 0; i < n->n_tags; i++)
-                if (streq_ptr(n->tags[i].key, key))
-                        return n->tags[i].value;
-        return NULL;
-}
-
-static void connect_numbers_free(struct connect_number *numbers, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                connect_number_clear(&numbers[i]);
-        free(numbers);
-}
-
-static void connect_available_free(struct connect_available *a, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                free(a[i].phone_number);
-                free(a[i].country);
-                free(a[i].type);
-        }
-        free(a);
-}
-
-/* ---- Classification (pure) ---- */
-
-bool connect_is_quota_refusal(const char *code, const char *message) {
-        if (streq_ptr(code, "ServiceQuotaExceededException"))
-                return true;
-        if (!message)
-                return false;
-        return strcasestr(message, "limit") &&
-               (strcasestr(message, "phone number") || strcasestr(message, "claimed numbers"));
-}
-
-static bool code_in(const char *code, const char *const *list, size_t n) {
-        if (!code)
-                return false;
-        for (size_t i = 0; i < n; i++)
-                if (streq(code, list[i]))
-                        return true;
-        return false;
-}
-
-enum connect_error_kind connect_classify_error(long http_status, const char *code, const char *message) {
-        static const char *const auth_codes[] = {
-                "UnrecognizedClientException",
-                "InvalidSignatureException",
-                "SignatureDoesNotMatch",
-                "IncompleteSignature",
-                "IncompleteSignatureException",
-                "MissingAuthenticationToken",
-                "MissingAuthenticationTokenException",
-                "ExpiredToken",
-                "ExpiredTokenException",
-                "InvalidClientTokenId",
-                "InvalidAccessKeyId",
-                "AuthFailure",
-                "RequestExpired",
-                "RequestTimeTooSkewed",
-        };
-        static const char *const invalid_codes[] = {
-                "InvalidParameterException",
-                "InvalidRequestException",
-                "ValidationException",
-                "SerializationException",
-        };
-
-        /* Quota first: LimitExceededException with a quota message is a
-         * quota refusal, without one it is throttling (SPEC). */
-        if (connect_is_quota_refusal(code, message))
-                return CONNECT_ERROR_QUOTA;
-        if (retry_is_throttling_code(code) || http_status == 429)
-                return CONNECT_ERROR_THROTTLED;
-        if (retry_is_transient_code(code))
-                return CONNECT_ERROR_TRANSIENT;
-        if (streq_ptr(code, "ResourceNotFoundException"))
-                return CONNECT_ERROR_NOT_FOUND;
-        if (streq_ptr(code, "ResourceInUseException"))
-                return CONNECT_ERROR_IN_USE;
-        if (streq_ptr(code, "IdempotencyException"))
-                return CONNECT_ERROR_IDEMPOTENCY;
-        if (code_in(code, invalid_codes, ELEMENTSOF(invalid_codes)))
-                return CONNECT_ERROR_INVALID;
-        if (streq_ptr(code, "AccessDeniedException"))
-                return CONNECT_ERROR_ACCESS_DENIED;
-        if (code_in(code, auth_codes, ELEMENTSOF(auth_codes)))
-                return CONNECT_ERROR_AUTH;
-        if (http_status >= 500 && http_status <= 599)
-                return CONNECT_ERROR_TRANSIENT;
-        switch (http_status) {
-        case 400:
-                return CONNECT_ERROR_INVALID;
-        case 401:
-                return CONNECT_ERROR_AUTH;
-        case 403:
-                return CONNECT_ERROR_ACCESS_DENIED;
-        case 404:
-                return CONNECT_ERROR_NOT_FOUND;
-        default:
-                return CONNECT_ERROR_OTHER;
-        }
-}
-
-/* ---- JSON helpers ---- */
-
-/* A member that must be a string when present: -EBADMSG otherwise. */
-static int json_member_string(json_t *o, const char *key, const char **ret) {
-        json_t *v = json_object_get(o, key);
-        if (!v || json_is_null(v)) {
-                *ret = NULL;
-                return 0;
-        }
-        if (!json_is_string(v))
-                return -EBADMSG;
-        *ret = json_string_value(v);
-        return 0;
-}
-
-static int json_member_dup(json_t *o, const char *key, char **ret) {
-        const char *s;
-        int r = json_member_string(o, key, &s);
-        if (r < 0)
-                return r;
-        if (!s)
-                return 0;
-        char *c = strdup(s);
-        if (!c)
-                return -ENOMEM;
-        free(*ret);
-        *ret = c;
-        return 0;
-}
-
-static json_t *json_parse_object(const char *body, size_t len) {
-        json_t *root;
-        if (!body)
-                return NULL;
-        root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-        if (root && !json_is_object(root)) {
-                json_decref(root);
-                return NULL;
-        }
-        return root;
-}
-
-/* First line of s, at most CONNECT_MESSAGE_MAX bytes, never cut inside a
- * UTF-8 sequence, trimmed. NULL for an empty result. */
-static char *message_sanitize(const char *s, size_t len) {
-        size_t n = 0;
-        while (n < len && s[n] && s[n] != '\n' && s[n] != '\r')
-                n++;
-        while (n > 0 && (s[0] == ' ' || s[0] == '\t')) {
-                s++;
-                n--;
-        }
-        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
-                n--;
-        if (n > CONNECT_MESSAGE_MAX) {
-                n = CONNECT_MESSAGE_MAX;
-                while (n > 0 && ((unsigned char) s[n] & 0xC0) == 0x80)
-                        n--;
-        }
-        if (n == 0)
-                return NULL;
-        return strndup(s, n);
-}
-
-/* SMITHY restJson1: cut at the first ':', then keep what follows the first
- * '#'. "ns#FooError:http://..." -> "FooError". */
-static int error_code_clean(const char *s, char **ret) {
-        size_t n = strcspn(s, ":");
-        const char *hash = memchr(s, '#', n);
-        if (hash) {
-                n -= (size_t) (hash + 1 - s);
-                s = hash + 1;
-        }
-        while (n > 0 && (*s == ' ' || *s == '\t')) {
-                s++;
-                n--;
-        }
-        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
-                n--;
-        if (n == 0) {
-                *ret = NULL;
-                return 0;
-        }
-        *ret = strndup(s, n);
-        return *ret ? 0 : -ENOMEM;
-}
-
-/* ---- Parsers (pure) ---- */
-
-int connect_parse_error(long http_status, const char *error_type_header, const char *body, size_t len,
-                        struct connect_error *ret) {
-        _cleanup_(json_decrefp) json_t *root = NULL;
-        _cleanup_(freep) char *code = NULL, *message = NULL;
-        const char *s;
-        int r;
-
-        if (!ret)
-                return -EINVAL;
-        if (!body)
-                len = 0;
-
-        if (len > 0)
-                root = json_parse_object(body, len);
-
-        /* botocore's order: header, body code/Code, body __type. */
-        if (!isempty(error_type_header)) {
-                r = error_code_clean(error_type_header, &code);
-                if (r < 0)
-                        return r;
-        }
-        if (!code && root) {
-                static const char *const keys[] = { "code", "Code", "__type" };
-                for (size_t i = 0; i < ELEMENTSOF(keys) && !code; i++) {
-                        json_t *v = json_object_get(root, keys[i]);
-                        if (!json_is_string(v) || isempty(json_string_value(v)))
-                                continue;
-                        r = error_code_clean(json_string_value(v), &code);
-                        if (r < 0)
-                                return r;
-                }
-        }
-
-        if (root) {
-                static const char *const keys[] = { "message", "Message" };
-                for (size_t i = 0; i < ELEMENTSOF(keys) && !message; i++) {
-                        json_t *v = json_object_get(root, keys[i]);
-                        if (!json_is_string(v))
-                                continue;
-                        s = json_string_value(v);
-                        message = message_sanitize(s, strlen(s));
-                }
-        } else if (len > 0) {
-                /* Not JSON (a proxy's HTML page, plain text): the body is
-                 * the message, as botocore does. */
-                message = message_sanitize(body, len);
-        }
-
-        connect_error_clear(ret);
-        ret->kind = connect_classify_error(http_status, code, message);
-        ret->http_status = http_status;
-        ret->code = TAKE_PTR(code);
-        ret->message = TAKE_PTR(message);
-        return 0;
-}
-
-static int parse_tags(json_t *tags, struct connect_tag **ret, size_t *ret_n) {
-        struct connect_tag *t = NULL;
-        size_t n = 0;
-        const char *key;
-        json_t *v;
-
-        if (!tags || json_is_null(tags)) {
-                *ret = NULL;
-                *ret_n = 0;
-                return 0;
-        }
-        if (!json_is_object(tags))
-                return -EBADMSG;
-        if (json_object_size(tags) > 0) {
-                t = calloc(json_object_size(tags), sizeof(*t));
-                if (!t)
-                        return -ENOMEM;
-        }
-        json_object_foreach(tags, key, v) {
-                int r = 0;
-                if (!json_is_string(v))
-                        r = -EBADMSG;
-                else {
-                        t[n].key = strdup(key);
-                        t[n].value = strdup(json_string_value(v));
-                        n++;
-                        if (!t[n - 1].key || !t[n - 1].value)
-                                r = -ENOMEM;
-                }
-                if (r < 0) {
-                        for (size_t i = 0; i < n; i++) {
-                                free(t[i].key);
-                                free(t[i].value);
-                        }
-                        free(t);
-                        return r;
-                }
-        }
-        *ret = t;
-        *ret_n = n;
-        return 0;
-}
-
-/* Fills n from a PhoneNumberSummary-like object (ListPhoneNumbersSummary
- * or ClaimedPhoneNumberSummary). PhoneNumberId and PhoneNumber are
- * required: a number without them cannot be acted on. */
-static int parse_number(json_t *o, bool described, struct connect_number *ret) {
-        struct connect_number n = {};
-        int r;
-
-        if (!json_is_object(o))
-                return -EBADMSG;
-
-        struct {
-                const char *key;
-                char **field;
-        } fields[] = {
-                { "PhoneNumberId", &n.id },
-                { "PhoneNumberArn", &n.arn },
-                { "PhoneNumber", &n.phone_number },
-                { "PhoneNumberCountryCode", &n.country },
-                { "PhoneNumberType", &n.type },
-                { "TargetArn", &n.target_arn },
-                { "InstanceId", &n.instance_id },
-                { "PhoneNumberDescription", &n.description },
-        };
-        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
-                r = json_member_dup(o, fields[i].key, fields[i].field);
-                if (r < 0)
-                        goto fail;
-        }
-        r = -EBADMSG;
-        if (isempty(n.id) || isempty(n.phone_number))
-                goto fail;
-
-        if (described) {
-                n.described = true;
-                r = parse_tags(json_object_get(o, "Tags"), &n.tags, &n.n_tags);
-                if (r < 0)
-                        goto fail;
-                json_t *st = json_object_get(o, "PhoneNumberStatus");
-                if (st && !json_is_null(st)) {
-                        const char *status;
-                        r = -EBADMSG;
-                        if (!json_is_object(st))
-                                goto fail;
-                        r = json_member_string(st, "Status", &status);
-                        if (r < 0)
-                                goto fail;
-                        if (streq_ptr(status, "CLAIMED"))
-                                n.status = CONNECT_STATUS_CLAIMED;
-                        else if (streq_ptr(status, "IN_PROGRESS"))
-                                n.status = CONNECT_STATUS_IN_PROGRESS;
-                        else if (streq_ptr(status, "FAILED"))
-                                n.status = CONNECT_STATUS_FAILED;
-                        r = json_member_dup(st, "Message", &n.status_message);
-                        if (r < 0)
-                                goto fail;
-                }
-        }
-        *ret = n;
-        return 0;
-
-fail:
-        connect_number_clear(&n);
-        return r;
-}
-
-/* root[key], an array of objects or absent (or null): *ret_arr is it, or
- * NULL, and *ret_list a zeroed array of as many elem_size items (NULL when
- * empty), for the caller to fill. */
-static int member_array(json_t *root, const char *key, size_t elem_size, json_t **ret_arr, void **ret_list) {
-        json_t *arr = json_object_get(root, key);
-        void *list = NULL;
-        if (!arr || json_is_null(arr)) {
-                *ret_arr = NULL;
-                *ret_list = NULL;
-                return 0;
-        }
-        if (!json_is_array(arr))
-                return -EBADMSG;
-        if (json_array_size(arr) > 0) {
-                list = calloc(json_array_size(arr), elem_size);
-                if (!list)
-                        return -ENOMEM;
-        }
-        *ret_arr = arr;
-        *ret_list = list;
-        return 0;
-}
-
-int connect_parse_list(const char *body, size_t len, struct connect_number **numbers, size_t *n,
-                       char **ret_next_token) {
-        _cleanup_(json_decrefp) json_t *root = NULL;
-        struct connect_number *list = NULL;
-        size_t count = 0;
-        char *next = NULL;
-        json_t *arr, *item;
-        size_t i;
-        int r;
-
-        if (!numbers || !n)
-                return -EINVAL;
-        root = json_parse_object(body, len);
-        if (!root)
-                return -EBADMSG;
-
-        r = member_array(root, "ListPhoneNumbersSummaryList", sizeof(*list), &arr, (void **) &list);
-        if (r < 0)
-                return r;
-        json_array_foreach(arr, i, item) {
-                r = parse_number(item, false, &list[count]);
-                if (r < 0)
-                        goto fail;
-                count++;
-        }
-
-        r = json_member_dup(root, "NextToken", &next);
-        if (r < 0)
-                goto fail;
-        if (next && !*next)
-                next = mfree(next); /* "" is no token: following it would loop */
-
-        if (ret_next_token)
-                *ret_next_token = next;
-        else
-                free(next);
-        *numbers = list;
-        *n = count;
-        return 0;
-
-fail:
-        connect_numbers_free(list, count);
-        free(next);
-        return r;
-}
-
-int connect_parse_describe(const char *body, size_t len, struct connect_number *ret) {
-        _cleanup_(json_decrefp) json_t *root = NULL;
-        if (!ret)
-                return -EINVAL;
-        root = json_parse_object(body, len);
-        if (!root)
-                return -EBADMSG;
-        return parse_number(json_object_get(root, "ClaimedPhoneNumberSummary"), true, ret);
-}
-
-int connect_parse_search(const char *body, size_t len, struct connect_available **ret, size_t *n) {
-        _cleanup_(json_decrefp) json_t *root = NULL;
-        struct connect_available *list = NULL;
-        size_t count = 0, i;
-        json_t *arr, *item;
-        int r = 0;
-
-        if (!ret || !n)
-                return -EINVAL;
-        root = json_parse_object(body, len);
-        if (!root)
-                return -EBADMSG;
-
-        r = member_array(root, "AvailableNumbersList", sizeof(*list), &arr, (void **) &list);
-        if (r < 0)
-                return r;
-        json_array_foreach(arr, i, item) {
-                struct connect_available *a = &list[count];
-                r = -EBADMSG;
-                if (!json_is_object(item))
-                        break;
-                count++; /* freed on failure from here on */
-                if ((r = json_member_dup(item, "PhoneNumber", &a->phone_number)) < 0 ||
-                    (r = json_member_dup(item, "PhoneNumberCountryCode", &a->country)) < 0 ||
-                    (r = json_member_dup(item, "PhoneNumberType", &a->type)) < 0)
-                        break;
-                r = isempty(a->phone_number) ? -EBADMSG : 0;
-                if (r < 0)
-                        break;
-        }
-        if (r < 0) {
-                connect_available_free(list, count);
-                return r;
-        }
-        *ret = list;
-        *n = count;
-        return 0;
-}
-
-int connect_parse_claim(const char *body, size_t len, char **ret_id, char **ret_arn) {
-        _cleanup_(json_decrefp) json_t *root = NULL;
-        _cleanup_(freep) char *id = NULL, *arn = NULL;
-        int r;
-
-        if (!ret_id)
-                return -EINVAL;
-        root = json_parse_object(body, len);
-        if (!root)
-                return -EBADMSG;
-        r = json_member_dup(root, "PhoneNumberId", &id);
-        if (r < 0)
-                return r;
-        r = json_member_dup(root, "PhoneNumberArn", &arn);
-        if (r < 0)
-                return r;
-        if (isempty(id))
-                return -EBADMSG;
-        *ret_id = TAKE_PTR(id);
-        if (ret_arn)
-                *ret_arn = TAKE_PTR(arn);
-        return 0;
-}
-
-/* ---- Request building (pure) ---- */
-
-void connect_request_clear(struct connect_request *r) {
-        if (!r)
-                return;
-        free(r->path);
-        free(r->query);
-        free(r->body);
-        *r = (struct connect_request){};
-}
-
-static int json_set_string(json_t *o, const char *key, const char *value) {
-        json_t *v = json_string(value); /* NULL also for invalid UTF-8 */
-        if (!v)
-                return -EINVAL;
-        return json_object_set_new(o, key, v) < 0 ? -ENOMEM : 0;
-}
-
-static int json_set_tags(json_t *o, const char *key, const struct connect_tag *tags, size_t n) {
-        json_t *m = json_object();
-        int r;
-        if (!m)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                if (!tags[i].key || !tags[i].value) {
-                        json_decref(m);
-                        return -EINVAL;
-                }
-                r = json_set_string(m, tags[i].key, tags[i].value);
-                if (r < 0) {
-                        json_decref(m);
-                        return r;
-                }
-        }
-        return json_object_set_new(o, key, m) < 0 ? -ENOMEM : 0;
-}
-
-/* "/prefix/" + encoded label + suffix. */
-static char *path_with_label(const char *prefix, const char *label, const char *suffix) {
-        _cleanup_(freep) char *enc = aws_uri_encode(label, false);
-        if (!enc)
-                return NULL;
-        return strprintf("%s%s%s", prefix, enc, suffix);
-}
-
-int connect_build_request(enum connect_op op, const struct connect_args *a, struct connect_request *ret) {
-        _cleanup_(json_decrefp) json_t *body = NULL;
-        _cleanup_(freep) char *path = NULL, *query = NULL;
-        const char *method = NULL;
-        int r;
-
-        if (!a || !ret)
-                return -EINVAL;
-
-        switch (op) {
-        case CONNECT_OP_CLAIM:
-                /* POST /phone-number/claim (CONNECT-API.md §4.1) */
-                if (isempty(a->target_arn) || isempty(a->phone_number))
-                        return -EINVAL;
-                method = "POST";
-                path = strdup("/phone-number/claim");
-                body = json_object();
-                if (!path || !body)
-                        return -ENOMEM;
-                if ((r = json_set_string(body, "TargetArn", a->target_arn)) < 0 ||
-                    (r = json_set_string(body, "PhoneNumber", a->phone_number)) < 0)
-                        return r;
-                if (a->description && (r = json_set_string(body, "PhoneNumberDescription", a->description)) < 0)
-                        return r;
-                if (a->n_tags > 0 && (r = json_set_tags(body, "Tags", a->tags, a->n_tags)) < 0)
-                        return r;
-                if (a->client_token && (r = json_set_string(body, "ClientToken", a->client_token)) < 0)
-                        return r;
-                break;
-
-        case CONNECT_OP_DESCRIBE:
-                /* GET /phone-number/{PhoneNumberId} (§4.2) */
-                if (isempty(a->phone_number_id))
-                        return -EINVAL;
-                method = "GET";
-                path = path_with_label("/phone-number/", a->phone_number_id, "");
-                if (!path)
-                        return -ENOMEM;
-                break;
-
-        case CONNECT_OP_LIST:
-                /* POST /phone-number/list (§4.3) */
-                if (isempty(a->target_arn))
-                        return -EINVAL;
-                method = "POST";
-                path = strdup("/phone-number/list");
-                body = json_object();
-                if (!path || !body)
-                        return -ENOMEM;
-                if ((r = json_set_string(body, "TargetArn", a->target_arn)) < 0)
-                        return r;
-                if (json_object_set_new(body, "MaxResults", json_integer(CONNECT_LIST_PAGE_SIZE)) < 0)
-                        return -ENOMEM;
-                if (a->next_token && (r = json_set_string(body, "NextToken", a->next_token)) < 0)
-                        return r;
-                break;
-
-        case CONNECT_OP_SEARCH: {
-                /* POST /phone-number/search-available (§4.4); MaxResults 1..10 */
-                unsigned max = a->max_results;
-                if (max == 0 || max > CONNECT_SEARCH_MAX_RESULTS)
-                        max = CONNECT_SEARCH_MAX_RESULTS;
-                if (isempty(a->target_arn) || isempty(a->country) || isempty(a->type))
-                        return -EINVAL;
-                method = "POST";
-                path = strdup("/phone-number/search-available");
-                body = json_object();
-                if (!path || !body)
-                        return -ENOMEM;
-                if ((r = json_set_string(body, "TargetArn", a->target_arn)) < 0 ||
-                    (r = json_set_string(body, "PhoneNumberCountryCode", a->country)) < 0 ||
-                    (r = json_set_string(body, "PhoneNumberType", a->type)) < 0)
-                        return r;
-                if (!isempty(a->prefix)) {
-                        /* SPEC: the prefix is always sent with its '+'. */
-                        _cleanup_(freep) char *p = a->prefix[0] == '+' ? strdup(a->prefix) : strprintf("+%s", a->prefix);
-                        if (!p)
-                                return -ENOMEM;
-                        if ((r = json_set_string(body, "PhoneNumberPrefix", p)) < 0)
-                                return r;
-                }
-                if (json_object_set_new(body, "MaxResults", json_integer(max)) < 0)
-                        return -ENOMEM;
-                break;
-        }
-
-        case CONNECT_OP_RELEASE:
-                /* DELETE /phone-number/{PhoneNumberId}?clientToken=... (§4.5) */
-                if (isempty(a->phone_number_id))
-                        return -EINVAL;
-                method = "DELETE";
-                path = path_with_label("/phone-number/", a->phone_number_id, "");
-                if (!path)
-                        return -ENOMEM;
-                if (a->client_token) {
-                        _cleanup_(freep) char *enc = aws_uri_encode(a->client_token, false);
-                        if (!enc)
-                                return -ENOMEM;
-                        query = strprintf("clientToken=%s", enc);
-                        if (!query)
-                                return -ENOMEM;
-                }
-                break;
-
-        case CONNECT_OP_UPDATE_METADATA:
-                /* PUT /phone-number/{PhoneNumberId}/metadata (§4.7) */
-                if (isempty(a->phone_number_id) || !a->description)
-                        return -EINVAL;
-                method = "PUT";
-                path = path_with_label("/phone-number/", a->phone_number_id, "/metadata");
-                body = json_object();
-                if (!path || !body)
-                        return -ENOMEM;
-                if ((r = json_set_string(body, "PhoneNumberDescription", a->description)) < 0)
-                        return r;
-                if (a->client_token && (r = json_set_string(body, "ClientToken", a->client_token)) < 0)
-                        return r;
-                break;
-
-        case CONNECT_OP_ASSOCIATE_FLOW:
-                /* PUT /phone-number/{PhoneNumberId}/contact-flow (§4.8) */
-                if (isempty(a->phone_number_id) || isempty(a->instance_id) || isempty(a->contact_flow_id))
-                        return -EINVAL;
-                method = "PUT";
-                path = path_with_label("/phone-number/", a->phone_number_id, "/contact-flow");
-                body = json_object();
-                if (!path || !body)
-                        return -ENOMEM;
-                if ((r = json_set_string(body, "InstanceId", a->instance_id)) < 0 ||
-                    (r = json_set_string(body, "ContactFlowId", a->contact_flow_id)) < 0)
-                        return r;
-                break;
-
-        case CONNECT_OP_TAG:
-                /* POST /tags/{resourceArn} {"tags": {...}}: lower-case (§4.10) */
-                if (isempty(a->resource_arn) || a->n_tags == 0 || !a->tags)
-                        return -EINVAL;
-                method = "POST";
-                path = path_with_label("/tags/", a->resource_arn, "");
-                body = json_object();
-                if (!path || !body)
-                        return -ENOMEM;
-                if ((r = json_set_tags(body, "tags", a->tags, a->n_tags)) < 0)
-                        return r;
-                break;
-
-        case CONNECT_OP_UNTAG: {
-                /* DELETE /tags/{resourceArn}?tagKeys=a&tagKeys=b (§4.10) */
-                size_t len = 0, used = 0;
-                if (isempty(a->resource_arn) || a->n_tag_keys == 0 || !a->tag_keys)
-                        return -EINVAL;
-                method = "DELETE";
-                path = path_with_label("/tags/", a->resource_arn, "");
-                if (!path)
-                        return -ENOMEM;
-                for (size_t i = 0; i < a->n_tag_keys; i++) {
-                        if (isempty(a->tag_keys[i]))
-                                return -EINVAL;
-                        len += strlen("tagKeys=") + 3 * strlen(a->tag_keys[i]) + 1;
-                }
-                query = malloc(len + 1);
-                if (!query)
-                        return -ENOMEM;
-                for (size_t i = 0; i < a->n_tag_keys; i++) {
-                        _cleanup_(freep) char *enc = aws_uri_encode(a->tag_keys[i], false);
-                        if (!enc)
-                                return -ENOMEM;
-                        int k = snprintf(query + used, len + 1 - used, "%stagKeys=%s", i > 0 ? "&" : "", enc);
-                        if (k < 0 || (size_t) k >= len + 1 - used)
-                                return -EINVAL;
-                        used += (size_t) k;
-                }
-                break;
-        }
-
-        default:
-                return -EINVAL;
-        }
-
-        char *text = NULL;
-        if (body) {
-                /* Insertion order, compact: the exact bytes signed and sent. */
-                text = json_dumps(body, JSON_COMPACT);
-                if (!text)
-                        return -ENOMEM;
-        }
-
-        connect_request_clear(ret);
-        ret->method = method;
-        ret->path = TAKE_PTR(path);
-        ret->query = TAKE_PTR(query);
-        ret->body = text;
-        ret->body_len = text ? strlen(text) : 0;
-        return 0;
-}
-
-/* ---- Endpoints ---- */
-
-static bool has_prefix_case(const char *s, const char *prefix) {
-        return strncasecmp(s, prefix, strlen(prefix)) == 0;
-}
-
-int connect_endpoint_split(const char *base_url, char **ret_host, char **ret_base_path) {
-        const char *authority, *slash;
-        _cleanup_(freep) char *host = NULL, *path = NULL;
-        size_t n;
-
-        if (!base_url || !has_prefix_case(base_url, "https://"))
-                return -EINVAL;
-        authority = base_url + strlen("https://");
-        slash = strchr(authority, '/');
-        n = slash ? (size_t) (slash - authority) : strlen(authority);
-        if (n == 0 || memchr(authority, '@', n) || strcspn(authority, "?# \t\r\n") < (slash ? strlen(authority) : n))
-                return -EINVAL;
-
-        /* The default port is not part of the Host header (and so not of
-         * what is signed), as the SDKs send it. */
-        if (n > 4 && memcmp(authority + n - 4, ":443", 4) == 0 && authority[n - 5] != ':')
-                n -= 4;
-        host = strndup(authority, n);
-        path = strdup(slash ? slash : "");
-        if (!host || !path)
-                return -ENOMEM;
-        /* Base path without trailing '/': the operation path brings its own. */
-        size_t l = strlen(path);
-        while (l > 0 && path[l - 1] == '/')
-                path[--l] = 0;
-
-        if (ret_host)
-                *ret_host = TAKE_PTR(host);
-        if (ret_base_path)
-                *ret_base_path = TAKE_PTR(path);
-        return 0;
-}
-
-int connect_resolve_endpoint(const char *endpoint_url, char **ret) {
-        const char *e = endpoint_url;
-        _cleanup_(freep) char *copy = NULL;
-        int r;
-
-        if (!ret)
-                return -EINVAL;
-        if (isempty(e))
-                e = getenv("AWS_ENDPOINT_URL_CONNECT");
-        if (isempty(e))
-                e = getenv("AWS_ENDPOINT_URL");
-        if (isempty(e)) {
-                *ret = NULL;
-                return 0;
-        }
-        /* TLS always (SPEC): a plain http:// endpoint is refused here
-         * rather than by every request. */
-        if (!has_prefix_case(e, "https://"))
-                return has_prefix_case(e, "http://") || strstr(e, "://") ? -EPROTONOSUPPORT : -EINVAL;
-
-        copy = strdup(e);
-        if (!copy)
-                return -ENOMEM;
-        size_t l = strlen(copy);
-        while (l > strlen("https://") && copy[l - 1] == '/')
-                copy[--l] = 0;
-        r = connect_endpoint_split(copy, NULL, NULL);
-        if (r < 0)
-                return r;
-        *ret = TAKE_PTR(copy);
-        return 0;
-}
-
-static bool region_is_valid(const char *region) {
-        if (isempty(region) || strlen(region) > 64)
-                return false;
-        for (const char *p = region; *p; p++)
-                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-                        return false;
-        return true;
-}
-
 /* ---- The client ---- */
 
 struct connect_call;
@@ -980,6 +42,57 @@ struct connect_bucket {
         sd_event_source *timer;            /* CLOCK_BOOTTIME; on only while calls wait */
         struct connect_bucket *next;
 };
+
+/* The NextTokens of one listing, as SHA-256 digests in an open-addressing
+ * table: a cycle of any length (A -> B -> A) is caught at its first
+ * repeat, where comparing with the last token only catches A -> A. The
+ * all-zero digest marks a free slot (no token hashes to it in practice). */
+struct token_set {
+        uint8_t (*slots)[32];
+        size_t n, size;                    /* used slots; size a power of two, or 0 */
+};
+
+static void token_set_clear(struct token_set *t) {
+        free(t->slots);
+        *t = (struct token_set){};
+}
+
+static size_t token_slot(const struct token_set *t, const uint8_t d[static 32]) {
+        uint64_t h;
+        memcpy(&h, d, sizeof h);
+        size_t i = (size_t) h & (t->size - 1);
+        static const uint8_t zero[32];
+        while (memcmp(t->slots[i], zero, 32) != 0 && memcmp(t->slots[i], d, 32) != 0)
+                i = (i + 1) & (t->size - 1);
+        return i;
+}
+
+/* Adds token: 1 when it was new, 0 when it was seen before, -ENOMEM. */
+static int token_set_add(struct token_set *t, const char *token) {
+        uint8_t d[32];
+
+        sha256(token, strlen(token), d);
+        if (2 * (t->n + 1) > t->size) {
+                struct token_set bigger = { .size = t->size ? 2 * t->size : 64 };
+                bigger.slots = calloc(bigger.size, sizeof(*bigger.slots));
+                if (!bigger.slots)
+                        return -ENOMEM;
+                for (size_t i = 0; i < t->size; i++) {
+                        static const uint8_t zero[32];
+                        if (memcmp(t->slots[i], zero, 32) != 0)
+                                memcpy(bigger.slots[token_slot(&bigger, t->slots[i])], t->slots[i], 32);
+                }
+                bigger.n = t->n;
+                free(t->slots);
+                *t = bigger;
+        }
+        size_t i = token_slot(t, d);
+        if (memcmp(t->slots[i], d, 32) == 0)
+                return 0;
+        memcpy(t->slots[i], d, 32);
+        t->n++;
+        return 1;
+}
 
 enum call_state {
         CALL_QUEUED,   /* in its bucket's FIFO */
@@ -996,10 +109,16 @@ struct connect_call {
         char *target_arn;                  /* LIST: for the next pages */
         char *next_token;                  /* LIST: the NextToken the current request sends, or NULL */
         unsigned pages;                    /* LIST: pages received */
+        size_t max_numbers;                /* LIST: more than this many ends the call */
+        connect_page_callback_t on_page;   /* LIST */
+        struct token_set tokens;           /* LIST: every NextToken sent so far */
         bool have_known_digest;            /* LIST: known_digest given */
         uint8_t known_digest[CONNECT_LIST_DIGEST_LEN]; /* LIST: SHA-256 of the last single-page answer */
         unsigned request_attempts;         /* attempts of the current request (page) */
+        unsigned request_failures;         /* of them, failed other than by throttling: max_attempts bounds these */
+        unsigned request_throttled;        /* of them, throttled: only the deadline bounds these */
         unsigned last_retry_cost;          /* retry quota paid by the last retry of the current request */
+        usec_t submitted;                  /* CLOCK_BOOTTIME, when connect_*() queued it */
         enum call_state state;
         struct connect_bucket *bucket;
         struct connect_call *q_prev, *q_next; /* bucket FIFO */
@@ -1018,27 +137,21 @@ struct connect_client {
         double rate_default;               /* req/s */
         double rate_burst;                 /* tokens */
         double rates[_CONNECT_OP_MAX];     /* per-operation req/s, 0 = rate_default */
-        unsigned max_attempts;             /* per request, first try included */
+        unsigned max_attempts;             /* per request, first try included; throttling aside */
+        usec_t deadline;                   /* CLOCK_BOOTTIME, or USEC_INFINITY: see connect_client_set_deadline() */
+        usec_t max_backoff;                /* cap on one retry delay */
         bool read_only;
         struct retry_quota quota;          /* SDK retry quota, per client */
         struct connect_bucket *buckets;
         struct connect_call *calls;        /* queued, backing off or running */
         size_t n_calls;
         struct connect_stats stats;
-        unsigned dispatching;              /* depth of frames that may run user callbacks */
-        bool freeing;                      /* connect_client_free() called: destroy when dispatching == 0 */
+        unsigned cancel_generation;        /* counts connect_client_cancel_all() calls */
+        struct dispatch dispatch;          /* callbacks may free the client: see dispatch.h */
 };
 
-static void connect_client_destroy(struct connect_client *c);
+static void connect_client_destroy(void *object);
 
-static void dispatch_begin(struct connect_client *c) {
-        c->dispatching++;
-}
-
-static void dispatch_end(struct connect_client *c) {
-        if (--c->dispatching == 0 && c->freeing)
-                connect_client_destroy(c);
-}
 
 static void connect_result_clear(struct connect_result *res) {
         connect_error_clear(&res->error);
@@ -1058,6 +171,7 @@ static void call_free(struct connect_call *call) {
         free(call->region);
         free(call->target_arn);
         free(call->next_token);
+        token_set_clear(&call->tokens);
         connect_result_clear(&call->result);
         free(call);
 }
@@ -1090,6 +204,18 @@ static void call_unlink(struct connect_call *call) {
         call->prev = call->next = NULL;
         if (c->n_calls > 0)
                 c->n_calls--;
+}
+
+/* Puts call on the client's list of live calls. */
+static void call_link(struct connect_call *call) {
+        struct connect_client *c = call->client;
+
+        call->prev = NULL;
+        call->next = c->calls;
+        if (c->calls)
+                c->calls->prev = call;
+        c->calls = call;
+        c->n_calls++;
 }
 
 /* Hands the outcome of an unlinked call to its callback, then frees it. */
@@ -1125,7 +251,7 @@ static void call_fail(struct connect_call *call, int r, enum connect_error_kind 
         connect_error_clear(&call->result.error);
         call->result.r = r < 0 ? r : -EIO;
         call->result.error.kind = kind;
-        call->result.error.message = message ? message_sanitize(message, strlen(message)) : NULL;
+        call->result.error.message = message ? connect_message_sanitize(message, strlen(message)) : NULL;
         call_finish(call);
 }
 
@@ -1157,7 +283,7 @@ static void bucket_schedule(struct connect_bucket *b) {
         if (r >= 0)
                 r = sd_event_source_set_enabled(b->timer, SD_EVENT_ONESHOT);
         if (r < 0)
-                log_warning_errno(r, "Cannot arm the pacing timer for %s in %s", op_names[b->op], b->region);
+                log_warning_errno(r, "Cannot arm the pacing timer for %s in %s", connect_op_name(b->op), b->region);
 }
 
 static struct connect_bucket *bucket_get(struct connect_client *c, const char *region, enum connect_op op,
@@ -1229,8 +355,8 @@ static int bucket_timer_cb(_unused_ sd_event_source *s, _unused_ uint64_t usec, 
         struct connect_bucket *b = userdata;
         struct connect_client *c = b->client;
 
-        dispatch_begin(c);
-        while (b->head && !c->freeing) {
+        dispatch_begin(&c->dispatch);
+        while (b->head && !c->dispatch.freeing) {
                 struct connect_call *call;
                 if (!token_bucket_take(&b->tb, clock_boottime_usec()))
                         break;
@@ -1239,9 +365,9 @@ static int bucket_timer_cb(_unused_ sd_event_source *s, _unused_ uint64_t usec, 
                 call->state = CALL_RUNNING;
                 call_start_attempt(call); /* may finish the call, and run user code */
         }
-        if (!c->freeing)
+        if (!c->dispatch.freeing)
                 bucket_schedule(b);
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
         return 0;
 }
 
@@ -1249,10 +375,10 @@ static int backoff_cb(_unused_ sd_event_source *s, _unused_ uint64_t usec, void 
         struct connect_call *call = userdata;
         struct connect_client *c = call->client;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         call->backoff = sd_event_source_disable_unref(call->backoff);
         call_enqueue(call); /* a retry waits for a token like anyone else */
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
         return 0;
 }
 
@@ -1384,67 +510,25 @@ static void log_attempt(const struct connect_call *call, long status, const char
         snprintf(attempt_field, sizeof attempt_field, "ATTEMPT=%u", call->request_attempts);
         const char *extra[] = { status_field, attempt_field, NULL };
         struct log_fields f = {
-                .aws_operation = op_names[call->op],
+                .aws_operation = connect_op_name(call->op),
                 .aws_request_id = request_id,
                 .aws_error_code = code,
                 .extra = extra,
         };
         if (r < 0)
-                log_fields(LOG_DEBUG, r, &f, "%s in %s, attempt %u", op_names[call->op], call->region,
+                log_fields(LOG_DEBUG, r, &f, "%s in %s, attempt %u", connect_op_name(call->op), call->region,
                            call->request_attempts); /* log_fields() appends strerror(r) */
         else
-                log_fields(LOG_DEBUG, 0, &f, "%s in %s, attempt %u: HTTP %ld%s%s", op_names[call->op],
+                log_fields(LOG_DEBUG, 0, &f, "%s in %s, attempt %u: HTTP %ld%s%s", connect_op_name(call->op),
                            call->region, call->request_attempts, status, code ? " " : "", code ?: "");
 }
 
-/* Parses a 2xx body into the result. LIST may ask for another page
- * (*ret_next_token). */
-static int call_parse_success(struct connect_call *call, const struct http_response *resp, char **ret_next_token) {
+/* Parses a 2xx body (not LIST's) into the result. */
+static int call_parse_success(struct connect_call *call, const struct http_response *resp) {
         struct connect_result *res = &call->result;
         int r;
 
-        *ret_next_token = NULL;
         switch (call->op) {
-        case CONNECT_OP_LIST: {
-                struct connect_number *page = NULL;
-                uint8_t digest[CONNECT_LIST_DIGEST_LEN];
-                bool have_digest = call->pages == 0;
-                size_t n = 0;
-
-                /* Only a first page without NextToken stands for the whole
-                 * list, and only such answers get a digest: a body equal to
-                 * known_digest has no NextToken either. */
-                _Static_assert(CONNECT_LIST_DIGEST_LEN == 32, "a list digest is a SHA-256");
-                if (have_digest)
-                        sha256(resp->body, resp->body_len, digest);
-                if (have_digest && call->have_known_digest &&
-                    memcmp(digest, call->known_digest, sizeof(digest)) == 0) {
-                        res->unchanged = true;
-                        res->have_digest = true;
-                        memcpy(res->digest, digest, sizeof(digest));
-                        return 0;
-                }
-                r = connect_parse_list(resp->body, resp->body_len, &page, &n, ret_next_token);
-                if (r < 0)
-                        return r;
-                if (n > 0) {
-                        struct connect_number *all = reallocarray(res->numbers, res->n_numbers + n, sizeof(*all));
-                        if (!all) {
-                                connect_numbers_free(page, n);
-                                *ret_next_token = mfree(*ret_next_token);
-                                return -ENOMEM;
-                        }
-                        memcpy(all + res->n_numbers, page, n * sizeof(*page));
-                        res->numbers = all;
-                        res->n_numbers += n;
-                }
-                free(page);
-                if (have_digest && !*ret_next_token) {
-                        res->have_digest = true;
-                        memcpy(res->digest, digest, sizeof(digest));
-                }
-                return 0;
-        }
         case CONNECT_OP_DESCRIBE: {
                 struct connect_number *num = calloc(1, sizeof(*num));
                 if (!num)
@@ -1487,28 +571,56 @@ static int call_parse_success(struct connect_call *call, const struct http_respo
         }
 }
 
-/* Retries if the SDK standard mode allows: attempts left, quota paid.
- * Returns true when a retry was scheduled. */
-static bool call_maybe_retry(struct connect_call *call, bool retryable, bool is_timeout) {
+/* When a call whose caller set no deadline stops retrying throttled
+ * attempts: as long as --once waits by default, so that a client nobody
+ * configured behaves as the common case expects. */
+#define CONNECT_DEFAULT_THROTTLE_BUDGET (5 * USEC_PER_MINUTE)
+
+/* Retries if allowed. Throttling is Connect saying "slower", not "no":
+ * a throttled attempt is retried with capped, jittered backoff for as long
+ * as the caller's deadline leaves time, outside max_attempts and without
+ * paying the retry quota (throttling from other clients of the same
+ * account must not starve our retries of real failures). Other retryable
+ * failures (5xx, dropped connections, timeouts) get the SDK standard mode:
+ * max_attempts per request and the quota. Returns true when a retry was
+ * scheduled. */
+static bool call_maybe_retry(struct connect_call *call, bool retryable, bool throttled, bool is_timeout) {
         struct connect_client *c = call->client;
-        unsigned cost;
+        unsigned cost = 0;
+        usec_t delay, now;
         int r;
 
-        if (!retryable || c->freeing || call->request_attempts >= c->max_attempts)
+        if (!retryable || c->dispatch.freeing)
                 return false;
-        cost = retry_quota_acquire(&c->quota, is_timeout);
-        if (cost == 0)
-                return false;
+        if (throttled) {
+                usec_t deadline = c->deadline != USEC_INFINITY ? c->deadline
+                                                               : call->submitted + CONNECT_DEFAULT_THROTTLE_BUDGET;
+                call->request_throttled++;
+                now = clock_boottime_usec();
+                if (now >= deadline)
+                        return false;
+                delay = retry_backoff_capped_usec(call->request_throttled, random_unit(), c->max_backoff);
+                delay = MIN(delay, deadline - now);
+        } else {
+                call->request_failures++;
+                if (call->request_failures >= c->max_attempts)
+                        return false;
+                cost = retry_quota_acquire(&c->quota, is_timeout);
+                if (cost == 0)
+                        return false;
+                delay = retry_backoff_capped_usec(call->request_failures, random_unit(), c->max_backoff);
+        }
 
-        usec_t delay = retry_backoff_usec(call->request_attempts, random_unit());
         r = sd_event_add_time_relative(c->event, &call->backoff, CLOCK_BOOTTIME, delay, USEC_PER_MSEC, backoff_cb,
                                        call);
         if (r < 0) {
-                retry_quota_success(&c->quota, cost); /* give back what was not used */
+                if (cost > 0)
+                        retry_quota_success(&c->quota, cost); /* give back what was not used */
                 return false;
         }
         (void) sd_event_source_set_description(call->backoff, "connect-backoff");
-        call->last_retry_cost = cost;
+        if (cost > 0)
+                call->last_retry_cost = cost;
         call->state = CALL_BACKOFF;
         c->stats.retries++;
         return true;
@@ -1560,7 +672,122 @@ static int call_next_page(struct connect_call *call, const char *token) {
         free(call->next_token);
         call->next_token = t;
         call->request_attempts = 0;
+        call->request_failures = 0;
+        call->request_throttled = 0;
         call->last_retry_cost = 0;
+        return 0;
+}
+
+/* Runs on_page with the call off the client's list, so that a callback
+ * that frees the client or cancels every call cannot free it under us.
+ * Returns false when the call is gone (freed silently, the client being
+ * freed) or has ended (cancelled). */
+static bool call_run_on_page(struct connect_call *call, struct connect_number *page, size_t n, int *ret) {
+        struct connect_client *c = call->client;
+        unsigned generation = c->cancel_generation;
+
+        call_unlink(call);
+        *ret = call->on_page(page, n, call->userdata);
+        if (c->dispatch.freeing) {
+                call_free(call); /* dropped without a callback, as connect_client_free() promises */
+                return false;
+        }
+        call_link(call);
+        if (generation != c->cancel_generation) {
+                call_fail(call, -ECANCELED, CONNECT_ERROR_OTHER, "cancelled");
+                return false;
+        }
+        return true;
+}
+
+/* Takes in one 2xx LIST answer: the unchanged shortcut, the bounds (a
+ * NextToken seen before, max_numbers, the page cap), the page handed to
+ * on_page and freed, then the next page queued or the call ended. Returns
+ * 0 when it did all that (the call may be gone), or -EBADMSG / -ENOMEM
+ * when the body did not parse (nothing delivered; the caller retries). */
+static int call_list_page(struct connect_call *call, const struct http_response *resp) {
+        struct connect_client *c = call->client;
+        struct connect_result *res = &call->result;
+        struct connect_number *page = NULL;
+        _cleanup_(freep) char *next = NULL;
+        uint8_t digest[CONNECT_LIST_DIGEST_LEN];
+        bool first = call->pages == 0;
+        char why[96];
+        size_t n = 0;
+        int r, page_r = 0;
+
+        /* Only a first page without NextToken stands for the whole list,
+         * and only such answers get a digest: a body equal to known_digest
+         * has no NextToken either. */
+        _Static_assert(CONNECT_LIST_DIGEST_LEN == 32, "a list digest is a SHA-256");
+        if (first)
+                sha256(resp->body, resp->body_len, digest);
+        if (first && call->have_known_digest && memcmp(digest, call->known_digest, sizeof(digest)) == 0) {
+                retry_quota_success(&c->quota, call->last_retry_cost);
+                res->unchanged = true;
+                res->have_digest = true;
+                memcpy(res->digest, digest, sizeof(digest));
+                res->pages = 1;
+                res->r = 0;
+                call_finish(call);
+                return 0;
+        }
+
+        r = connect_parse_list(resp->body, resp->body_len, &page, &n, &next);
+        if (r < 0)
+                return r;
+        retry_quota_success(&c->quota, call->last_retry_cost);
+        call->last_retry_cost = 0;
+        res->pages = ++call->pages;
+
+        if (n > call->max_numbers - res->n_listed) {
+                connect_numbers_free(page, n);
+                snprintf(why, sizeof why, "more than %zu numbers", call->max_numbers);
+                call_fail(call, -EFBIG, CONNECT_ERROR_LIST_BOUND, why);
+                return 0;
+        }
+        if (next) {
+                r = token_set_add(&call->tokens, next);
+                if (r <= 0 || call->pages >= CONNECT_MAX_PAGES) {
+                        connect_numbers_free(page, n);
+                        if (r < 0)
+                                call_fail(call, r, CONNECT_ERROR_OTHER, "out of memory");
+                        else if (r == 0) {
+                                snprintf(why, sizeof why, "NextToken repeated after %u pages", call->pages);
+                                call_fail(call, -ELOOP, CONNECT_ERROR_LIST_BOUND, why);
+                        } else {
+                                snprintf(why, sizeof why, "more than %u pages", CONNECT_MAX_PAGES);
+                                call_fail(call, -E2BIG, CONNECT_ERROR_LIST_BOUND, why);
+                        }
+                        return 0;
+                }
+        }
+
+        bool alive = call_run_on_page(call, page, n, &page_r);
+        connect_numbers_free(page, n); /* what the callback did not move out */
+        if (!alive)
+                return 0;
+        res->n_listed += n;
+        if (page_r < 0) {
+                call_fail(call, page_r, CONNECT_ERROR_OTHER, "the page was refused");
+                return 0;
+        }
+
+        if (!next) {
+                if (first) {
+                        res->have_digest = true;
+                        memcpy(res->digest, digest, sizeof(digest));
+                }
+                res->r = 0;
+                call_finish(call);
+                return 0;
+        }
+        r = call_next_page(call, next);
+        if (r < 0) {
+                call_fail(call, r, CONNECT_ERROR_OTHER, "cannot build the next page request");
+                return 0;
+        }
+        call_enqueue(call);
         return 0;
 }
 
@@ -1568,12 +795,11 @@ static void http_done(int r, const struct http_response *resp, const char *error
         struct connect_call *call = userdata;
         struct connect_client *c = call->client;
         struct connect_result *res = &call->result;
-        _cleanup_(freep) char *next_token = NULL;
         enum connect_error_kind kind;
         bool retryable = false, is_timeout = false;
         int rr;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         call->state = CALL_ACTIVE;
 
         free(res->request_id);
@@ -1599,31 +825,18 @@ static void http_done(int r, const struct http_response *resp, const char *error
                 is_timeout = r == -ETIMEDOUT;
                 rr = r;
                 res->error.kind = kind;
-                res->error.message = error_text ? message_sanitize(error_text, strlen(error_text)) : NULL;
+                res->error.message = error_text ? connect_message_sanitize(error_text, strlen(error_text)) : NULL;
         } else if (resp->status >= 200 && resp->status <= 299) {
                 log_attempt(call, resp->status, resp->request_id, NULL, 0);
-                rr = call_parse_success(call, resp, &next_token);
+                if (call->op == CONNECT_OP_LIST) {
+                        rr = call_list_page(call, resp);
+                        if (rr >= 0)
+                                goto out; /* the call ended or its next page is queued */
+                } else
+                        rr = call_parse_success(call, resp);
                 if (rr >= 0) {
                         retry_quota_success(&c->quota, call->last_retry_cost);
                         call->last_retry_cost = 0;
-                        if (call->op == CONNECT_OP_LIST && next_token) {
-                                if (streq_ptr(next_token, call->next_token)) {
-                                        call_fail(call, -EBADMSG, CONNECT_ERROR_OTHER,
-                                                  "ListPhoneNumbersV2 returned the same NextToken again");
-                                        goto out;
-                                }
-                                if (++call->pages >= CONNECT_MAX_PAGES) {
-                                        call_fail(call, -E2BIG, CONNECT_ERROR_OTHER, "too many pages");
-                                        goto out;
-                                }
-                                rr = call_next_page(call, next_token);
-                                if (rr < 0) {
-                                        call_fail(call, rr, CONNECT_ERROR_OTHER, "cannot build the next page request");
-                                        goto out;
-                                }
-                                call_enqueue(call);
-                                goto out;
-                        }
                         res->r = 0;
                         call_finish(call);
                         goto out;
@@ -1654,7 +867,7 @@ static void http_done(int r, const struct http_response *resp, const char *error
                 rr = error_kind_errno(kind);
         }
 
-        if (call_maybe_retry(call, retryable, is_timeout))
+        if (call_maybe_retry(call, retryable, kind == CONNECT_ERROR_THROTTLED, is_timeout))
                 goto out;
 
         if (resp && resp->request_id && !res->error.request_id)
@@ -1662,7 +875,7 @@ static void http_done(int r, const struct http_response *resp, const char *error
         res->r = rr < 0 ? rr : -EIO;
         call_finish(call);
 out:
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
 }
 
 /* ---- Client lifetime and configuration ---- */
@@ -1730,6 +943,8 @@ static int client_settings_from(const struct connect_client_options *o, struct c
 static void client_apply_rates(struct connect_client *c, const struct connect_client_options *o) {
         usec_t now = clock_boottime_usec();
 
+        c->max_backoff = o->max_backoff_usec > 0 ? MIN(o->max_backoff_usec, RETRY_BACKOFF_MAX_USEC)
+                                                 : RETRY_BACKOFF_MAX_USEC;
         c->rate_default = rate_or(o->rate_default, CONNECT_DEFAULT_RATE);
         c->rate_burst = rate_or(o->rate_burst, CONNECT_DEFAULT_BURST);
         for (size_t i = 0; i < _CONNECT_OP_MAX; i++)
@@ -1758,6 +973,8 @@ int connect_client_new(sd_event *event, const struct connect_client_options *o, 
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(event);
+        dispatch_init(&c->dispatch, connect_client_destroy, c);
+        c->deadline = USEC_INFINITY;
         retry_quota_init(&c->quota);
         c->endpoint = TAKE_PTR(s.endpoint);
         c->max_attempts = s.max_attempts;
@@ -1806,6 +1023,11 @@ int connect_client_reconfigure(struct connect_client *c, const struct connect_cl
         return 0;
 }
 
+void connect_client_set_deadline(struct connect_client *c, usec_t deadline) {
+        if (c)
+                c->deadline = deadline;
+}
+
 size_t connect_client_in_flight(const struct connect_client *c) {
         return c ? c->n_calls : 0;
 }
@@ -1825,7 +1047,8 @@ void connect_client_cancel_all(struct connect_client *c) {
 
         if (!c)
                 return;
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
+        c->cancel_generation++; /* a LIST inside its on_page sees it */
 
         /* Calls not on the wire: take them out first, so that nothing a
          * callback does below can start them. */
@@ -1846,7 +1069,7 @@ void connect_client_cancel_all(struct connect_client *c) {
         while ((call = waiting)) {
                 waiting = call->next;
                 call->next = NULL;
-                if (c->freeing) {
+                if (c->dispatch.freeing) {
                         /* A callback freed the client: the rest go without
                          * callbacks, as connect_client_free() promises. */
                         call_free(call);
@@ -1858,10 +1081,11 @@ void connect_client_cancel_all(struct connect_client *c) {
                 call->result.error.message = strdup("cancelled");
                 call_deliver(call); /* already unlinked above */
         }
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
 }
 
-static void connect_client_destroy(struct connect_client *c) {
+static void connect_client_destroy(void *object) {
+        struct connect_client *c = object;
         struct connect_call *call;
 
         while ((call = c->calls)) {
@@ -1883,9 +1107,8 @@ static void connect_client_destroy(struct connect_client *c) {
 struct connect_client *connect_client_free(struct connect_client *c) {
         struct connect_call *call;
 
-        if (!c || c->freeing)
+        if (!c || !dispatch_mark_freeing(&c->dispatch))
                 return NULL;
-        c->freeing = true;
 
         /* Dropped without callbacks (connect.h). The HTTP client goes now
          * too, so that no request in flight can call back. */
@@ -1897,34 +1120,37 @@ struct connect_client *connect_client_free(struct connect_client *c) {
                 (void) sd_event_source_set_enabled(b->timer, SD_EVENT_OFF);
         c->http = http_client_free(c->http);
 
-        if (c->dispatching == 0)
+        if (dispatch_idle(&c->dispatch))
                 connect_client_destroy(c);
         return NULL;
 }
 
 /* ---- The operations ---- */
 
-/* known_digest: LIST only, or NULL. */
+/* lo: LIST only, else NULL. */
 static int call_submit_full(struct connect_client *c, enum connect_op op, const char *region,
-                            const struct connect_args *a, const uint8_t *known_digest, connect_callback_t cb,
+                            const struct connect_args *a, const struct connect_list_options *lo, connect_callback_t cb,
                             void *userdata) {
         struct connect_call *call;
         int r;
 
         if (!c || !cb || !a)
                 return -EINVAL;
-        if (c->freeing)
+        if (c->dispatch.freeing)
                 return -ESHUTDOWN;
-        if (!region_is_valid(region))
+        if (!connect_region_is_valid(region))
                 return -EINVAL;
         if (c->read_only && connect_op_is_mutating(op))
                 return -EROFS;
+        if (op == CONNECT_OP_LIST && (!lo || !lo->on_page))
+                return -EINVAL;
 
         call = calloc(1, sizeof(*call));
         if (!call)
                 return -ENOMEM;
         call->client = c;
         call->op = op;
+        call->submitted = clock_boottime_usec();
         call->cb = cb;
         call->userdata = userdata;
         call->result.op = op;
@@ -1939,10 +1165,12 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                         call_free(call);
                         return -ENOMEM;
                 }
-                if (known_digest) {
-                        memcpy(call->known_digest, known_digest, CONNECT_LIST_DIGEST_LEN);
+                if (lo->known_digest) {
+                        memcpy(call->known_digest, lo->known_digest, CONNECT_LIST_DIGEST_LEN);
                         call->have_known_digest = true;
                 }
+                call->max_numbers = lo->max_numbers > 0 ? lo->max_numbers : CONNECT_LIST_DEFAULT_MAX_NUMBERS;
+                call->on_page = lo->on_page;
         }
         r = connect_build_request(op, a, &call->req);
         if (r < 0) {
@@ -1955,11 +1183,7 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                 return r;
         }
 
-        call->next = c->calls;
-        if (c->calls)
-                c->calls->prev = call;
-        c->calls = call;
-        c->n_calls++;
+        call_link(call);
         call_enqueue(call);
         return 0;
 }
@@ -1970,9 +1194,9 @@ static int call_submit(struct connect_client *c, enum connect_op op, const char 
 }
 
 int connect_list_numbers(struct connect_client *c, const char *region, const char *target_arn,
-                         const uint8_t *known_digest, connect_callback_t cb, void *userdata) {
-        return call_submit_full(c, CONNECT_OP_LIST, region, &(struct connect_args){ .target_arn = target_arn },
-                                known_digest, cb, userdata);
+                         const struct connect_list_options *o, connect_callback_t cb, void *userdata) {
+        return call_submit_full(c, CONNECT_OP_LIST, region, &(struct connect_args){ .target_arn = target_arn }, o,
+                                cb, userdata);
 }
 
 int connect_describe_number(struct connect_client *c, const char *region, const char *phone_number_id,

@@ -1347,15 +1347,31 @@ static void pass_describe(struct pass *p) {
 struct list_call {
         struct pass *pass;
         const struct target_config *target;
+        bool begun;                    /* the first page came: lifecycle_list_begin() ran */
+        size_t before;                 /* records in the state when it began */
+        int r;                         /* the first error taking a page in */
 };
 
-static void on_list(const struct connect_result *res, void *userdata) {
+/* Takes each page in as it arrives: memory does not grow with the list. */
+static int on_list_page(struct connect_number *numbers, size_t n, void *userdata) {
         struct list_call *lc = userdata;
+        struct pass *p = lc->pass;
+        if (!lc->begun) {
+                lc->begun = true;
+                lc->before = p->state->n_numbers;
+                lc->r = lifecycle_list_begin(p->state, p->config, lc->target->name);
+        }
+        if (lc->r >= 0)
+                lc->r = lifecycle_list_page(p->state, p->config, lc->target->name, numbers, n);
+        return lc->r;
+}
+
+static void on_list(const struct connect_result *res, void *userdata) {
+        _cleanup_(freep) struct list_call *lc = userdata;
         struct pass *p = lc->pass;
         const struct target_config *t = lc->target;
         char key[128];
 
-        free(lc);
         p->outstanding--;
         snprintf(key, sizeof key, "list:%s", t->name);
         struct state_target *st = state_get_target(p->state, t->name, t->arn);
@@ -1370,8 +1386,12 @@ static void on_list(const struct connect_result *res, void *userdata) {
                  * numbers this saves most of a steady pass's CPU. */
                 log_debug("The list of %s is unchanged since the last pass", t->name);
         else if (res->r >= 0) {
-                size_t before = p->state->n_numbers;
-                lifecycle_ingest_list(p->state, p->config, t->name, res->numbers, res->n_numbers);
+                if (!lc->begun) {
+                        lc->before = p->state->n_numbers;
+                        (void) lifecycle_list_begin(p->state, p->config, t->name);
+                }
+                size_t before = lc->before;
+                (void) lifecycle_list_end(p->state, p->config, t->name);
                 if (p->state->n_numbers != before)
                         p->dirty = true;
                 if (log_repeat_clear(key))
@@ -1490,6 +1510,10 @@ int pass_start(sd_event *event, struct connect_client *client, const struct conf
         p->userdata = userdata;
         p->phase = PASS_LIST;
         state->last_pass_started_at = clock_wall_sec();
+        /* Throttling is a reason to slow down, never to give up a step
+         * while the pass (or --once's --wait) has time: throttled calls are
+         * retried until then (at least half a minute). */
+        connect_client_set_deadline(client, clock_boottime_usec() + MAX(o->follow_usec, 30 * USEC_PER_SEC));
 
         for (size_t i = 0; i < config->n_targets; i++) {
                 const struct target_config *t = &config->targets[i];
@@ -1499,8 +1523,12 @@ int pass_start(sd_event *event, struct connect_client *client, const struct conf
                 lc->pass = p;
                 lc->target = t;
                 const struct state_target *st = state_get_target(state, t->name, t->arn);
-                int r = connect_list_numbers(client, t->region, t->arn,
-                                             st && st->list_digest_valid ? st->list_digest : NULL, on_list, lc);
+                struct connect_list_options lo = {
+                        .known_digest = st && st->list_digest_valid ? st->list_digest : NULL,
+                        .max_numbers = config->max_numbers_per_target,
+                        .on_page = on_list_page,
+                };
+                int r = connect_list_numbers(client, t->region, t->arn, &lo, on_list, lc);
                 if (r < 0) {
                         free(lc);
                         lifecycle_list_failed(state, t->name);

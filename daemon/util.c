@@ -173,18 +173,30 @@ double random_unit(void) {
         return (double) (v >> 11) / (double) (1ULL << 53);
 }
 
-static void uuid_format(uint8_t b[16], char ret[static 37]) {
+char *hex_encode(const void *p, size_t n, char *ret) {
         static const char hex[] = "0123456789abcdef";
+        const uint8_t *b = p;
+        for (size_t i = 0; i < n; i++) {
+                ret[2 * i] = hex[b[i] >> 4];
+                ret[2 * i + 1] = hex[b[i] & 15];
+        }
+        ret[2 * n] = 0;
+        return ret;
+}
+
+static void uuid_format(uint8_t b[16], char ret[static 37]) {
+        /* 8-4-4-4-12 groups of hex digits */
+        static const uint8_t groups[] = { 4, 2, 2, 2, 6 };
         b[6] = (uint8_t) ((b[6] & 0x0f) | 0x40);
         b[8] = (uint8_t) ((b[8] & 0x3f) | 0x80);
-        size_t j = 0;
-        for (size_t i = 0; i < 16; i++) {
-                if (i == 4 || i == 6 || i == 8 || i == 10)
-                        ret[j++] = '-';
-                ret[j++] = hex[b[i] >> 4];
-                ret[j++] = hex[b[i] & 15];
+        size_t in = 0, out = 0;
+        for (size_t g = 0; g < ELEMENTSOF(groups); g++) {
+                if (g > 0)
+                        ret[out++] = '-';
+                hex_encode(b + in, groups[g], ret + out);
+                in += groups[g];
+                out += 2 * groups[g];
         }
-        ret[j] = 0;
 }
 
 int uuid_random(char ret[static 37]) {
@@ -207,14 +219,9 @@ void uuid_from_digest(const void *data, size_t n, char ret[static 37]) {
 }
 
 void sha256_hex(const void *data, size_t n, char ret[static 65]) {
-        static const char hex[] = "0123456789abcdef";
         uint8_t md[SHA256_DIGEST_LENGTH];
         sha256(data, n, md);
-        for (size_t i = 0; i < sizeof md; i++) {
-                ret[2 * i] = hex[md[i] >> 4];
-                ret[2 * i + 1] = hex[md[i] & 15];
-        }
-        ret[64] = 0;
+        hex_encode(md, sizeof md, ret);
 }
 
 int open_regular_file(const char *path, int *ret_fd) {

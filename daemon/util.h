@@ -114,6 +114,9 @@ double random_unit(void);
 int uuid_random(char ret[static 37]);
 /* A lower-case UUID (v4 layout, bits set) derived from SHA-256 of data. */
 void uuid_from_digest(const void *data, size_t n, char ret[static 37]);
+/* Lower-case hex of n bytes into ret (2n + 1 bytes with the NUL); returns
+ * ret. The one hex encoder (digests, UUIDs, escapes). */
+char *hex_encode(const void *p, size_t n, char *ret);
 /* SHA-256 of data (32 bytes), and the same in hex (65 bytes with NUL). */
 void sha256(const void *data, size_t n, uint8_t ret[static 32]);
 void sha256_hex(const void *data, size_t n, char ret[static 65]);

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "../log.h"
+#include "http.h"
 
 #ifndef VERSION
 #define VERSION "0"
@@ -568,25 +569,6 @@ static int from_shared_files(const char *profile, bool *found_section, char **re
 
 /* ---- HTTP (container credentials, IMDS) ---- */
 
-struct http_body {
-        char *data; /* RESPONSE_MAX_BYTES + 1, NUL-terminated */
-        size_t len;
-        bool too_big;
-};
-
-static size_t http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        struct http_body *b = userdata;
-        size_t n = size * nmemb;
-        if (n > RESPONSE_MAX_BYTES - b->len) {
-                b->too_big = true;
-                return 0; /* makes curl fail with CURLE_WRITE_ERROR */
-        }
-        memcpy(b->data + b->len, ptr, n);
-        b->len += n;
-        b->data[b->len] = 0;
-        return n;
-}
-
 static bool host_is_loopback(const char *host) {
         struct in_addr a4;
         struct in6_addr a6;
@@ -681,104 +663,45 @@ static void http_reply_done(struct http_reply *r) {
         *r = (struct http_reply) {};
 }
 
-/* One bounded request. 0 when an HTTP answer arrived (any status), else a
- * negative errno with *ret_error saying why. headers: NULL-terminated. */
+/* One bounded request, through http.c like every other request (its TLS
+ * verification, timeouts, size cap, no redirects), never through a proxy.
+ * 0 when an HTTP answer arrived (any status), else a negative errno with
+ * *ret_error saying why. headers: NULL-terminated. */
 static int cred_http(const char *method, const char *url, const char *const *headers, long timeout_ms,
                      struct http_reply *ret, char **ret_error) {
-        char errbuf[CURL_ERROR_SIZE] = "";
-        struct curl_slist *list = NULL;
-        struct http_body body = {};
-        CURL *h = NULL;
-        int https, r = 0;
-        long status = 0;
+        _cleanup_(freep) char *error_text = NULL;
+        _cleanup_(http_response_clear_sensitive) struct http_response resp = {};
+        int https, r;
 
         https = url_check(url, host_plain_http_ok);
         if (https < 0)
                 return set_error(ret_error, -EINVAL, "%s: plain http is allowed only to loopback or link-local hosts",
                                  url);
-        body.data = malloc(RESPONSE_MAX_BYTES + 1);
-        h = curl_easy_init();
-        if (!body.data || !h) {
-                r = set_error(ret_error, -ENOMEM, "out of memory");
-                goto finish;
-        }
-        body.data[0] = 0;
-        for (const char *const *x = headers; x && *x; x++) {
-                struct curl_slist *nl = curl_slist_append(list, *x);
-                if (!nl) {
-                        r = set_error(ret_error, -ENOMEM, "out of memory");
-                        goto finish;
-                }
-                list = nl;
-        }
-        if (streq(method, "PUT")) {
-                /* An empty PUT: curl's POSTFIELDS path sends Content-Length: 0;
-                 * drop the form Content-Type it would add. */
-                struct curl_slist *nl = curl_slist_append(list, "Content-Type:");
-                if (!nl) {
-                        r = set_error(ret_error, -ENOMEM, "out of memory");
-                        goto finish;
-                }
-                list = nl;
-        }
-
-        CURLcode cc = CURLE_OK;
-#define SETOPT(opt, val)                                       \
-        do {                                                   \
-                if (cc == CURLE_OK)                            \
-                        cc = curl_easy_setopt(h, (opt), (val)); \
-        } while (0)
-        SETOPT(CURLOPT_URL, url);
-#if LIBCURL_VERSION_NUM >= 0x075500
-        SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-        SETOPT(CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS));
-#endif
-        SETOPT(CURLOPT_NOPROXY, "*");
-        SETOPT(CURLOPT_NOSIGNAL, 1L);
-        SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
-        SETOPT(CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-        SETOPT(CURLOPT_TIMEOUT_MS, timeout_ms);
-        SETOPT(CURLOPT_ERRORBUFFER, errbuf);
-        SETOPT(CURLOPT_WRITEFUNCTION, http_write_cb);
-        SETOPT(CURLOPT_WRITEDATA, &body);
-        SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) RESPONSE_MAX_BYTES);
-        SETOPT(CURLOPT_USERAGENT, "connect-numbers/" VERSION);
-        SETOPT(CURLOPT_HTTPHEADER, list);
-        if (https && env("AWS_CA_BUNDLE"))
-                SETOPT(CURLOPT_CAINFO, env("AWS_CA_BUNDLE"));
-        if (streq(method, "PUT")) {
-                SETOPT(CURLOPT_CUSTOMREQUEST, "PUT");
-                SETOPT(CURLOPT_POSTFIELDS, "");
-                SETOPT(CURLOPT_POSTFIELDSIZE, 0L);
-        } else
-                SETOPT(CURLOPT_HTTPGET, 1L);
-#undef SETOPT
-        if (cc != CURLE_OK) {
-                r = set_error(ret_error, -EINVAL, "%s: %s", url, curl_easy_strerror(cc));
-                goto finish;
-        }
-
-        cc = curl_easy_perform(h);
-        if (cc != CURLE_OK) {
-                if (body.too_big || cc == CURLE_FILESIZE_EXCEEDED)
-                        r = set_error(ret_error, -EFBIG, "%s: reply larger than %u bytes", url,
-                                      (unsigned) RESPONSE_MAX_BYTES);
-                else
-                        r = set_error(ret_error, cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT : -EIO, "%s: %s", url,
-                                      errbuf[0] ? errbuf : curl_easy_strerror(cc));
-                goto finish;
-        }
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        ret->status = status;
-        ret->body = TAKE_PTR(body.data);
-        ret->len = body.len;
-finish:
-        free_cleanse(body.data, body.len);
-        curl_slist_free_all(list);
-        if (h)
-                curl_easy_cleanup(h);
-        return r;
+        struct http_request req = {
+                .method = method,
+                .url = url,
+                .headers = (char *const *) headers,
+                .connect_timeout_usec = (usec_t) timeout_ms * USEC_PER_MSEC,
+                .timeout_usec = (usec_t) timeout_ms * USEC_PER_MSEC,
+                .max_response_bytes = RESPONSE_MAX_BYTES,
+                .allow_plain_http = https == 0,
+                .no_proxy = true,
+                .sensitive = true,
+        };
+        r = http_perform(&req, env("AWS_CA_BUNDLE"), &resp, &error_text);
+        if (r == -ENOMEM)
+                return set_error(ret_error, r, "out of memory");
+        if (r == -EINVAL)
+                return set_error(ret_error, r, "%s: %s", url, error_text ?: "invalid request");
+        if (r == -EFBIG)
+                return set_error(ret_error, r, "%s: reply larger than %u bytes", url, (unsigned) RESPONSE_MAX_BYTES);
+        if (r < 0)
+                return set_error(ret_error, r == -ETIMEDOUT ? -ETIMEDOUT : -EIO, "%s: %s", url,
+                                 error_text ?: "request failed");
+        ret->status = resp.status;
+        ret->len = resp.body_len;
+        ret->body = TAKE_PTR(resp.body);
+        return 0;
 }
 
 static void json_string_cleanse(json_t *o, const char *key) {

@@ -29,6 +29,8 @@
 #include <strings.h>
 #include <sys/epoll.h>
 
+#include "../dispatch.h"
+
 #ifndef VERSION
 #define VERSION "0"
 #endif
@@ -39,7 +41,13 @@
 #define HTTP_DEFAULT_MAX_RESPONSE ((size_t) 8 * 1024 * 1024)
 #define HTTP_MAX_RESPONSE_LIMIT ((size_t) 1024 * 1024 * 1024)
 /* Connect allows a handful of requests per second per operation; eight
- * parallel connections per host are plenty and keep us polite. */
+ * parallel connections per host are plenty and keep us polite. The limit
+ * is ours (struct http_host), not curl's queue: libcurl starts a
+ * transfer's CURLOPT_TIMEOUT_MS when it is added to the multi handle, also
+ * while it waits there for one of the host's connections, and then fails
+ * it as it leaves that queue ("Resolving timed out after 0 milliseconds").
+ * A request is handed to curl only when a connection is free for it, so
+ * that its timeouts run from when it is sent. */
 #define HTTP_MAX_HOST_CONNECTIONS 8L
 #define HTTP_MAX_CACHED_CONNECTIONS 16L
 
@@ -50,8 +58,20 @@ struct http_socket {
         struct http_socket *prev, *next;
 };
 
+/* The requests to one host (and port): those handed to curl, at most
+ * HTTP_MAX_HOST_CONNECTIONS, and those waiting for one of them to end. */
+struct http_host {
+        char *key;                    /* "host:port" as in the URL */
+        size_t active;
+        struct http_transfer *waiting_head, *waiting_tail; /* FIFO */
+        struct http_host *next;
+};
+
 struct http_transfer {
         struct http_client *client;
+        struct http_host *host;
+        bool waiting;                 /* in host's FIFO, not yet handed to curl */
+        struct http_transfer *w_next; /* host FIFO */
         CURL *easy;
         struct curl_slist *headers;
         char *body;                   /* our copy of the request body (never NULL for body methods) */
@@ -59,6 +79,7 @@ struct http_transfer {
         size_t response_alloc;        /* bytes allocated for response.body */
         size_t max_response;          /* cap on the response body */
         bool too_big;                 /* the write callback refused data past the cap */
+        bool sensitive;               /* the body is a secret: one buffer, wiped when freed */
         bool oom;                     /* a callback ran out of memory */
         http_callback_t cb;
         void *userdata;
@@ -74,8 +95,8 @@ struct http_client {
         struct http_transfer *transfers; /* in flight */
         size_t n_transfers;
         struct http_socket *sockets;  /* watched sockets */
-        unsigned dispatching;         /* depth of calls that may run user callbacks */
-        bool freeing;                 /* http_client_free() was called; destroy when dispatching == 0 */
+        struct http_host *hosts;
+        struct dispatch dispatch;          /* callbacks may free the client: see dispatch.h */
 };
 
 #define LIST_PREPEND(head, item)                \
@@ -99,6 +120,15 @@ struct http_client {
 
 static bool curl_initialized = false;
 
+static int curl_init_once(void) {
+        if (!curl_initialized) {
+                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                        return -EIO;
+                curl_initialized = true;
+        }
+        return 0;
+}
+
 void http_response_clear(struct http_response *r) {
         if (!r)
                 return;
@@ -117,6 +147,14 @@ static void http_socket_free(struct http_socket *s) {
         free(s);
 }
 
+void http_response_clear_sensitive(struct http_response *r) {
+        if (!r)
+                return;
+        if (r->body)
+                explicit_bzero(r->body, r->body_len);
+        http_response_clear(r);
+}
+
 static void http_transfer_free(struct http_transfer *t) {
         if (!t)
                 return;
@@ -124,33 +162,70 @@ static void http_transfer_free(struct http_transfer *t) {
                 curl_easy_cleanup(t->easy);
         curl_slist_free_all(t->headers);
         free(t->body);
+        if (t->sensitive && t->response.body)
+                explicit_bzero(t->response.body, t->response_alloc);
         http_response_clear(&t->response);
         free(t);
 }
 
-/* Detaches t from the client and from curl (no callback). */
+static void host_waiting_remove(struct http_host *h, struct http_transfer *t) {
+        struct http_transfer **p = &h->waiting_head, *prev = NULL;
+        for (; *p; prev = *p, p = &(*p)->w_next)
+                if (*p == t) {
+                        *p = t->w_next;
+                        if (h->waiting_tail == t)
+                                h->waiting_tail = prev;
+                        t->w_next = NULL;
+                        return;
+                }
+}
+
+/* Hands t to curl. A failure is returned to http_submit()'s caller, or,
+ * for a request that waited, ends it with an error through its callback. */
+static CURLMcode http_transfer_start(struct http_transfer *t) {
+        CURLMcode mc = curl_multi_add_handle(t->client->multi, t->easy);
+        if (mc == CURLM_OK) {
+                t->waiting = false;
+                t->host->active++;
+        }
+        return mc;
+}
+
+static void http_transfer_complete(struct http_transfer *t, CURLcode code);
+
+/* A connection to h is free: the requests waiting for it go to curl, in
+ * the order they came. */
+static void host_admit(struct http_client *c, struct http_host *h) {
+        while (h->active < (size_t) HTTP_MAX_HOST_CONNECTIONS && h->waiting_head && !c->dispatch.freeing) {
+                struct http_transfer *t = h->waiting_head;
+                h->waiting_head = t->w_next;
+                if (!h->waiting_head)
+                        h->waiting_tail = NULL;
+                t->w_next = NULL;
+                if (http_transfer_start(t) != CURLM_OK) {
+                        /* never reached curl: detach it as a waiting one */
+                        http_transfer_complete(t, CURLE_OUT_OF_MEMORY); /* runs its callback */
+                }
+        }
+}
+
+/* Detaches t from the client, its host and curl (no callback). */
 static void http_transfer_detach(struct http_transfer *t) {
         struct http_client *c = t->client;
         LIST_REMOVE(c->transfers, t);
         if (c->n_transfers > 0)
                 c->n_transfers--;
-        curl_multi_remove_handle(c->multi, t->easy);
+        if (t->waiting) {
+                host_waiting_remove(t->host, t);
+                t->waiting = false;
+        } else if (t->host) {
+                curl_multi_remove_handle(c->multi, t->easy);
+                if (t->host->active > 0)
+                        t->host->active--;
+        }
 }
 
-
-static void http_client_destroy(struct http_client *c);
-
-/* Every entry point that may run a user callback is bracketed by
- * dispatch_begin/end, so that a callback freeing the client only marks it
- * and the memory goes when the outermost frame unwinds. */
-static void dispatch_begin(struct http_client *c) {
-        c->dispatching++;
-}
-
-static void dispatch_end(struct http_client *c) {
-        if (--c->dispatching == 0 && c->freeing)
-                http_client_destroy(c);
-}
+static void http_client_destroy(void *object);
 
 static bool os_errno_is_connection(long e) {
         return e == ECONNRESET || e == EPIPE || e == ECONNABORTED || e == ECONNREFUSED || e == ENETUNREACH ||
@@ -231,6 +306,7 @@ static void http_transfer_deliver(struct http_transfer *t, int r, const char *er
 }
 
 static void http_transfer_complete(struct http_transfer *t, CURLcode code) {
+        struct http_host *h = t->host;
         long status = 0;
         int r;
 
@@ -238,6 +314,9 @@ static void http_transfer_complete(struct http_transfer *t, CURLcode code) {
         if (curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
                 t->response.status = status;
         http_transfer_detach(t);
+        /* The next request to the host starts before this callback runs,
+         * so that whatever the callback submits queues behind it. */
+        host_admit(t->client, h);
 
         const char *error_text = NULL;
         if (r < 0)
@@ -249,7 +328,7 @@ static void http_client_process_done(struct http_client *c) {
         CURLMsg *m;
         int left;
 
-        while (!c->freeing && (m = curl_multi_info_read(c->multi, &left))) {
+        while (!c->dispatch.freeing && (m = curl_multi_info_read(c->multi, &left))) {
                 struct http_transfer *t = NULL;
                 CURLcode code;
 
@@ -275,10 +354,10 @@ static int io_cb(_unused_ sd_event_source *src, int fd, uint32_t revents, void *
         if (revents & (EPOLLERR | EPOLLHUP))
                 mask |= CURL_CSELECT_ERR;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         curl_multi_socket_action(c->multi, fd, mask, &running);
         http_client_process_done(c);
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
         return 0;
 }
 
@@ -286,10 +365,10 @@ static int timer_cb(_unused_ sd_event_source *src, _unused_ uint64_t usec, void 
         struct http_client *c = userdata;
         int running = 0;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         http_client_process_done(c);
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
         return 0;
 }
 
@@ -456,6 +535,19 @@ static bool method_is_valid(const char *m) {
         return true;
 }
 
+static bool http_request_is_valid(const struct http_request *req) {
+        if (!req || isempty(req->url) || !method_is_valid(req->method))
+                return false;
+        if (req->body_len > 0 && !req->body)
+                return false;
+        if (string_has_crlf(req->url))
+                return false;
+        for (char *const *h = req->headers; h && *h; h++)
+                if (string_has_crlf(*h))
+                        return false; /* no header injection */
+        return true;
+}
+
 static bool headers_have(char *const *headers, const char *name) {
         size_t l = strlen(name);
         for (char *const *h = headers; h && *h; h++)
@@ -471,31 +563,45 @@ static bool headers_have(char *const *headers, const char *name) {
                         return _cc_ == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL; \
         } while (0)
 
-static int http_transfer_setup(struct http_transfer *t, const struct http_request *req) {
-        struct http_client *c = t->client;
+/* The one place that configures a libcurl easy handle, for the requests of
+ * the multi handle and the blocking ones alike: protocols, no redirects,
+ * timeouts, TLS verification and CA bundle, size cap, headers, method. */
+static int http_transfer_setup(struct http_transfer *t, const struct http_request *req, const char *ca_file) {
         CURL *e = t->easy;
         usec_t connect_timeout = req->connect_timeout_usec ?: HTTP_DEFAULT_CONNECT_TIMEOUT_USEC;
         usec_t timeout = req->timeout_usec ?: HTTP_DEFAULT_TIMEOUT_USEC;
 
         t->max_response = MIN(req->max_response_bytes ?: HTTP_DEFAULT_MAX_RESPONSE, HTTP_MAX_RESPONSE_LIMIT);
+        if (req->sensitive) {
+                /* All of it at once: growing it would leave copies of the
+                 * secret in freed memory. */
+                t->sensitive = true;
+                t->response.body = malloc(t->max_response + 1);
+                if (!t->response.body)
+                        return -ENOMEM;
+                t->response.body[0] = 0;
+                t->response_alloc = t->max_response + 1;
+        }
 
         SETOPT(e, CURLOPT_PRIVATE, t);
         SETOPT(e, CURLOPT_URL, req->url);
-        SETOPT(e, CURLOPT_PROTOCOLS_STR, "https");
+        SETOPT(e, CURLOPT_PROTOCOLS_STR, req->allow_plain_http ? "http,https" : "https");
         SETOPT(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+        if (req->no_proxy)
+                SETOPT(e, CURLOPT_NOPROXY, "*");
         SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
         SETOPT(e, CURLOPT_NOSIGNAL, 1L);
         SETOPT(e, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_1_1);
         SETOPT(e, CURLOPT_TCP_KEEPALIVE, 1L);
         SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS, (long) MAX(connect_timeout / USEC_PER_MSEC, (usec_t) 1));
         SETOPT(e, CURLOPT_TIMEOUT_MS, (long) MAX(timeout / USEC_PER_MSEC, (usec_t) 1));
-        /* TLS is always verified (SPEC "Credentials, region, endpoint"). */
+        /* TLS is always verified: there is no switch to turn it off. */
         SETOPT(e, CURLOPT_SSL_VERIFYPEER, 1L);
         SETOPT(e, CURLOPT_SSL_VERIFYHOST, 2L);
-        if (c->ca_file) {
+        if (!isempty(ca_file)) {
                 /* Instead of the system store, as the AWS SDKs treat
                  * AWS_CA_BUNDLE: no CA directory either. */
-                SETOPT(e, CURLOPT_CAINFO, c->ca_file);
+                SETOPT(e, CURLOPT_CAINFO, ca_file);
                 SETOPT(e, CURLOPT_CAPATH, (char *) NULL);
         }
         SETOPT(e, CURLOPT_USERAGENT, HTTP_USER_AGENT);
@@ -513,7 +619,7 @@ static int http_transfer_setup(struct http_transfer *t, const struct http_reques
         else {
                 /* Every other method goes out with a body, possibly empty,
                  * so that a bodiless DELETE still says Content-Length: 0 as
-                 * the SDKs send it (CONNECT-API.md §1). */
+                 * the SDKs send it. */
                 t->body = malloc(req->body_len + 1);
                 if (!t->body)
                         return -ENOMEM;
@@ -548,20 +654,37 @@ static int http_transfer_setup(struct http_transfer *t, const struct http_reques
         return 0;
 }
 
+/* The host a URL names ("host:port" as written, or "host"), found or
+ * added; NULL on OOM. */
+static struct http_host *http_host_get(struct http_client *c, const char *url) {
+        const char *a = strstr(url, "://");
+        size_t n;
+
+        a = a ? a + 3 : url;
+        n = strcspn(a, "/?#");
+        for (struct http_host *h = c->hosts; h; h = h->next)
+                if (strlen(h->key) == n && strncasecmp(h->key, a, n) == 0)
+                        return h;
+        struct http_host *h = calloc(1, sizeof(*h));
+        if (!h)
+                return NULL;
+        h->key = strndup(a, n);
+        if (!h->key) {
+                free(h);
+                return NULL;
+        }
+        h->next = c->hosts;
+        c->hosts = h;
+        return h;
+}
+
 int http_submit(struct http_client *c, const struct http_request *req, http_callback_t cb, void *userdata) {
         struct http_transfer *t;
         int r;
 
-        if (!c || !req || !cb || isempty(req->url) || !method_is_valid(req->method))
+        if (!c || !cb || !http_request_is_valid(req))
                 return -EINVAL;
-        if (req->body_len > 0 && !req->body)
-                return -EINVAL;
-        if (string_has_crlf(req->url))
-                return -EINVAL;
-        for (char *const *h = req->headers; h && *h; h++)
-                if (string_has_crlf(*h))
-                        return -EINVAL; /* no header injection */
-        if (c->freeing)
+        if (c->dispatch.freeing)
                 return -ESHUTDOWN;
 
         t = calloc(1, sizeof(*t));
@@ -576,18 +699,33 @@ int http_submit(struct http_client *c, const struct http_request *req, http_call
                 return -ENOMEM;
         }
 
-        r = http_transfer_setup(t, req);
+        r = http_transfer_setup(t, req, c->ca_file);
         if (r < 0) {
                 http_transfer_free(t);
                 return r;
         }
 
-        /* Adding only registers the handle: curl asks for a 0 ms timer and
-         * the transfer starts, and completes, from the event loop. */
-        CURLMcode mc = curl_multi_add_handle(c->multi, t->easy);
-        if (mc != CURLM_OK) {
+        t->host = http_host_get(c, req->url);
+        if (!t->host) {
                 http_transfer_free(t);
-                return mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+                return -ENOMEM;
+        }
+        if (t->host->active < (size_t) HTTP_MAX_HOST_CONNECTIONS) {
+                /* Adding only registers the handle: curl asks for a 0 ms
+                 * timer and the transfer starts, and completes, from the
+                 * event loop. */
+                CURLMcode mc = http_transfer_start(t);
+                if (mc != CURLM_OK) {
+                        http_transfer_free(t);
+                        return mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EIO;
+                }
+        } else {
+                t->waiting = true;
+                if (t->host->waiting_tail)
+                        t->host->waiting_tail->w_next = t;
+                else
+                        t->host->waiting_head = t;
+                t->host->waiting_tail = t;
         }
         LIST_PREPEND(c->transfers, t);
         c->n_transfers++;
@@ -604,28 +742,38 @@ void http_client_cancel_all(struct http_client *c) {
         if (!c)
                 return;
 
-        dispatch_begin(c);
+        dispatch_begin(&c->dispatch);
         /* Take the whole list first: requests submitted by the callbacks
          * below are new and stay. */
         list = c->transfers;
         c->transfers = NULL;
         c->n_transfers = 0;
-        for (t = list; t; t = t->next)
-                curl_multi_remove_handle(c->multi, t->easy);
+        for (t = list; t; t = t->next) {
+                if (t->waiting) {
+                        host_waiting_remove(t->host, t);
+                        t->waiting = false;
+                } else {
+                        curl_multi_remove_handle(c->multi, t->easy);
+                        if (t->host->active > 0)
+                                t->host->active--;
+                }
+                t->host = NULL; /* detached from everything */
+        }
 
         while ((t = list)) {
                 list = t->next;
-                if (c->freeing) {
+                if (c->dispatch.freeing) {
                         /* A callback freed the client: no more callbacks. */
                         http_transfer_free(t);
                         continue;
                 }
                 http_transfer_deliver(t, -ECANCELED, "request cancelled");
         }
-        dispatch_end(c);
+        dispatch_end(&c->dispatch);
 }
 
-static void http_client_destroy(struct http_client *c) {
+static void http_client_destroy(void *object) {
+        struct http_client *c = object;
         struct http_transfer *t;
 
         /* Nothing should be left (free cancels first), but never leak. */
@@ -642,6 +790,12 @@ static void http_client_destroy(struct http_client *c) {
         }
         while (c->sockets)
                 http_socket_free(c->sockets);
+        while (c->hosts) {
+                struct http_host *h = c->hosts;
+                c->hosts = h->next;
+                free(h->key);
+                free(h);
+        }
         sd_event_source_disable_unref(c->timer);
         sd_event_unref(c->event);
         free(c->ca_file);
@@ -651,9 +805,8 @@ static void http_client_destroy(struct http_client *c) {
 struct http_client *http_client_free(struct http_client *c) {
         struct http_transfer *t;
 
-        if (!c || c->freeing)
+        if (!c || !dispatch_mark_freeing(&c->dispatch))
                 return NULL;
-        c->freeing = true;
         /* Requests in flight are dropped without their callbacks: their
          * userdata may already be gone (a destructor must not call back
          * into objects that are being torn down). */
@@ -661,7 +814,7 @@ struct http_client *http_client_free(struct http_client *c) {
                 http_transfer_detach(t);
                 http_transfer_free(t);
         }
-        if (c->dispatching == 0)
+        if (dispatch_idle(&c->dispatch))
                 http_client_destroy(c);
         /* else: destroyed when the outermost callback returns */
         return NULL;
@@ -680,16 +833,15 @@ int http_client_new(sd_event *event, const char *ca_file, struct http_client **r
         if (!event || !ret)
                 return -EINVAL;
 
-        if (!curl_initialized) {
-                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                        return -EIO;
-                curl_initialized = true;
-        }
+        r = curl_init_once();
+        if (r < 0)
+                return r;
 
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
         c->event = sd_event_ref(event);
+        dispatch_init(&c->dispatch, http_client_destroy, c);
 
         r = http_client_set_ca_file(c, ca_file);
         if (r < 0)
@@ -723,4 +875,50 @@ int http_client_new(sd_event *event, const char *ca_file, struct http_client **r
 fail:
         http_client_destroy(c);
         return r;
+}
+
+int http_perform(const struct http_request *req, const char *ca_file, struct http_response *ret,
+                 char **ret_error_text) {
+        struct http_transfer *t;
+        long status = 0;
+        int r;
+
+        if (!ret || !http_request_is_valid(req))
+                return -EINVAL;
+        r = curl_init_once();
+        if (r < 0)
+                return r;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->easy = curl_easy_init();
+        r = t->easy ? http_transfer_setup(t, req, ca_file) : -ENOMEM;
+        if (r < 0) {
+                http_transfer_free(t);
+                return r;
+        }
+
+        /* Blocking, bounded by the request's timeouts. */
+        CURLcode cc = curl_easy_perform(t->easy);
+        r = http_transfer_errno(t, cc);
+        if (r < 0) {
+                if (ret_error_text)
+                        *ret_error_text = strdup(t->errbuf[0] ? t->errbuf : curl_easy_strerror(cc));
+                http_transfer_free(t);
+                return r;
+        }
+        (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+        t->response.status = status;
+        if (!t->response.body) {
+                t->response.body = strdup("");
+                if (!t->response.body) {
+                        http_transfer_free(t);
+                        return -ENOMEM;
+                }
+        }
+        *ret = t->response;
+        t->response = (struct http_response){};
+        http_transfer_free(t);
+        return 0;
 }

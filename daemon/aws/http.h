@@ -19,6 +19,11 @@ struct http_request {
         usec_t connect_timeout_usec;   /* 0: default 5 s */
         usec_t timeout_usec;           /* 0: default 30 s */
         size_t max_response_bytes;     /* 0: default 8 MiB */
+        bool allow_plain_http;         /* http:// too: only for hosts the caller checked (loopback,
+                                        * link-local metadata services) */
+        bool no_proxy;                 /* never through a proxy from the environment */
+        bool sensitive;                /* the response body is a secret: kept in one buffer (no stray
+                                        * copies); free it with http_response_clear_sensitive() */
 };
 
 struct http_response {
@@ -55,3 +60,15 @@ size_t http_client_in_flight(const struct http_client *c);
 void http_client_cancel_all(struct http_client *c);
 
 void http_response_clear(struct http_response *r);
+/* Wipes the body before freeing it. */
+void http_response_clear_sensitive(struct http_response *r);
+
+/* The same request, blocking (bounded by its timeouts), with the same
+ * handle setup as http_submit(): for the credential endpoints, which are
+ * asked once in a while from inside credentials_get(). 0 when an HTTP
+ * response arrived (any status; *ret filled, body NUL-terminated), else a
+ * negative errno as for http_callback_t and, when ret_error_text is not
+ * NULL, curl's explanation in *ret_error_text (free it). ca_file: as for
+ * http_client_new(). */
+int http_perform(const struct http_request *req, const char *ca_file, struct http_response *ret,
+                 char **ret_error_text);

@@ -83,18 +83,23 @@ void retry_quota_success(struct retry_quota *q, unsigned last_retry_cost) {
         q->available = MIN(RETRY_QUOTA_CAPACITY, q->available + refund);
 }
 
-usec_t retry_backoff_usec(unsigned attempt, double random_unit) {
+usec_t retry_backoff_capped_usec(unsigned attempt, double random_unit, usec_t max) {
         if (!(random_unit >= 0.0)) /* also NaN */
                 random_unit = 0.0;
         if (random_unit >= 1.0)
                 random_unit = nextafter(1.0, 0.0);
         if (attempt < 1)
                 attempt = 1;
-        /* 2^(attempt-1) s, capped: 2^5 = 32 s is already past the cap, so
-         * larger exponents (and their overflow) never need computing. */
-        usec_t cap = attempt - 1 >= 5 ? RETRY_BACKOFF_MAX_USEC
-                                      : MIN(RETRY_BACKOFF_MAX_USEC, (USEC_PER_SEC << (attempt - 1)));
+        if (max == 0)
+                max = RETRY_BACKOFF_MAX_USEC;
+        /* 2^(attempt-1) s, capped: past 2^15 s every sane cap is reached,
+         * so larger exponents (and their overflow) never need computing. */
+        usec_t cap = attempt - 1 >= 15 ? max : MIN(max, (USEC_PER_SEC << (attempt - 1)));
         return (usec_t) (random_unit * (double) cap);
+}
+
+usec_t retry_backoff_usec(unsigned attempt, double random_unit) {
+        return retry_backoff_capped_usec(attempt, random_unit, RETRY_BACKOFF_MAX_USEC);
 }
 
 static bool str_in(const char *s, const char *const *list, size_t n) {

@@ -53,6 +53,8 @@ void retry_quota_success(struct retry_quota *q, unsigned last_retry_cost);
  * [0, 1) (values outside are clamped). */
 #define RETRY_BACKOFF_MAX_USEC (20 * USEC_PER_SEC)
 usec_t retry_backoff_usec(unsigned attempt, double random_unit);
+/* The same with another cap (max, 0 = RETRY_BACKOFF_MAX_USEC). */
+usec_t retry_backoff_capped_usec(unsigned attempt, double random_unit, usec_t max);
 
 /* The standard mode's retryable conditions (CONNECT-API.md §8). */
 bool retry_is_throttling_code(const char *code);  /* ThrottlingException, LimitExceededException, ... */

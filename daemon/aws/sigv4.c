@@ -409,24 +409,6 @@ static int format_amz_date(uint64_t now, char ret[static 17]) {
         return 0;
 }
 
-static void hex_encode(const unsigned char *p, size_t n, char *ret) {
-        static const char hex[] = "0123456789abcdef";
-        for (size_t i = 0; i < n; i++) {
-                ret[2 * i] = hex[p[i] >> 4];
-                ret[2 * i + 1] = hex[p[i] & 15];
-        }
-        ret[2 * n] = 0;
-}
-
-static int sha256_hex_evp(const void *data, size_t n, char ret[static 65]) {
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned int mdlen = 0;
-        if (EVP_Digest(data ? data : "", n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
-                return -EIO;
-        hex_encode(md, 32, ret);
-        return 0;
-}
-
 static int hmac_sha256(const void *key, size_t keylen, const void *data, size_t n, unsigned char ret[static 32]) {
         unsigned int outlen = 0;
         if (keylen > INT32_MAX || !HMAC(EVP_sha256(), key, (int) keylen, data, n, ret, &outlen) || outlen != 32)
@@ -465,8 +447,7 @@ static char *build_canonical_request(const struct sigv4_request *req, const stru
         struct strbuf creq = {}, signed_headers = {};
         char payload_hash[65];
 
-        if (sha256_hex_evp(req->body, req->body_len, payload_hash) < 0)
-                return NULL;
+        sha256_hex(req->body, req->body_len, payload_hash);
         strbuf_append(&creq, req->method);
         strbuf_append_c(&creq, '\n');
         strbuf_append(&creq, curi);
@@ -569,9 +550,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_credentials *cr
         if (!creq)
                 return -ENOMEM;
 
-        r = sha256_hex_evp(creq, strlen(creq), creq_hash);
-        if (r < 0)
-                return r;
+        sha256_hex(creq, strlen(creq), creq_hash);
         memcpy(scope_date, date, 8);
         scope_date[8] = 0;
         scope = strprintf("%s/%s/%s/aws4_request", scope_date, region, service);

@@ -257,9 +257,13 @@ struct outcome {
         char *message;
         unsigned attempts;
         char *id, *arn;                   /* CLAIM */
-        char **ids;                       /* LIST: every PhoneNumberId */
+        char **ids;                       /* LIST: every PhoneNumberId, from every page */
         size_t n_numbers;                 /* LIST */
-        bool numbers_null;                /* LIST: res->numbers was NULL */
+        unsigned pages_seen;              /* LIST: on_page calls */
+        char **page_ids;                  /* LIST, while the call runs: what on_page got so far */
+        size_t page_n;
+        unsigned page_count;
+        bool numbers_null;                /* LIST: no page was delivered */
         bool have_digest, unchanged;      /* LIST */
         uint8_t digest[CONNECT_LIST_DIGEST_LEN];
         char **available;                 /* SEARCH: phone numbers */
@@ -275,6 +279,7 @@ static void outcome_clear(struct outcome *o) {
         free(o->id);
         free(o->arn);
         strv_free(o->ids);
+        strv_free(o->page_ids);
         strv_free(o->available);
         free(o->description);
         free(o->phone_number);
@@ -282,8 +287,27 @@ static void outcome_clear(struct outcome *o) {
         *o = (struct outcome){};
 }
 
+/* LIST pages collect into the outcome until on_result. */
+static int on_page(struct connect_number *numbers, size_t n, void *userdata) {
+        struct outcome *o = userdata;
+        o->page_count++;
+        for (size_t i = 0; i < n; i++)
+                assert_int_equal(strv_push(&o->page_ids, numbers[i].id), 0);
+        o->page_n += n;
+        return 0;
+}
+
+static struct connect_list_options list_options(const uint8_t *known) {
+        return (struct connect_list_options){ .known_digest = known, .on_page = on_page };
+}
+
+static const struct connect_list_options plain_list = { .on_page = on_page };
+
 static void on_result(const struct connect_result *res, void *userdata) {
         struct outcome *o = userdata;
+        char **ids = TAKE_PTR(o->page_ids);
+        size_t n_numbers = o->page_n;
+        unsigned pages_seen = o->page_count;
 
         outcome_clear(o);
         o->done = true;
@@ -298,14 +322,19 @@ static void on_result(const struct connect_result *res, void *userdata) {
         for (size_t i = 0; i < res->n_available; i++)
                 assert_int_equal(strv_push(&o->available, res->available[i].phone_number), 0);
         if (res->op == CONNECT_OP_LIST) {
-                for (size_t i = 0; i < res->n_numbers; i++)
-                        assert_int_equal(strv_push(&o->ids, res->numbers[i].id), 0);
-                o->n_numbers = res->n_numbers;
-                o->numbers_null = !res->numbers;
+                assert_null(res->numbers);
+                o->ids = ids;
+                o->n_numbers = n_numbers;
+                o->pages_seen = pages_seen;
+                o->numbers_null = pages_seen == 0;
+                if (res->r == 0)
+                        assert_int_equal(res->n_listed, n_numbers);
+                ids = NULL;
                 o->have_digest = res->have_digest;
                 o->unchanged = res->unchanged;
                 memcpy(o->digest, res->digest, sizeof(o->digest));
         }
+        strv_free(ids);
         if (res->op == CONNECT_OP_DESCRIBE && res->n_numbers == 1) {
                 const struct connect_number *n = &res->numbers[0];
                 o->status = n->status;
@@ -432,7 +461,7 @@ static void test_round_trip(_unused_ void **state) {
         assert_string_equal(o.phone_number, phone);
 
         /* list */
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, &plain_list, on_result, &o), 0);
         wait_done(e, &o);
         EXPECT_OK(&o);
         assert_true(strv_contains(o.ids, id));
@@ -551,7 +580,7 @@ static void test_list_pages(_unused_ void **state) {
         opts = fake_options();
         assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
-        assert_int_equal(connect_list_numbers(c, "us-west-2", target, NULL, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, "us-west-2", target, &plain_list, on_result, &o), 0);
         wait_done(e, &o);
         EXPECT_OK(&o);
         /* every page in one result, ids unique */
@@ -589,7 +618,8 @@ static size_t list_requests(void) {
 /* One list call of arn with known (or NULL), run to its end. */
 static void list_wait(sd_event *e, struct connect_client *c, const char *arn, const uint8_t *known,
                       struct outcome *o) {
-        assert_int_equal(connect_list_numbers(c, REGION, arn, known, on_result, o), 0);
+        struct connect_list_options lo = list_options(known);
+        assert_int_equal(connect_list_numbers(c, REGION, arn, &lo, on_result, o), 0);
         wait_done(e, o);
 }
 
@@ -631,7 +661,8 @@ static void test_list_digest(_unused_ void **state) {
                 assert_non_null(known);
                 memcpy(known, first, sizeof(first));
                 size_t before = list_requests();
-                assert_int_equal(connect_list_numbers(c, REGION, small, known, on_result, &o), 0);
+                assert_int_equal(connect_list_numbers(c, REGION, small, &(struct connect_list_options){ .known_digest = known, .on_page = on_page },
+                                                      on_result, &o), 0);
                 memset(known, 0xa5, sizeof(first));
                 free(known);
                 wait_done(e, &o);
@@ -773,7 +804,7 @@ static void test_untrusted_certificate(_unused_ void **state) {
         opts.ca_file = NULL;
         assert_int_equal(sd_event_new(&e), 0);
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, &plain_list, on_result, &o), 0);
         wait_done(e, &o);
         assert_int_equal(o.r, -EPROTO);
         assert_int_equal(o.kind, CONNECT_ERROR_TLS);
@@ -788,14 +819,14 @@ static void test_untrusted_certificate(_unused_ void **state) {
         connect_client_free(TAKE_PTR(c));
         setenv("AWS_CA_BUNDLE", fake.ca_file, 1);
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, &plain_list, on_result, &o), 0);
         wait_done(e, &o);
         EXPECT_OK(&o);
         unsetenv("AWS_CA_BUNDLE");
 
         /* ... and reconfigure can switch the CA back to nothing. */
         assert_int_equal(connect_client_reconfigure(c, &opts), 0);
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, &plain_list, on_result, &o), 0);
         wait_done(e, &o);
         assert_int_equal(o.kind, CONNECT_ERROR_TLS);
         outcome_clear(&o);
@@ -807,7 +838,7 @@ static void test_throttling(_unused_ void **state) {
         struct connect_client_options opts;
         struct outcome o[8] = {};
         struct connect_stats st;
-        unsigned retried = 0, total_attempts = 0, failed = 0;
+        unsigned retried = 0, total_attempts = 0;
         json_t *j;
 
         REQUIRE_FAKE();
@@ -829,15 +860,10 @@ static void test_throttling(_unused_ void **state) {
         for (size_t i = 0; i < ELEMENTSOF(o); i++) {
                 assert_true(o[i].done);
                 assert_true(o[i].attempts >= 1);
-                if (o[i].r != 0) {
-                        failed++;
-                        assert_int_equal(o[i].kind, CONNECT_ERROR_THROTTLED);
-                        assert_int_equal(o[i].r, -EAGAIN);
-                        assert_string_equal(o[i].code, "ThrottlingException");
-                        assert_int_equal(o[i].http_status, 429);
-                        assert_int_equal(o[i].attempts, 3); /* gave up after max attempts */
-                } else
-                        assert_int_equal(o[i].status, CONNECT_STATUS_CLAIMED);
+                /* throttling alone never makes a call give up while its
+                 * deadline (5 minutes by default) leaves time */
+                EXPECT_OK(&o[i]);
+                assert_int_equal(o[i].status, CONNECT_STATUS_CLAIMED);
                 if (o[i].attempts > 1)
                         retried++;
                 total_attempts += o[i].attempts;
@@ -851,8 +877,66 @@ static void test_throttling(_unused_ void **state) {
         assert_true(st.throttled[CONNECT_OP_DESCRIBE] >= 1);
         assert_int_equal(st.retries, total_attempts - ELEMENTSOF(o));
         assert_int_equal(st.calls[CONNECT_OP_DESCRIBE], total_attempts);
-        assert_int_equal(st.throttled[CONNECT_OP_DESCRIBE], total_attempts - (ELEMENTSOF(o) - failed));
+        assert_int_equal(st.throttled[CONNECT_OP_DESCRIBE], total_attempts - ELEMENTSOF(o));
         admin_post("/admin/config", "{\"rate\": 0, \"burst\": 5}");
+}
+
+/* Throttling never ends a call while its deadline leaves time: a call
+ * throttled many more times than max_attempts still succeeds, throttled
+ * retries do not drain the retry quota that 5xx retries need, and only
+ * the deadline stops them. */
+static void test_throttled_until_deadline(_unused_ void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        struct connect_client_options opts;
+        struct outcome o = {};
+        struct connect_stats st;
+        usec_t start;
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        opts = fake_options();
+        opts.max_backoff_usec = 2 * USEC_PER_MSEC; /* keeps 120 retries quick */
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+
+        /* 1. six 429s, then the answer: one call, seven attempts */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"throttle\", \"op\": \"SearchAvailablePhoneNumbers\","
+                                    " \"count\": 6}]}");
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 7);
+        connect_client_stats(c, &st);
+        assert_int_equal(st.throttled[CONNECT_OP_SEARCH], 6);
+
+        /* 2. 120 throttled retries (more than the retry quota could pay
+         * for), then a 500: still retried, as the quota was not drained */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"throttle\", \"op\": \"SearchAvailablePhoneNumbers\","
+                                    " \"count\": 120}]}");
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 121);
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"error500\", \"op\": \"SearchAvailablePhoneNumbers\"}]}");
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.attempts, 2);
+
+        /* 3. throttled for good: the call ends at the deadline, not before */
+        admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"throttle\", \"op\": \"SearchAvailablePhoneNumbers\","
+                                    " \"count\": 100000}]}");
+        start = clock_boottime_usec();
+        connect_client_set_deadline(c, start + 700 * USEC_PER_MSEC);
+        assert_int_equal(connect_search_available(c, REGION, TARGET, "US", "DID", NULL, 1, on_result, &o), 0);
+        wait_done(e, &o);
+        assert_true(clock_boottime_usec() >= start + 700 * USEC_PER_MSEC);
+        assert_int_equal(o.r, -EAGAIN);
+        assert_int_equal(o.kind, CONNECT_ERROR_THROTTLED);
+        assert_true(o.attempts > 3);
+        admin_post("/admin/config", "{\"fault_next\": []}");
+        outcome_clear(&o);
 }
 
 static void test_pacing_avoids_throttling(_unused_ void **state) {
@@ -905,7 +989,7 @@ static void test_faults_retried(_unused_ void **state) {
 
         /* a dropped connection */
         admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"drop\", \"op\": \"ListPhoneNumbersV2\"}]}");
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, &plain_list, on_result, &o), 0);
         wait_done(e, &o);
         EXPECT_OK(&o);
         assert_int_equal(o.attempts, 2);
@@ -980,7 +1064,7 @@ static void test_max_attempts_env(_unused_ void **state) {
         assert_int_equal(connect_client_new(e, &opts, &c), 0);
         unsetenv("AWS_MAX_ATTEMPTS");
         admin_post("/admin/config", "{\"fault_next\": [{\"fault\": \"drop\", \"op\": \"ListPhoneNumbersV2\"}]}");
-        assert_int_equal(connect_list_numbers(c, REGION, TARGET, NULL, on_result, &o), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, &plain_list, on_result, &o), 0);
         wait_done(e, &o);
         assert_int_equal(o.kind, CONNECT_ERROR_TRANSIENT);
         assert_int_equal(o.r, -ECONNRESET);
@@ -1058,6 +1142,149 @@ static void tls_server_stop(struct tls_server *s) {
         pthread_join(s->thread, NULL);
         close(s->fd);
         SSL_CTX_free(s->ctx);
+}
+
+/* A TLS server that answers every request (one per connection) with the
+ * next of its bodies, round and round, until stopped. */
+struct script_server {
+        int fd, port;
+        SSL_CTX *ctx;
+        pthread_t thread;
+        const char *const *bodies;
+        size_t n_bodies;
+        unsigned served;
+        volatile bool stop;
+};
+
+static void *script_server_main(void *p) {
+        struct script_server *s = p;
+        for (;;) {
+                int fd = accept(s->fd, NULL, NULL);
+                if (fd < 0 || s->stop) {
+                        if (fd >= 0)
+                                close(fd);
+                        return NULL;
+                }
+                SSL *ssl = SSL_new(s->ctx);
+                SSL_set_fd(ssl, fd);
+                if (SSL_accept(ssl) == 1) {
+                        char req[8192] = "";
+                        size_t got = 0, want = SIZE_MAX;
+                        while (got < sizeof req - 1) {
+                                char *end = strstr(req, "\r\n\r\n");
+                                if (end && want == SIZE_MAX) {
+                                        const char *cl = strcasestr(req, "content-length:");
+                                        want = (size_t) (end + 4 - req) + (cl ? strtoul(cl + 15, NULL, 10) : 0);
+                                }
+                                if (got >= want)
+                                        break;
+                                int k = SSL_read(ssl, req + got, (int) (sizeof req - 1 - got));
+                                if (k <= 0)
+                                        break;
+                                got += (size_t) k;
+                                req[got] = 0;
+                        }
+                        const char *body = s->bodies[s->served++ % s->n_bodies];
+                        _cleanup_(freep) char *resp = strprintf("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                                                "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                                                                strlen(body), body);
+                        SSL_write(ssl, resp, (int) strlen(resp));
+                        SSL_shutdown(ssl);
+                }
+                SSL_free(ssl);
+                close(fd);
+        }
+}
+
+static void script_server_start(struct script_server *s, const char *const *bodies, size_t n) {
+        _cleanup_(freep) char *cert = strprintf("%s/server.pem", fake.dir);
+        _cleanup_(freep) char *key = strprintf("%s/server.key", fake.dir);
+
+        *s = (struct script_server){ .bodies = bodies, .n_bodies = n };
+        s->ctx = SSL_CTX_new(TLS_server_method());
+        assert_non_null(s->ctx);
+        assert_int_equal(SSL_CTX_use_certificate_chain_file(s->ctx, cert), 1);
+        assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, key, SSL_FILETYPE_PEM), 1);
+        s->fd = listen_loopback(&s->port);
+        assert_int_equal(pthread_create(&s->thread, NULL, script_server_main, s), 0);
+}
+
+static void script_server_stop(struct script_server *s) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                  .sin_port = htons((uint16_t) s->port) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        s->stop = true;
+        /* wake the accept() */
+        if (fd >= 0) {
+                (void) connect(fd, (struct sockaddr *) &sa, sizeof sa);
+                close(fd);
+        }
+        pthread_join(s->thread, NULL);
+        close(s->fd);
+        SSL_CTX_free(s->ctx);
+}
+
+#define LIST_PAGE(token, a, b)                                                                            \
+        "{\"ListPhoneNumbersSummaryList\":[{\"PhoneNumberId\":\"" a "\",\"PhoneNumber\":\"+12065550101\"}," \
+        "{\"PhoneNumberId\":\"" b "\",\"PhoneNumber\":\"+12065550102\"}],\"NextToken\":\"" token "\"}"
+
+/* A NextToken cycle A -> B -> A (never an immediate repeat) ends the list
+ * at the first token seen again, after the pages before it were handed
+ * over one by one; a list longer than max_numbers ends before the page
+ * that passes it. Either way the outcome says which bound it hit. */
+static void test_list_bounds(_unused_ void **state) {
+        static const char *const cycle[] = { LIST_PAGE("A", "n1", "n2"), LIST_PAGE("B", "n3", "n4") };
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(connect_client_freep) struct connect_client *c = NULL;
+        _cleanup_(freep) char *url = NULL;
+        struct connect_client_options opts;
+        struct script_server srv;
+        struct outcome o = {};
+        const char *big = "arn:aws:connect:us-east-1:111122223333:instance/b0b0b0b0-1111-4222-8333-444455556666";
+
+        REQUIRE_FAKE();
+        env_for_fake();
+        script_server_start(&srv, cycle, ELEMENTSOF(cycle));
+        url = strprintf("https://127.0.0.1:%d", srv.port);
+        opts = fake_options();
+        opts.endpoint_url = url;
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, TARGET, &plain_list, on_result, &o), 0);
+        wait_done(e, &o);
+        script_server_stop(&srv);
+        assert_int_equal(o.r, -ELOOP);
+        assert_int_equal(o.kind, CONNECT_ERROR_LIST_BOUND);
+        assert_string_equal(o.message, "NextToken repeated after 3 pages");
+        assert_int_equal(o.pages_seen, 2);
+        assert_int_equal(o.attempts, 3);
+        outcome_clear(&o);
+        c = connect_client_free(c);
+
+        /* 2345 numbers, a cap of 1500: the first page of 1000 is handed
+         * over, the second would pass the cap */
+        strv_free(seed_generate(big, 2345));
+        opts = fake_options();
+        assert_int_equal(connect_client_new(e, &opts, &c), 0);
+        assert_int_equal(connect_list_numbers(c, REGION, big,
+                                              &(struct connect_list_options){ .on_page = on_page, .max_numbers = 1500 },
+                                              on_result, &o),
+                         0);
+        wait_done(e, &o);
+        assert_int_equal(o.r, -EFBIG);
+        assert_int_equal(o.kind, CONNECT_ERROR_LIST_BOUND);
+        assert_string_equal(o.message, "more than 1500 numbers");
+        assert_int_equal(o.pages_seen, 1);
+        assert_int_equal(o.n_numbers, 1000);
+        assert_false(o.have_digest);
+
+        /* the same list under the default cap: every number */
+        assert_int_equal(connect_list_numbers(c, REGION, big, &plain_list, on_result, &o), 0);
+        wait_done(e, &o);
+        EXPECT_OK(&o);
+        assert_int_equal(o.n_numbers, 2345);
+        assert_int_equal(o.pages_seen, 3);
+        outcome_clear(&o);
 }
 
 struct http_outcome {
@@ -1296,6 +1523,155 @@ static void test_http_errors(_unused_ void **state) {
         close(fd);
 }
 
+/* A TLS server that takes delay_ms to answer each request, many
+ * connections at once (one thread each). */
+struct slow_server {
+        int fd, port;
+        SSL_CTX *ctx;
+        unsigned delay_ms;
+        pthread_t thread, workers[128];
+        size_t n_workers;
+        volatile bool stop;
+};
+
+struct slow_conn {
+        struct slow_server *s;
+        int fd;
+};
+
+static void *slow_conn_main(void *p) {
+        struct slow_conn *sc = p;
+        SSL *ssl = SSL_new(sc->s->ctx);
+        SSL_set_fd(ssl, sc->fd);
+        if (SSL_accept(ssl) == 1) {
+                char req[4096] = "";
+                size_t got = 0;
+                while (got < sizeof req - 1 && !strstr(req, "\r\n\r\n")) {
+                        int k = SSL_read(ssl, req + got, (int) (sizeof req - 1 - got));
+                        if (k <= 0)
+                                break;
+                        got += (size_t) k;
+                        req[got] = 0;
+                }
+                usleep(sc->s->delay_ms * 1000);
+                const char resp[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+                SSL_write(ssl, resp, (int) strlen(resp));
+                SSL_shutdown(ssl);
+        }
+        SSL_free(ssl);
+        close(sc->fd);
+        free(sc);
+        return NULL;
+}
+
+static void *slow_server_main(void *p) {
+        struct slow_server *s = p;
+        for (;;) {
+                int fd = accept(s->fd, NULL, NULL);
+                if (fd < 0 || s->stop || s->n_workers >= ELEMENTSOF(s->workers)) {
+                        if (fd >= 0)
+                                close(fd);
+                        return NULL;
+                }
+                struct slow_conn *sc = malloc(sizeof *sc);
+                if (!sc) {
+                        close(fd);
+                        continue;
+                }
+                *sc = (struct slow_conn){ .s = s, .fd = fd };
+                if (pthread_create(&s->workers[s->n_workers], NULL, slow_conn_main, sc) != 0) {
+                        close(fd);
+                        free(sc);
+                        continue;
+                }
+                s->n_workers++;
+        }
+}
+
+static void slow_server_start(struct slow_server *s, unsigned delay_ms) {
+        _cleanup_(freep) char *cert = strprintf("%s/server.pem", fake.dir);
+        _cleanup_(freep) char *key = strprintf("%s/server.key", fake.dir);
+
+        *s = (struct slow_server){ .delay_ms = delay_ms };
+        s->ctx = SSL_CTX_new(TLS_server_method());
+        assert_non_null(s->ctx);
+        assert_int_equal(SSL_CTX_use_certificate_chain_file(s->ctx, cert), 1);
+        assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, key, SSL_FILETYPE_PEM), 1);
+        s->fd = listen_loopback(&s->port);
+        assert_int_equal(pthread_create(&s->thread, NULL, slow_server_main, s), 0);
+}
+
+static void slow_server_stop(struct slow_server *s) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                  .sin_port = htons((uint16_t) s->port) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        s->stop = true;
+        if (fd >= 0) {
+                (void) connect(fd, (struct sockaddr *) &sa, sizeof sa);
+                close(fd);
+        }
+        pthread_join(s->thread, NULL);
+        for (size_t i = 0; i < s->n_workers; i++)
+                pthread_join(s->workers[i], NULL);
+        close(s->fd);
+        SSL_CTX_free(s->ctx);
+}
+
+/* A request's timeout runs from when it is sent, not from when it was
+ * queued: 40 requests at once to a host that takes 600 ms each, through
+ * at most 8 connections per host, take about 3 s in all; with a 2 s
+ * timeout each, none may time out. (libcurl starts CURLOPT_TIMEOUT_MS when
+ * a transfer is added to the multi handle, also while it waits for one of
+ * the host's connections, then fails it as it leaves the queue: "Resolving
+ * timed out after 0 milliseconds".) */
+static void test_http_timeout_starts_when_sent(_unused_ void **state) {
+        _cleanup_(sd_event_unrefp) sd_event *e = NULL;
+        _cleanup_(http_client_freep) struct http_client *h = NULL;
+        _cleanup_(freep) char *url = NULL;
+        struct http_outcome o[40] = {};
+        struct slow_server srv;
+
+        REQUIRE_FAKE();
+        slow_server_start(&srv, 600);
+        url = strprintf("https://127.0.0.1:%d/", srv.port);
+        assert_int_equal(sd_event_new(&e), 0);
+        assert_int_equal(http_client_new(e, fake.ca_file, &h), 0);
+        for (size_t i = 0; i < ELEMENTSOF(o); i++)
+                assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url,
+                                                                        .timeout_usec = 2 * USEC_PER_SEC },
+                                             on_http, &o[i]),
+                                 0);
+        assert_int_equal(http_client_in_flight(h), ELEMENTSOF(o));
+        http_wait(e, h);
+        for (size_t i = 0; i < ELEMENTSOF(o); i++) {
+                if (o[i].r != 0)
+                        fail_msg("request %zu: %s (%s)", i, strerror(-o[i].r), o[i].error_text ?: "-");
+                assert_int_equal(o[i].calls, 1);
+                assert_int_equal(o[i].status, 200);
+                http_outcome_clear(&o[i]);
+        }
+
+        /* Cancelling reaches the requests still waiting for a connection
+         * too, and freeing with some waiting calls nobody back. */
+        for (size_t i = 0; i < 20; i++)
+                assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url }, on_http, &o[i]), 0);
+        assert_true(sd_event_run(e, 50 * USEC_PER_MSEC) >= 0);
+        http_client_cancel_all(h);
+        assert_int_equal(http_client_in_flight(h), 0);
+        for (size_t i = 0; i < 20; i++) {
+                assert_int_equal(o[i].calls, 1);
+                assert_int_equal(o[i].r, -ECANCELED);
+                http_outcome_clear(&o[i]);
+        }
+        for (size_t i = 0; i < 20; i++)
+                assert_int_equal(http_submit(h, &(struct http_request){ .method = "GET", .url = url }, on_http, &o[i]), 0);
+        assert_true(sd_event_run(e, 50 * USEC_PER_MSEC) >= 0);
+        h = http_client_free(h);
+        for (size_t i = 0; i < 20; i++)
+                assert_int_equal(o[i].calls, 0);
+        slow_server_stop(&srv);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_round_trip),
@@ -1305,12 +1681,15 @@ int main(void) {
                 cmocka_unit_test(test_wrong_secret),
                 cmocka_unit_test(test_untrusted_certificate),
                 cmocka_unit_test(test_throttling),
+                cmocka_unit_test(test_throttled_until_deadline),
                 cmocka_unit_test(test_pacing_avoids_throttling),
                 cmocka_unit_test(test_faults_retried),
                 cmocka_unit_test(test_max_attempts_env),
+                cmocka_unit_test(test_list_bounds),
                 cmocka_unit_test(test_http_cap_and_headers),
                 cmocka_unit_test(test_http_delete_and_body),
                 cmocka_unit_test(test_http_errors),
+                cmocka_unit_test(test_http_timeout_starts_when_sent),
         };
         return cmocka_run_group_tests(tests, fake_start, fake_stop);
 }

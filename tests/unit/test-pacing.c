@@ -163,6 +163,12 @@ static void test_backoff(_unused_ void **state) {
         assert_int_equal(retry_backoff_usec(UINT32_MAX, 0.999), 19980000);
 
         assert_int_equal(retry_backoff_usec(2, 0.5), 1000000);
+        /* another cap: a throttled call backs off at most that long, and
+         * 0 means the standard 20 s */
+        assert_int_equal(retry_backoff_capped_usec(1, 0.5, 100 * USEC_PER_MSEC), 50000);
+        assert_int_equal(retry_backoff_capped_usec(UINT32_MAX, 0.5, 100 * USEC_PER_MSEC), 50000);
+        assert_int_equal(retry_backoff_capped_usec(17, 0.5, 0), 10000000);
+        assert_int_equal(retry_backoff_capped_usec(3, 0.5, 60 * USEC_PER_SEC), 2000000);
 
         /* never reaches the cap, even with out-of-range input */
         assert_true(retry_backoff_usec(100, 1.0) < RETRY_BACKOFF_MAX_USEC);

@@ -509,6 +509,20 @@ static void test_credentials_copy(_unused_ void **state) {
         assert_null(aws_credentials_free(NULL));
 }
 
+/* The one hex encoder, and what is built on it: the digests signed here,
+ * and the UUIDs made from digests. */
+static void test_hex(_unused_ void **state) {
+        const uint8_t bytes[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xff };
+        char buf[2 * sizeof bytes + 1], digest[65], uuid[37];
+
+        assert_string_equal(hex_encode(bytes, sizeof bytes, buf), "00017f80abff");
+        assert_string_equal(hex_encode(bytes, 0, buf), "");
+        sha256_hex("abc", 3, digest);
+        assert_string_equal(digest, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        uuid_from_digest("connect-numbers", strlen("connect-numbers"), uuid);
+        assert_string_equal(uuid, "0bfdf2a8-83f4-4666-afa6-b13001991a71");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_suite),
@@ -519,6 +533,7 @@ int main(void) {
                 cmocka_unit_test(test_canonical_edges),
                 cmocka_unit_test(test_invalid),
                 cmocka_unit_test(test_credentials_copy),
+                cmocka_unit_test(test_hex),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

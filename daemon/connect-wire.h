@@ -1,0 +1,163 @@
+/* connect-wire.h: the wire format of the Amazon Connect operations used,
+ * as pure functions (no event loop, no I/O): operation names, each
+ * operation's request bytes, the parsers of each answer, error parsing and
+ * classification, endpoint resolution. The scheduler that sends them is
+ * connect.h. Wire names, paths and encodings as in the service model
+ * (connect-phone-numbers.service.json). */
+#pragma once
+
+#include "util.h"
+enum connect_op {
+        CONNECT_OP_CLAIM,            /* ClaimPhoneNumber */
+        CONNECT_OP_DESCRIBE,         /* DescribePhoneNumber */
+        CONNECT_OP_LIST,             /* ListPhoneNumbersV2 */
+        CONNECT_OP_SEARCH,           /* SearchAvailablePhoneNumbers */
+        CONNECT_OP_RELEASE,          /* ReleasePhoneNumber */
+        CONNECT_OP_UPDATE_METADATA,  /* UpdatePhoneNumberMetadata */
+        CONNECT_OP_ASSOCIATE_FLOW,   /* AssociatePhoneNumberContactFlow */
+        CONNECT_OP_TAG,              /* TagResource */
+        CONNECT_OP_UNTAG,            /* UntagResource */
+        _CONNECT_OP_MAX,
+};
+const char *connect_op_name(enum connect_op op); /* "ClaimPhoneNumber", ... */
+int connect_op_from_name(const char *name);      /* -EINVAL if unknown */
+bool connect_op_is_mutating(enum connect_op op);
+
+enum connect_error_kind {
+        CONNECT_ERROR_NONE,
+        CONNECT_ERROR_THROTTLED,     /* ThrottlingException, 429, LimitExceededException w/o quota text */
+        CONNECT_ERROR_TRANSIENT,     /* 5xx, timeouts, dropped connections, truncated bodies */
+        CONNECT_ERROR_NOT_FOUND,     /* ResourceNotFoundException */
+        CONNECT_ERROR_IN_USE,        /* ResourceInUseException */
+        CONNECT_ERROR_IDEMPOTENCY,   /* IdempotencyException */
+        CONNECT_ERROR_QUOTA,         /* the target reached its phone-number quota */
+        CONNECT_ERROR_INVALID,       /* InvalidParameterException, InvalidRequestException */
+        CONNECT_ERROR_ACCESS_DENIED, /* AccessDeniedException */
+        CONNECT_ERROR_AUTH,          /* no/bad credentials, signature mismatch, unknown key */
+        CONNECT_ERROR_TLS,           /* certificate verification and other TLS failures */
+        CONNECT_ERROR_LIST_BOUND,    /* a list that cycles (NextToken seen before) or passes its cap */
+        CONNECT_ERROR_OTHER,
+};
+const char *connect_error_kind_name(enum connect_error_kind k);
+/* Worth another try later (the pass ends with work remaining, exit 75):
+ * throttled, transient. */
+bool connect_error_kind_is_retryable(enum connect_error_kind k);
+
+struct connect_error {
+        enum connect_error_kind kind;
+        long http_status;            /* 0 when no response */
+        char *code;                  /* AWS error code, cleaned ("ThrottlingException"), or NULL */
+        char *message;               /* AWS or transport message, or NULL */
+        char *request_id;            /* x-amzn-RequestId, or NULL */
+};
+void connect_error_clear(struct connect_error *e);
+
+/* A refusal because the target reached its phone-number quota: code
+ * ServiceQuotaExceededException, or a
+ * message containing (ignoring case) "limit" with "phone number" or
+ * "claimed numbers". Pure; also used on FAILED status messages. */
+bool connect_is_quota_refusal(const char *code, const char *message);
+/* Classifies an error response (pure). */
+enum connect_error_kind connect_classify_error(long http_status, const char *code, const char *message);
+
+enum connect_number_status {
+        CONNECT_STATUS_UNKNOWN,
+        CONNECT_STATUS_CLAIMED,
+        CONNECT_STATUS_IN_PROGRESS,
+        CONNECT_STATUS_FAILED,
+};
+const char *connect_status_name(enum connect_number_status s);
+
+struct connect_tag {
+        char *key;
+        char *value;
+};
+
+/* A number from ListPhoneNumbersV2 (summary) or DescribePhoneNumber
+ * (described == true: tags and status filled). */
+struct connect_number {
+        char *id;                    /* PhoneNumberId */
+        char *arn;                   /* PhoneNumberArn */
+        char *phone_number;          /* E.164 */
+        char *country;               /* PhoneNumberCountryCode */
+        char *type;                  /* PhoneNumberType */
+        char *target_arn;
+        char *instance_id;
+        char *description;           /* PhoneNumberDescription, or NULL */
+        bool described;
+        struct connect_tag *tags;
+        size_t n_tags;
+        enum connect_number_status status;
+        char *status_message;
+};
+void connect_number_clear(struct connect_number *n);
+const char *connect_number_tag(const struct connect_number *n, const char *key); /* value or NULL */
+
+struct connect_available {
+        char *phone_number;
+        char *country;
+        char *type;
+};
+
+void connect_numbers_free(struct connect_number *numbers, size_t n);
+void connect_available_free(struct connect_available *a, size_t n);
+/* First line of s (len bytes), at most 512 bytes, never cut inside a UTF-8
+ * sequence, trimmed; NULL when that leaves nothing (or on OOM). For text
+ * that came from the network and may reach a log. */
+char *connect_message_sanitize(const char *s, size_t len);
+/* A region name as it goes into a host name and the signing scope. */
+bool connect_region_is_valid(const char *region);
+
+/* Pure parsers (tests and fuzzing). Each returns 0 or -EBADMSG. */
+int connect_parse_error(long http_status, const char *error_type_header, const char *body, size_t len,
+                        struct connect_error *ret);
+int connect_parse_list(const char *body, size_t len, struct connect_number **numbers, size_t *n,
+                       char **ret_next_token);
+int connect_parse_describe(const char *body, size_t len, struct connect_number *ret);
+int connect_parse_search(const char *body, size_t len, struct connect_available **ret, size_t *n);
+int connect_parse_claim(const char *body, size_t len, char **ret_id, char **ret_arn);
+
+/* ---- Request building, endpoints (pure; for the client, tests and logs) ---- */
+
+/* The arguments of one operation; members an operation does not use are
+ * ignored. */
+struct connect_args {
+        const char *target_arn;           /* CLAIM, LIST, SEARCH */
+        const char *phone_number_id;      /* DESCRIBE, RELEASE, UPDATE_METADATA, ASSOCIATE_FLOW */
+        const char *resource_arn;         /* TAG, UNTAG */
+        const char *phone_number;         /* CLAIM */
+        const char *description;          /* CLAIM (omitted when NULL), UPDATE_METADATA */
+        const struct connect_tag *tags;   /* CLAIM "Tags" (omitted when none), TAG "tags" (1..50) */
+        size_t n_tags;
+        char *const *tag_keys;            /* UNTAG (1..50) */
+        size_t n_tag_keys;
+        const char *client_token;         /* CLAIM, RELEASE, UPDATE_METADATA (omitted when NULL) */
+        const char *country;              /* SEARCH */
+        const char *type;                 /* SEARCH */
+        const char *prefix;               /* SEARCH, or NULL; a missing leading '+' is added */
+        unsigned max_results;             /* SEARCH: 1..10, 0 or larger = 10 */
+        const char *next_token;           /* LIST, or NULL */
+        const char *instance_id;          /* ASSOCIATE_FLOW */
+        const char *contact_flow_id;      /* ASSOCIATE_FLOW */
+};
+
+/* One operation's HTTP request exactly as sent (before signing). */
+struct connect_request {
+        const char *method;               /* static string */
+        char *path;                       /* path labels percent-encoded (aws_uri_encode) */
+        char *query;                      /* without '?', or NULL */
+        char *body;                       /* compact JSON, or NULL when no body is sent */
+        size_t body_len;
+};
+void connect_request_clear(struct connect_request *r);
+/* -EINVAL when a required argument is missing or a string is not UTF-8. */
+int connect_build_request(enum connect_op op, const struct connect_args *a, struct connect_request *ret);
+
+/* The endpoint: endpoint_url (the option), else $AWS_ENDPOINT_URL_CONNECT,
+ * else $AWS_ENDPOINT_URL (each without trailing '/'), else NULL meaning
+ * https://connect.REGION.amazonaws.com. Only https:// is accepted
+ * (-EPROTONOSUPPORT), a malformed URL gives -EINVAL. */
+int connect_resolve_endpoint(const char *endpoint_url, char **ret);
+/* Splits a base URL into what goes into the Host header (":port" kept
+ * unless it is 443) and the base path ("" or "/prefix"). */
+int connect_endpoint_split(const char *base_url, char **ret_host, char **ret_base_path);
