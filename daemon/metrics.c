@@ -7,10 +7,8 @@
  * integer division), so the text does not depend on the locale and the same
  * snapshot always gives the same bytes. */
 
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <sys/stat.h>
 
 #include "metrics.h"
 
@@ -304,53 +302,15 @@ int metrics_format(const struct metrics_snapshot *m, char **ret) {
 
 /* ---- the file ---------------------------------------------------------- */
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 int metrics_write_file(const char *path, const char *text) {
+        _cleanup_(freep) char *tmp = NULL;
+        int fd, r;
         if (isempty(path) || !text)
                 return -EINVAL;
-        /* The temporary name ends in neither .prom nor anything a textfile
-         * collector reads, and lives in the same directory so that the
-         * rename is atomic. */
-        _cleanup_(freep) char *tmp = strprintf("%s.tmp-XXXXXX", path);
-        const char *slash = strrchr(path, '/');
-        _cleanup_(freep) char *dir = slash ? strndup(path, slash == path ? 1 : (size_t) (slash - path)) : strdup(".");
-        if (!tmp || !dir)
-                return -ENOMEM;
-
-        int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        int r = write_all(fd, text, strlen(text));
-        /* Read by node_exporter or another scraper running as another user. */
-        if (r >= 0 && fchmod(fd, 0644) < 0)
-                r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (close(fd) < 0 && r >= 0 && errno != EINTR)
-                r = -errno;
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void) unlink(tmp);
+        r = atomic_file_open(path, &fd, &tmp);
+        if (r < 0)
                 return r;
-        }
-        _cleanup_(closep) int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return -errno;
-        if (fsync(dfd) < 0)
-                return -errno;
-        return 0;
+        r = write_all(fd, text, strlen(text));
+        /* Read by node_exporter or another scraper running as another user. */
+        return atomic_file_finish(fd, tmp, path, 0644, r);
 }
