@@ -9,6 +9,8 @@ UNITDIR    ?= /usr/lib/systemd/system
 CATALOGDIR ?= /usr/lib/systemd/catalog
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/connect-numbers
+DATADIR    ?= $(PREFIX)/share/connect-numbers
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 DESTDIR    ?=
 
 BUILD      ?= build
@@ -46,7 +48,7 @@ DAEMON     := $(BUILD)/connect-numbersd
 TEST_SRCS  := $(wildcard tests/unit/test-*.c)
 TEST_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 
-.PHONY: all test-deps check check-unit check-unit-file check-fake check-integration check-style check-system check-valgrind \
+.PHONY: all test-deps check check-unit check-schema check-completion check-unit-file check-fake check-integration check-style check-system check-valgrind \
         check-fuzz demo install clean deps fuzz bench deb rpm
 .DEFAULT_GOAL := all
 
@@ -85,7 +87,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) $(TEST_DEPS_OK) $(wildcard tests/unit/*.
 # (not again in the SANITIZE=1 round).
 CHECK_ONCE := $(if $(filter 1,$(SANITIZE)),,check-valgrind check-fuzz)
 
-check: all $(TEST_DEPS_OK) $(TEST_BINS) check-style check-unit-file check-unit check-fake check-integration $(CHECK_ONCE)
+check: all $(TEST_DEPS_OK) $(TEST_BINS) check-style check-unit-file check-unit check-schema check-completion check-fake check-integration $(CHECK_ONCE)
 	@echo "make check: all suites passed"
 
 check-style:
@@ -97,6 +99,14 @@ check-unit-file: $(TEST_DEPS_OK)
 
 check-unit: $(TEST_BINS)
 	@BUILD=$(BUILD) sh tests/run-unit.sh $(TEST_BINS)
+
+# The editor schema against the test YAML files and daemon/config.c. Debian's
+# python3, where python3-jsonschema and python3-yaml are installed.
+check-schema: $(TEST_DEPS_OK)
+	/usr/bin/python3 tests/check-schema.py
+
+check-completion: $(TEST_DEPS_OK)
+	bash tests/check-completion.sh
 
 check-fake: $(TEST_DEPS_OK)
 	@sh tests/run-fake-tests.sh
@@ -133,6 +143,9 @@ install: all
 	install -D -m 0644 systemd/connect-numbersd.service $(DESTDIR)$(UNITDIR)/connect-numbersd.service
 	install -D -m 0644 systemd/connect-numbers.catalog $(DESTDIR)$(CATALOGDIR)/connect-numbers.catalog
 	install -D -m 0644 config/numbers.example.yaml $(DESTDIR)$(DOCDIR)/numbers.example.yaml
+	# The example's first line names this path for YAML language servers.
+	install -D -m 0644 config/numbers.schema.json $(DESTDIR)$(DATADIR)/numbers.schema.json
+	install -D -m 0644 packaging/bash-completion/connect-numbersd $(DESTDIR)$(BASHCOMPDIR)/connect-numbersd
 	install -D -m 0644 systemd/credentials.conf.example $(DESTDIR)$(DOCDIR)/examples/credentials.conf
 	# No numbers.yaml: the unit waits (ConditionPathExists) until the operator writes one.
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/connect-numbers

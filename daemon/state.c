@@ -548,22 +548,6 @@ struct sink {
 
 #define SINK_FLUSH_AT ((size_t) 64 * 1024)
 
-static int write_all(int fd, const char *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        return -EIO;
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
 static int sink_flush(struct sink *k) {
         if (k->r >= 0 && k->fd >= 0 && k->len > 0) {
                 k->r = write_all(k->fd, k->buf, k->len);
@@ -1391,38 +1375,20 @@ int state_load(const char *dir, struct state **ret, char **ret_message) {
 static int write_file_atomic(const char *dir, const char *name, int (*write_fn)(struct sink *k, const void *data),
                              const void *data) {
         _cleanup_(freep) char *path = strprintf("%s/%s", dir, name);
-        _cleanup_(freep) char *tmp = strprintf("%s/%s.tmp-XXXXXX", dir, name);
-        int r;
-        if (!path || !tmp)
+        _cleanup_(freep) char *tmp = NULL;
+        int fd, r;
+        if (!path)
                 return -ENOMEM;
-
-        int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
+        r = atomic_file_open(path, &fd, &tmp);
+        if (r < 0)
+                return r;
         struct sink k = {.fd = fd};
         r = write_fn(&k, data);
         if (r >= 0)
                 r = sink_flush(&k);
         free(k.buf);
         /* No secrets inside; --status may run as another administrator. */
-        if (r >= 0 && fchmod(fd, 0644) < 0)
-                r = -errno;
-        if (r >= 0 && fsync(fd) < 0)
-                r = -errno;
-        if (close(fd) < 0 && r >= 0 && errno != EINTR)
-                r = -errno;
-        if (r >= 0 && rename(tmp, path) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void) unlink(tmp);
-                return r;
-        }
-        _cleanup_(closep) int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0)
-                return -errno;
-        if (fsync(dfd) < 0)
-                return -errno;
-        return 0;
+        return atomic_file_finish(fd, tmp, path, 0644, r);
 }
 
 static int write_state(struct sink *k, const void *data) {

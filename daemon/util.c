@@ -301,3 +301,63 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size) {
         *ret = TAKE_PTR(buf);
         return 0;
 }
+
+int write_all(int fd, const void *data, size_t n) {
+        const char *p = data;
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+int atomic_file_open(const char *path, int *ret_fd, char **ret_tmp) {
+        if (isempty(path) || !ret_fd || !ret_tmp)
+                return -EINVAL;
+        char *tmp = strprintf("%s.tmp-XXXXXX", path);
+        if (!tmp)
+                return -ENOMEM;
+        int fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+                int r = -errno;
+                free(tmp);
+                return r;
+        }
+        *ret_fd = fd;
+        *ret_tmp = tmp;
+        return 0;
+}
+
+int atomic_file_finish(int fd, const char *tmp, const char *path, mode_t mode, int r) {
+        if (r >= 0 && fchmod(fd, mode) < 0)
+                r = -errno;
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (close(fd) < 0 && r >= 0 && errno != EINTR)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return r;
+        }
+        /* the rename is durable only once the directory is */
+        const char *slash = strrchr(path, '/');
+        _cleanup_(freep) char *dir = slash ? strndup(path, slash == path ? 1 : (size_t) (slash - path)) : strdup(".");
+        if (!dir)
+                return -ENOMEM;
+        _cleanup_(closep) int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        if (fsync(dfd) < 0)
+                return -errno;
+        return 0;
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/types.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,3 +133,17 @@ int read_full_file(const char *path, size_t max, char **ret, size_t *ret_size);
 /* strerror() with a clear phrase for the codes above, for messages that
  * name the file: "FILE: not a regular file (...)". */
 const char *file_error_string(int r);
+
+/* write(2) until all n bytes are written (EINTR retried); -errno, -EIO when
+ * nothing more can be written. */
+int write_all(int fd, const void *data, size_t n);
+
+/* Atomic replacement of a file, old or new content and never half of it:
+ * atomic_file_open() creates PATH.tmp-XXXXXX (same directory, so that the
+ * rename is atomic; the name ends in neither .json nor .prom, which readers
+ * of the directory skip); the caller writes to *ret_fd; atomic_file_finish()
+ * takes the outcome r of that writing and, when it is >= 0, gives the file
+ * mode, fsyncs it, renames it to path and fsyncs the directory. It always
+ * closes fd and removes the temporary file on failure. -errno. */
+int atomic_file_open(const char *path, int *ret_fd, char **ret_tmp);
+int atomic_file_finish(int fd, const char *tmp, const char *path, mode_t mode, int r);

@@ -32,7 +32,13 @@ BUILD_PKGS="build-essential pkg-config libcurl4-openssl-dev libssl-dev libyaml-d
 #                         Documentation=man: pages with man
 #  procps                 /bin/kill, which the unit's ExecReload= names and
 #                         systemd-analyze verify looks for
-TEST_PKGS="libcmocka-dev valgrind clang libclang-rt-14-dev python3 openssl ca-certificates systemd man-db procps"
+#  prometheus             promtool, which checks the metrics file (test-metrics)
+#  python3-jsonschema python3-yaml
+#                         tests/check-schema.py: config/numbers.schema.json
+#                         against the test YAML files
+#  bash-completion        tests/check-completion.sh loads the completion
+#                         with the helpers it relies on (_init_completion)
+TEST_PKGS="libcmocka-dev valgrind clang libclang-rt-14-dev python3 openssl ca-certificates systemd man-db procps prometheus python3-jsonschema python3-yaml bash-completion"
 
 case "${1:-}" in
 "") PKGS=$BUILD_PKGS ;;
