@@ -1403,6 +1403,9 @@ int pass_start(sd_event *event, struct connect_client *client, const struct conf
         p->userdata = userdata;
         p->phase = PASS_LIST;
         state->last_pass_started_at = clock_wall_sec();
+        /* Throttled calls retry until the pass's time is up (--once: its
+         * --wait), never giving up a step while time remains. */
+        connect_client_set_deadline(client, clock_boottime_usec() + o->follow_usec);
 
         for (size_t i = 0; i < config->n_targets; i++) {
                 const struct target_config *t = &config->targets[i];
