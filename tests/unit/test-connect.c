@@ -529,6 +529,55 @@ static void test_build_requests(_unused_ void **state) {
                        "DELETE", "/tags/" ARN_NUMBER_ENC, "tagKeys=connect-numbers%3Apool&tagKeys=team%20a%2Fb", NULL);
 }
 
+/* Every operation, byte for byte against tests/data/connect/requests/
+ * OPERATION.http: "METHOD path[?query]", then, when a body is sent, an
+ * empty line and the body (each file ends with one newline). The loop runs
+ * over every operation, so a new one without its file fails here. */
+static void test_build_requests_files(_unused_ void **state) {
+        const struct connect_tag tags[] = {
+                { (char *) "connect-numbers:pool", (char *) "support-us/main" },
+                { (char *) "team", (char *) "support" },
+        };
+        char *keys[] = { (char *) "connect-numbers:pool", (char *) "team a/b", NULL };
+        const struct connect_args args[_CONNECT_OP_MAX] = {
+                [CONNECT_OP_CLAIM] = { .target_arn = ARN_INSTANCE, .phone_number = "+12065550100",
+                                       .description = "Support main line", .tags = tags, .n_tags = 2,
+                                       .client_token = TOKEN },
+                [CONNECT_OP_DESCRIBE] = { .phone_number_id = ARN_NUMBER },
+                [CONNECT_OP_LIST] = { .target_arn = ARN_INSTANCE, .next_token = "abc/+=" },
+                [CONNECT_OP_SEARCH] = { .target_arn = ARN_INSTANCE, .country = "US", .type = "DID", .prefix = "1206",
+                                        .max_results = 5 },
+                [CONNECT_OP_RELEASE] = { .phone_number_id = "11111111-2222-4333-8444-555555555555",
+                                         .client_token = "a b+c" },
+                [CONNECT_OP_UPDATE_METADATA] = { .phone_number_id = "11111111-2222-4333-8444-555555555555",
+                                                 .description = "New \"desc\" \xc3\xa9", .client_token = TOKEN },
+                [CONNECT_OP_ASSOCIATE_FLOW] = { .phone_number_id = ARN_NUMBER,
+                                                .instance_id = "0b5e3e1a-1a7b-4f59-9c7f-8e2f8f6f3c11",
+                                                .contact_flow_id = "7c1a8bde-1111-4222-8333-444455556666" },
+                [CONNECT_OP_TAG] = { .resource_arn = ARN_NUMBER, .tags = tags, .n_tags = 2 },
+                [CONNECT_OP_UNTAG] = { .resource_arn = ARN_NUMBER, .tag_keys = keys, .n_tag_keys = 2 },
+        };
+
+        for (int op = 0; op < _CONNECT_OP_MAX; op++) {
+                _cleanup_(freep) char *name = strprintf("requests/%s.http", connect_op_name(op));
+                _cleanup_(freep) char *want = NULL, *got = NULL;
+                struct connect_request req = {};
+                size_t len;
+
+                assert_non_null(name);
+                want = read_data(name, &len);
+                if (connect_build_request(op, &args[op], &req) != 0)
+                        fail_msg("%s: build failed", connect_op_name(op));
+                got = strprintf("%s %s%s%s\n%s%s%s", req.method, req.path, req.query ? "?" : "", req.query ?: "",
+                                req.body ? "\n" : "", req.body ?: "", req.body ? "\n" : "");
+                assert_non_null(got);
+                assert_int_equal(req.body_len, req.body ? strlen(req.body) : 0);
+                if (!streq(got, want))
+                        fail_msg("%s: built\n%s\nwant (%s)\n%s", connect_op_name(op), got, name, want);
+                connect_request_clear(&req);
+        }
+}
+
 static void test_build_request_invalid(_unused_ void **state) {
         struct connect_request req = {};
         const struct connect_tag bad_utf8[] = { { (char *) "k", (char *) "\xff\xfe" } };
@@ -847,6 +896,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_search_claim),
                 cmocka_unit_test(test_parse_bad_inputs),
                 cmocka_unit_test(test_build_requests),
+                cmocka_unit_test(test_build_requests_files),
                 cmocka_unit_test(test_build_request_invalid),
                 cmocka_unit_test(test_endpoints),
                 cmocka_unit_test(test_client_read_only_and_args),
