@@ -6,7 +6,9 @@
  * (connect-phone-numbers.service.json). */
 #pragma once
 
+#include "observe.h"
 #include "util.h"
+
 enum connect_op {
         CONNECT_OP_CLAIM,            /* ClaimPhoneNumber */
         CONNECT_OP_DESCRIBE,         /* DescribePhoneNumber */
@@ -23,84 +25,8 @@ const char *connect_op_name(enum connect_op op); /* "ClaimPhoneNumber", ... */
 int connect_op_from_name(const char *name);      /* -EINVAL if unknown */
 bool connect_op_is_mutating(enum connect_op op);
 
-enum connect_error_kind {
-        CONNECT_ERROR_NONE,
-        CONNECT_ERROR_THROTTLED,     /* ThrottlingException, 429, LimitExceededException w/o quota text */
-        CONNECT_ERROR_TRANSIENT,     /* 5xx, timeouts, dropped connections, truncated bodies */
-        CONNECT_ERROR_NOT_FOUND,     /* ResourceNotFoundException */
-        CONNECT_ERROR_IN_USE,        /* ResourceInUseException */
-        CONNECT_ERROR_IDEMPOTENCY,   /* IdempotencyException */
-        CONNECT_ERROR_QUOTA,         /* the target reached its phone-number quota */
-        CONNECT_ERROR_INVALID,       /* InvalidParameterException, InvalidRequestException */
-        CONNECT_ERROR_ACCESS_DENIED, /* AccessDeniedException */
-        CONNECT_ERROR_AUTH,          /* no/bad credentials, signature mismatch, unknown key */
-        CONNECT_ERROR_TLS,           /* certificate verification and other TLS failures */
-        CONNECT_ERROR_LIST_BOUND,    /* a list that cycles (NextToken seen before) or passes its cap */
-        CONNECT_ERROR_OTHER,
-};
-const char *connect_error_kind_name(enum connect_error_kind k);
-/* Worth another try later (the pass ends with work remaining, exit 75):
- * throttled, transient. */
-bool connect_error_kind_is_retryable(enum connect_error_kind k);
-
-struct connect_error {
-        enum connect_error_kind kind;
-        long http_status;            /* 0 when no response */
-        char *code;                  /* AWS error code, cleaned ("ThrottlingException"), or NULL */
-        char *message;               /* AWS or transport message, or NULL */
-        char *request_id;            /* x-amzn-RequestId, or NULL */
-};
-void connect_error_clear(struct connect_error *e);
-
-/* A refusal because the target reached its phone-number quota: code
- * ServiceQuotaExceededException, or a
- * message containing (ignoring case) "limit" with "phone number" or
- * "claimed numbers". Pure; also used on FAILED status messages. */
-bool connect_is_quota_refusal(const char *code, const char *message);
 /* Classifies an error response (pure). */
 enum connect_error_kind connect_classify_error(long http_status, const char *code, const char *message);
-
-enum connect_number_status {
-        CONNECT_STATUS_UNKNOWN,
-        CONNECT_STATUS_CLAIMED,
-        CONNECT_STATUS_IN_PROGRESS,
-        CONNECT_STATUS_FAILED,
-};
-const char *connect_status_name(enum connect_number_status s);
-
-struct connect_tag {
-        char *key;
-        char *value;
-};
-
-/* A number from ListPhoneNumbersV2 (summary) or DescribePhoneNumber
- * (described == true: tags and status filled). */
-struct connect_number {
-        char *id;                    /* PhoneNumberId */
-        char *arn;                   /* PhoneNumberArn */
-        char *phone_number;          /* E.164 */
-        char *country;               /* PhoneNumberCountryCode */
-        char *type;                  /* PhoneNumberType */
-        char *target_arn;
-        char *instance_id;
-        char *description;           /* PhoneNumberDescription, or NULL */
-        bool described;
-        struct connect_tag *tags;
-        size_t n_tags;
-        enum connect_number_status status;
-        char *status_message;
-};
-void connect_number_clear(struct connect_number *n);
-const char *connect_number_tag(const struct connect_number *n, const char *key); /* value or NULL */
-
-struct connect_available {
-        char *phone_number;
-        char *country;
-        char *type;
-};
-
-void connect_numbers_free(struct connect_number *numbers, size_t n);
-void connect_available_free(struct connect_available *a, size_t n);
 /* First line of s (len bytes), at most 512 bytes, never cut inside a UTF-8
  * sequence, trimmed; NULL when that leaves nothing (or on OOM). For text
  * that came from the network and may reach a log. */

@@ -16,7 +16,7 @@
 #pragma once
 
 #include "config.h"
-#include "connect.h"
+#include "observe.h"
 #include "plan.h"
 #include "state.h"
 

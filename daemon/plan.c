@@ -8,7 +8,7 @@
 #include <stdio.h>
 
 /* The tags a claim of pool p sends: the ownership tag first, then the
- * pool's own (SPEC "What a pass does" 2). */
+ * pool's own (connect-numbers.yaml(5)). */
 int plan_pool_claim_tags(const struct target_config *t, const struct pool_config *p, struct config_tag **ret,
                          size_t *ret_n) {
         size_t n = p->n_tags + 1;

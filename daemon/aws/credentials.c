@@ -1,5 +1,5 @@
-/* credentials.c: the AWS credential chain (SPEC "Credentials, region,
- * endpoint"; CONNECT-API.md §9): environment, $CREDENTIALS_DIRECTORY/aws,
+/* credentials.c: the AWS credential chain (connect-numbersd(8),
+ * CREDENTIALS; docs/connect-api.md §9): environment, $CREDENTIALS_DIRECTORY/aws,
  * the shared credentials and config files, container credentials, EC2
  * IMDSv2; and the refresh of temporary credentials.
  * This is an I/O edge: it reads the environment and files and makes short
@@ -25,7 +25,7 @@
 #define VERSION "0"
 #endif
 
-/* Refresh temporary credentials this long before they expire (SPEC:
+/* Refresh temporary credentials this long before they expire (connect-numbersd(8):
  * "refreshed before they expire"; botocore's mandatory window is 10 min,
  * its advisory one 15; 5 min leaves room for a slow pass). */
 #define REFRESH_BEFORE_SEC 300

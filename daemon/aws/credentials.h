@@ -1,5 +1,5 @@
-/* credentials.h: the standard AWS credential chain (SPEC "Credentials,
- * region, endpoint"): environment, $CREDENTIALS_DIRECTORY/aws, shared
+/* credentials.h: the standard AWS credential chain (connect-numbersd(8),
+ * CREDENTIALS): environment, $CREDENTIALS_DIRECTORY/aws, shared
  * credentials/config files, container credentials, EC2 IMDSv2. Fetching
  * from the container or IMDS endpoints is a short, bounded, blocking HTTP
  * call (1-2 s timeouts) to a loopback or link-local address. */

@@ -823,6 +823,14 @@ struct http_client *http_client_free(struct http_client *c) {
 int http_client_set_ca_file(struct http_client *c, const char *ca_file) {
         if (!c)
                 return -EINVAL;
+        if (!isempty(ca_file)) {
+                /* OpenSSL reads the bundle with a blocking open: a FIFO or a
+                 * device there would hang every call. Only a regular file. */
+                _cleanup_(closep) int fd = -EBADF;
+                int r = open_regular_file(ca_file, &fd);
+                if (r < 0)
+                        return r;
+        }
         return free_and_strdup(&c->ca_file, isempty(ca_file) ? NULL : ca_file);
 }
 

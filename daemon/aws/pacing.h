@@ -1,5 +1,5 @@
 /* pacing.h: client-side pacing and the AWS SDK "standard" retry mode as
- * pure arithmetic (CONNECT-API.md §8): a token bucket per (region,
+ * pure arithmetic (docs/connect-api.md §8): a token bucket per (region,
  * operation), the per-client retry quota, full-jitter backoff and the list
  * of retryable codes and statuses. No clock, no randomness, no I/O: time
  * and random numbers are arguments, so every rule is unit-testable. */
@@ -56,7 +56,7 @@ usec_t retry_backoff_usec(unsigned attempt, double random_unit);
 /* The same with another cap (max, 0 = RETRY_BACKOFF_MAX_USEC). */
 usec_t retry_backoff_capped_usec(unsigned attempt, double random_unit, usec_t max);
 
-/* The standard mode's retryable conditions (CONNECT-API.md §8). */
+/* The standard mode's retryable conditions (docs/connect-api.md §8). */
 bool retry_is_throttling_code(const char *code);  /* ThrottlingException, LimitExceededException, ... */
 bool retry_is_transient_code(const char *code);   /* RequestTimeout, RequestTimeoutException, PriorRequestNotComplete */
 bool retry_is_transient_status(long http_status); /* 500, 502, 503, 504 */

@@ -1,4 +1,4 @@
-/* sigv4.c: AWS Signature Version 4 (CONNECT-API.md §7), the credentials
+/* sigv4.c: AWS Signature Version 4 (docs/connect-api.md §7), the credentials
  * object and AWS's percent-encoding.
  * Pure: no I/O, no clock (the time is an argument), no logging. OpenSSL
  * does SHA-256 and HMAC; derived keys are wiped before they go out of
@@ -531,7 +531,7 @@ int sigv4_sign(const struct sigv4_request *req, const struct aws_credentials *cr
         /* amz_date points into l.h[], which qsort moves: copy it first. */
         memcpy(date, amz_date, sizeof date);
 
-        /* The token is signed (botocore auth.py, CONNECT-API.md §7); if the
+        /* The token is signed (botocore auth.py, docs/connect-api.md §7); if the
          * caller already put it among the headers it is signed as given. */
         if (!isempty(creds->session_token) && !have_token_header) {
                 r = header_list_add(&l, "x-amz-security-token", creds->session_token);
