@@ -297,6 +297,7 @@ static int run(int argc, char **argv) {
                 .state_dir = state_dir,
                 .wait_usec = a.wait_usec,
                 .json = a.json,
+                .read_only = a.mode == MODE_PLAN,
         };
         _cleanup_(manager_freep) struct manager *m = NULL;
         r = manager_new(&mo, TAKE_PTR(config), &m);

