@@ -270,7 +270,9 @@ static int run(int argc, char **argv) {
 
         /* Only the service writes natively to the journal by default; the
          * one-shot modes are for a terminal or a script. */
-        log_setup(a.log_target, a.verbosity > 0 ? LOG_DEBUG : LOG_INFO);
+        log_setup(a.log_target, LOG_INFO);
+        if (a.verbosity > 0)
+                log_force_max_priority(LOG_DEBUG); /* over the configuration's log_level: */
         if (setup_clock_offset() < 0)
                 return EXIT_FAILURE_OTHER;
         const char *state_dir = state_dir_from(&a, &state_dir_buf);

@@ -77,6 +77,17 @@ static int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
+/* log_level: of the configuration in force, unless -v chose debug. */
+static void manager_apply_log_level(const struct manager *m, const struct config *c) {
+        int before = log_get_max_priority();
+        if (!log_set_config_priority(c->log_level))
+                log_debug("log_level: %s in %s is overridden by -v", log_level_to_string(c->log_level),
+                          m->config_path);
+        else if (before != c->log_level)
+                log_info("Log level is now %s (log_level: in %s)", log_level_to_string(c->log_level),
+                         m->config_path);
+}
+
 int manager_new(const struct manager_options *o, struct config *config, struct manager **ret) {
         _cleanup_(manager_freep) struct manager *m = calloc(1, sizeof *m);
         int r;
@@ -93,6 +104,7 @@ int manager_new(const struct manager_options *o, struct config *config, struct m
         if (!m->config_path || !m->state_dir)
                 return -ENOMEM;
         m->plan = o->read_only;
+        manager_apply_log_level(m, m->config);
 
         if (m->plan) {
                 r = sd_event_default(&m->event);
@@ -392,6 +404,8 @@ static int on_sighup(sd_event_source *s _unused_, const struct signalfd_siginfo 
                 sd_notify(false, "READY=1\nSTATUS=Configuration rejected on reload; previous desired state in force");
                 return 0;
         }
+        /* The new level first: the record of the reload is logged at it. */
+        manager_apply_log_level(m, c);
         log_info("Configuration %s reloaded", m->config_path);
         config_free(m->pending);
         m->pending = c;

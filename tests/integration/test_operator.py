@@ -93,5 +93,78 @@ class Readers(cnlib.DaemonTest):
         self.assertEqual(self.mutating_calls(), {})
 
 
+class LogLevel(cnlib.DaemonTest):
+    def setUp(self):
+        super().setUp()
+        self.inst = cnlib.instance_arn()
+        self.notify = test_service.Notify(os.path.join(self.tmp, "notify"))
+        self.addCleanup(self.notify.sock.close)
+
+    def write(self, level):
+        cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": self.inst, "quota": 10, "pools": {
+            "main": {"country": "US", "type": "DID", "count": 1}}}}, interval="1h",
+            extra="log_level: %s" % level if level else "")
+
+    @staticmethod
+    def priorities(text):
+        return {line.split(":", 1)[0] for line in text.splitlines() if ":" in line}
+
+    def test_once_follows_log_level_and_v_wins(self):
+        self.write("warning")
+        r = self.once(check=0)
+        self.assertFalse(self.priorities(r.stderr) & {"info", "notice", "debug"}, r.stderr)
+        self.write("debug")
+        r = self.once(check=0)
+        self.assertIn("debug", self.priorities(r.stderr), r.stderr)
+        self.write("err")
+        r = self.once("-v", check=0)
+        self.assertIn("debug", self.priorities(r.stderr), "-v must win over log_level: err")
+        self.write(None)
+        r = self.once(check=0)
+        self.assertIn("info", self.priorities(r.stderr), r.stderr)
+        self.assertNotIn("debug", self.priorities(r.stderr), "the default is info")
+
+    def run_service(self, *extra):
+        logpath = os.path.join(self.tmp, "service.log")
+        with open(logpath, "w") as out:
+            p = self.start_service("--log-target", "console", *extra,
+                                   env=dict(self.env, NOTIFY_SOCKET=self.notify.path), stdout=out)
+        self.notify.wait("next pass")
+
+        def log():
+            with open(logpath) as f:
+                return f.read()
+        return p, log
+
+    def reload(self, p, level):
+        self.write(level)
+        self.notify.messages.clear()
+        p.send_signal(signal.SIGHUP)
+        self.notify.wait("RELOADING=1")
+        self.notify.wait("next pass")  # the pass that a reload runs
+
+    def test_service_reload_changes_the_level(self):
+        self.write("warning")
+        p, log = self.run_service()
+        self.assertFalse(self.priorities(log()) & {"info", "notice", "debug"}, log())
+        self.reload(p, "debug")
+        self.assertIn("debug", self.priorities(log()), log())
+        mark = len(log())
+        self.reload(p, "err")
+        self.assertFalse(self.priorities(log()[mark:]) & {"info", "notice", "debug", "warning"}, log()[mark:])
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0)
+
+    def test_service_v_wins_over_reload(self):
+        self.write("err")
+        p, log = self.run_service("-v")
+        self.assertIn("debug", self.priorities(log()), log())
+        mark = len(log())
+        self.reload(p, "warning")
+        self.assertIn("debug", self.priorities(log()[mark:]), "-v must win over a reloaded log_level:")
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0)
+
+
 if __name__ == "__main__":
     cnlib.main()
