@@ -205,6 +205,39 @@ static int load_config(const char *path, bool quiet_ok, struct config **ret) {
         return 0;
 }
 
+/* The service runs as a DynamicUser=, neither the owner nor in the group of
+ * anything under /etc: it reads the file through the "other" bits only.
+ * root reads anything, so a check as root would pass a file that the
+ * service then refuses (exit 78 at start). Warns and returns false when
+ * the file or a directory above it keeps other users out. ACLs are not
+ * looked at: the mode is what the operator sets and sees in ls -l. */
+static bool check_readable_by_others(const char *path) {
+        _cleanup_(freep) char *real = realpath(path, NULL);
+        struct stat st;
+        if (!real)
+                return true; /* it was just read; nothing better to say */
+        for (char *slash = real; (slash = strchr(slash + 1, '/')); ) {
+                *slash = 0;
+                int r = stat(real, &st);
+                if (r >= 0 && !(st.st_mode & S_IXOTH)) {
+                        fprintf(stderr,
+                                "connect-numbersd: warning: the directory %s (mode %04o) keeps other users out: the "
+                                "service, which runs as a dynamic user, cannot read %s (chmod o+x %s)\n",
+                                real, (unsigned) (st.st_mode & 07777), path, real);
+                        return false;
+                }
+                *slash = '/';
+        }
+        if (stat(real, &st) >= 0 && !(st.st_mode & S_IROTH)) {
+                fprintf(stderr,
+                        "connect-numbersd: warning: %s (mode %04o) is not readable by other users: the service, "
+                        "which runs as a dynamic user, cannot read it (chmod o+r %s; it holds no secrets)\n",
+                        path, (unsigned) (st.st_mode & 07777), path);
+                return false;
+        }
+        return true;
+}
+
 static int run_status(const struct args *a, const char *state_dir) {
         struct stat st;
         if (stat(state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -291,6 +324,8 @@ static int run(int argc, char **argv) {
                         pools += (unsigned) config->targets[i].n_pools;
                 printf("configuration OK\n%zu target%s, %u pool%s, %u numbers wanted\n", config->n_targets,
                        config->n_targets == 1 ? "" : "s", pools, pools == 1 ? "" : "s", config_total_wanted(config));
+                fflush(stdout);
+                (void) check_readable_by_others(a.config_path);
                 return 0;
         }
 

@@ -6,9 +6,10 @@ the root credentials file stands in for $CREDENTIALS_DIRECTORY/aws."""
 import json
 import os
 import signal
-import stat
+import shutil
 import sys
-import time
+import tempfile
+import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import cnlib  # noqa: E402
@@ -164,6 +165,46 @@ class LogLevel(cnlib.DaemonTest):
         self.assertIn("debug", self.priorities(log()[mark:]), "-v must win over a reloaded log_level:")
         p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(30), 0)
+
+
+class CheckConfigReadable(unittest.TestCase):
+    """root reads any file; the service's dynamic user reads it through
+    the "other" bits only."""
+
+    def setUp(self):
+        self.env = cnlib.clean_env()
+        self.dir = tempfile.mkdtemp(prefix="cn-it-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        os.chmod(self.dir, 0o755)
+        self.yaml = os.path.join(self.dir, "etc", "numbers.yaml")
+        os.makedirs(os.path.dirname(self.yaml))
+        os.chmod(os.path.dirname(self.yaml), 0o755)
+        shutil.copy(os.path.join(cnlib.ROOT, "config", "numbers.example.yaml"), self.yaml)
+
+    def check(self):
+        r = cnlib.run("--check-config", "-c", self.yaml, env=self.env, check=0)
+        self.assertEqual(r.stdout.splitlines()[0], "configuration OK")
+        return r.stderr
+
+    def test_readable_file_no_warning(self):
+        os.chmod(self.yaml, 0o644)
+        self.assertEqual(self.check(), "")
+
+    def test_mode_0600_warns(self):
+        os.chmod(self.yaml, 0o600)
+        err = self.check()
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertIn("warning", err)
+        self.assertIn(self.yaml, err)
+        self.assertIn("0600", err)
+
+    def test_closed_directory_warns(self):
+        os.chmod(self.yaml, 0o644)
+        os.chmod(os.path.dirname(self.yaml), 0o750)
+        err = self.check()
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertIn("warning", err)
+        self.assertIn(os.path.dirname(self.yaml) + " (mode 0750)", err)
 
 
 if __name__ == "__main__":
