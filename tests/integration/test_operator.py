@@ -207,5 +207,44 @@ class CheckConfigReadable(unittest.TestCase):
         self.assertIn(os.path.dirname(self.yaml) + " (mode 0750)", err)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "the root credentials file is for root only")
+class RootCredentials(cnlib.DaemonTest):
+    """As root without $CREDENTIALS_DIRECTORY, the file the unit hands to
+    the service with LoadCredential= takes its place in the chain."""
+
+    def setUp(self):
+        super().setUp()
+        self.inst = cnlib.instance_arn()
+        cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": self.inst, "quota": 10, "pools": {
+            "main": {"country": "US", "type": "DID", "count": 1}}}})
+        self.creds = os.path.join(self.tmp, "aws-credentials")
+        with open(self.creds, "w") as f:
+            f.write("[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n" % (
+                self.fake.info["access_key_id"], self.fake.info["secret_access_key"]))
+        os.chmod(self.creds, 0o600)
+        self.env = cnlib.clean_env()  # no AWS_* keys
+
+    def test_root_file_used_by_plan_and_once(self):
+        r = self.plan()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("no AWS credentials", r.stderr)
+        env = dict(self.env, CONNECT_NUMBERS_TEST_ROOT_CREDENTIALS=self.creds)
+        r = self.plan(env=env)
+        self.assertEqual(r.returncode, 75, r.stderr)  # one claim to make
+        r = self.once("--wait", "20s", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.fake.numbers(self.inst)), 1)
+        self.assert_no_validation_failures()
+
+    def test_service_credentials_directory_wins(self):
+        """Under systemd ($CREDENTIALS_DIRECTORY set) the root file plays no part."""
+        creddir = os.path.join(self.tmp, "creds")
+        os.makedirs(creddir)
+        env = dict(self.env, CONNECT_NUMBERS_TEST_ROOT_CREDENTIALS=self.creds, CREDENTIALS_DIRECTORY=creddir)
+        r = self.plan(env=env)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("no AWS credentials", r.stderr)
+
+
 if __name__ == "__main__":
     cnlib.main()
