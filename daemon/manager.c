@@ -290,6 +290,26 @@ static void manager_save_pass_info(struct manager *m, bool quiet) {
                 log_warning_errno(r, "Cannot save the pass record in %s", m->state_dir);
 }
 
+/* When the next pass runs, as local time: a STATUS= line stays true however
+ * long after the pass it is read, where "in 1m5s" did not. Seconds when it
+ * is close, the date when it is not today. */
+static void format_next_pass(uint64_t now, usec_t delay, char *buf, size_t n) {
+        uint64_t at = now + (delay + USEC_PER_SEC / 2) / USEC_PER_SEC;
+        time_t t = (time_t) at, tn = (time_t) now;
+        struct tm tm, tm_now;
+        if (delay < USEC_PER_SEC) {
+                snprintf(buf, n, "now");
+                return;
+        }
+        if (!localtime_r(&t, &tm) || !localtime_r(&tn, &tm_now) ||
+            strftime(buf, n,
+                     tm.tm_year != tm_now.tm_year || tm.tm_yday != tm_now.tm_yday ? "%Y-%m-%d %H:%M"
+                     : at - now < 10 * 60                                          ? "%H:%M:%S"
+                                                                                   : "%H:%M",
+                     &tm) == 0)
+                format_timestamp_sec(at, buf, n);
+}
+
 static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, void *userdata) {
         struct manager *m = userdata;
 
@@ -324,7 +344,16 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
         usec_t delay = manager_next_delay(m, r);
         if (m->rerun || m->pending)
                 delay = 0;
-        _cleanup_(freep) char *sum = pass_result_summary(r, m->config, m->stopping ? USEC_INFINITY : delay);
+        _cleanup_(freep) char *sum = pass_result_summary(r, m->config, USEC_INFINITY);
+        if (sum && !m->stopping) {
+                char when[64];
+                format_next_pass(clock_wall_sec(), delay, when, sizeof when);
+                char *s = strprintf("%s; next pass %s", sum, when);
+                if (s) {
+                        free(sum);
+                        sum = s;
+                }
+        }
         {
                 char c1[32], c2[32];
                 snprintf(c1, sizeof c1, "CLAIMS=%u", r->claims_made);

@@ -3,8 +3,10 @@ read the state the service saved (no lock, nothing written) while --once
 is refused; log_level: in the YAML, -v over it, changed on reload;
 --check-config warns about a file the service's dynamic user cannot read;
 the root credentials file stands in for $CREDENTIALS_DIRECTORY/aws."""
+import datetime
 import json
 import os
+import re
 import signal
 import shutil
 import sys
@@ -92,6 +94,30 @@ class Readers(cnlib.DaemonTest):
         self.assertIn("empty", r.stderr)
         self.assertEqual(sorted(os.listdir(self.state)), ["state.json"], "--plan changed the state directory")
         self.assertEqual(self.mutating_calls(), {})
+
+
+class StatusTimes(cnlib.DaemonTest):
+    def test_status_says_when_not_how_long(self):
+        """STATUS= stays true after it is sent: the next pass's local time,
+        not a countdown frozen at the end of the pass."""
+        notify = test_service.Notify(os.path.join(self.tmp, "notify"))
+        self.addCleanup(notify.sock.close)
+        cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": cnlib.instance_arn(), "quota": 10, "pools": {
+            "main": {"country": "US", "type": "DID", "count": 1}}}}, interval="1h")
+        p = self.start_service("--log-target", "console", env=dict(self.env, NOTIFY_SOCKET=notify.path))
+        msg = notify.wait("next pass")
+        now = datetime.datetime.now()
+        status = [x for x in msg.splitlines() if x.startswith("STATUS=")][0]
+        self.assertNotIn("next pass in", status)
+        # HH:MM, with the date when the next pass is not today.
+        m = re.search(r"; next pass (\d{4}-\d\d-\d\d )?(\d\d:\d\d)$", status)
+        self.assertTrue(m, status)
+        at = datetime.datetime.strptime((m.group(1) or now.strftime("%Y-%m-%d ")) + m.group(2), "%Y-%m-%d %H:%M")
+        # interval 1h with its +-10 % jitter: 54 to 66 minutes from now.
+        self.assertTrue(datetime.timedelta(minutes=53) <= at - now <= datetime.timedelta(minutes=67),
+                        (status, now))
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0)
 
 
 class LogLevel(cnlib.DaemonTest):
