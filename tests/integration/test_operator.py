@@ -30,12 +30,17 @@ def tree_snapshot(d):
     return out
 
 
-class Readers(cnlib.DaemonTest):
+class NotifyTest(cnlib.DaemonTest):
+    """A target ARN and a NOTIFY_SOCKET of the test's own."""
+
     def setUp(self):
         super().setUp()
         self.inst = cnlib.instance_arn()
         self.notify = test_service.Notify(os.path.join(self.tmp, "notify"))
         self.addCleanup(self.notify.sock.close)
+
+
+class Readers(NotifyTest):
 
     def write(self, count, extra=""):
         cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": self.inst, "quota": 10, "pools": {
@@ -96,16 +101,14 @@ class Readers(cnlib.DaemonTest):
         self.assertEqual(self.mutating_calls(), {})
 
 
-class StatusTimes(cnlib.DaemonTest):
+class StatusTimes(NotifyTest):
     def test_status_says_when_not_how_long(self):
         """STATUS= stays true after it is sent: the next pass's local time,
         not a countdown frozen at the end of the pass."""
-        notify = test_service.Notify(os.path.join(self.tmp, "notify"))
-        self.addCleanup(notify.sock.close)
-        cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": cnlib.instance_arn(), "quota": 10, "pools": {
+        cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": self.inst, "quota": 10, "pools": {
             "main": {"country": "US", "type": "DID", "count": 1}}}}, interval="1h")
-        p = self.start_service("--log-target", "console", env=dict(self.env, NOTIFY_SOCKET=notify.path))
-        msg = notify.wait("next pass")
+        p = self.start_service("--log-target", "console", env=dict(self.env, NOTIFY_SOCKET=self.notify.path))
+        msg = self.notify.wait("next pass")
         now = datetime.datetime.now()
         status = [x for x in msg.splitlines() if x.startswith("STATUS=")][0]
         self.assertNotIn("next pass in", status)
@@ -120,13 +123,7 @@ class StatusTimes(cnlib.DaemonTest):
         self.assertEqual(p.wait(30), 0)
 
 
-class LogLevel(cnlib.DaemonTest):
-    def setUp(self):
-        super().setUp()
-        self.inst = cnlib.instance_arn()
-        self.notify = test_service.Notify(os.path.join(self.tmp, "notify"))
-        self.addCleanup(self.notify.sock.close)
-
+class LogLevel(NotifyTest):
     def write(self, level):
         cnlib.write_yaml(self.yaml, self.fake, {"support": {"arn": self.inst, "quota": 10, "pools": {
             "main": {"country": "US", "type": "DID", "count": 1}}}}, interval="1h",
