@@ -21,6 +21,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "log.h"
 
 #define CONFIG_FILE_MAX ((size_t) 1024 * 1024)
 #define NODE_DEPTH_MAX 64           /* deeper YAML is refused, bounds every recursion */
@@ -1546,6 +1547,7 @@ enum {
         TOP_API_RATE,
         TOP_QUOTA_BACKOFF,
         TOP_MAX_NUMBERS_PER_TARGET,
+        TOP_LOG_LEVEL,
         TOP_TARGETS,
         _TOP_KEYS,
 };
@@ -1562,8 +1564,28 @@ static const struct key_spec top_keys[_TOP_KEYS] = {
         [TOP_MAX_NUMBERS_PER_TARGET] = { "max_numbers_per_target", VALUE_UINT, false, MAX_NUMBERS_PER_TARGET_MIN,
                                          MAX_NUMBERS_PER_TARGET_MAX, offsetof(struct config, max_numbers_per_target),
                                          NULL },
+        [TOP_LOG_LEVEL] = { "log_level", VALUE_OTHER, false, 0, 0, 0, NULL },
         [TOP_TARGETS] = { "targets", VALUE_OTHER, true, 0, 0, 0, NULL },
 };
+
+/* The journal's priority names, the ones journalctl -p takes. */
+static void config_parse_log_level(struct parse_ctx *ctx, const struct node *n) {
+        static const char *const names[] = { "err", "warning", "notice", "info", "debug" };
+        if (!expect_scalar(ctx, n, "log_level", "one of err, warning, notice, info, debug"))
+                return;
+        int level = strlen(n->value) == n->len ? log_level_from_string(n->value) : -EINVAL;
+        if (level < 0) {
+                /* The usual other spellings are too far from the names for
+                 * suggest() to find. */
+                const char *hint = streq(n->value, "error") ? "err"
+                                   : streq(n->value, "warn") ? "warning"
+                                                             : suggest(n->value, names, ELEMENTSOF(names));
+                problem(ctx, n, "\"log_level\" must be one of err, warning, notice, info, debug, not %s%s",
+                        QUOTE_NODE(n), DID_YOU_MEAN(hint));
+                return;
+        }
+        ctx->config->log_level = level;
+}
 
 static void config_parse_root(struct parse_ctx *ctx, const struct node *root) {
         const struct node *keys[_TOP_KEYS], *values[_TOP_KEYS];
@@ -1582,6 +1604,8 @@ static void config_parse_root(struct parse_ctx *ctx, const struct node *root) {
         mapping_walk(ctx, root, top_keys, _TOP_KEYS, ctx->config, "in the top level", keys, values);
         if (values[TOP_API_RATE])
                 config_parse_api_rate(ctx, values[TOP_API_RATE]);
+        if (values[TOP_LOG_LEVEL])
+                config_parse_log_level(ctx, values[TOP_LOG_LEVEL]);
         if (values[TOP_TARGETS])
                 config_parse_targets(ctx, values[TOP_TARGETS]);
 }
@@ -1718,6 +1742,7 @@ static struct config *config_new(void) {
         c->max_numbers_per_target = MAX_NUMBERS_PER_TARGET_DEFAULT;
         c->rate_default = API_RATE_DEFAULT;
         c->rate_burst = API_RATE_BURST;
+        c->log_level = LOG_INFO;
         return c;
 }
 

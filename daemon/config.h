@@ -72,6 +72,7 @@ struct config {
                                       * default 100000, 1000..1000000 */
         struct target_config *targets; /* in file order */
         size_t n_targets;
+        int log_level;               /* log_level: as a syslog priority, LOG_ERR..LOG_DEBUG (default LOG_INFO) */
 };
 
 struct config_problem {

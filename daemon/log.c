@@ -17,6 +17,27 @@ static int log_max_priority = LOG_INFO;
 static int log_console_fd = STDERR_FILENO;
 static bool log_console_prefix = false;
 static log_journal_sink_t log_journal_sink = NULL;
+static bool log_max_priority_forced = false;
+
+/* Indexed by syslog priority; emerg, alert and crit are not levels one
+ * can ask for (the daemon never logs them). */
+static const char *const log_level_names[] = {
+        [LOG_ERR] = "err", [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info",
+        [LOG_DEBUG] = "debug",
+};
+
+int log_level_from_string(const char *s) {
+        for (size_t i = 0; i < ELEMENTSOF(log_level_names); i++)
+                if (log_level_names[i] && streq(s, log_level_names[i]))
+                        return (int) i;
+        return -EINVAL;
+}
+
+const char *log_level_to_string(int priority) {
+        if (priority < 0 || (size_t) priority >= ELEMENTSOF(log_level_names))
+                return NULL;
+        return log_level_names[priority];
+}
 
 int log_target_from_string(const char *s, enum log_target *ret) {
         if (streq(s, "auto"))
@@ -60,6 +81,18 @@ void log_set_max_priority(int max_priority) {
 
 int log_get_max_priority(void) {
         return log_max_priority;
+}
+
+void log_force_max_priority(int max_priority) {
+        log_max_priority = max_priority;
+        log_max_priority_forced = true;
+}
+
+bool log_set_config_priority(int max_priority) {
+        if (log_max_priority_forced)
+                return false;
+        log_max_priority = max_priority;
+        return true;
 }
 
 void log_set_console_fd(int fd) {

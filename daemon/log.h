@@ -42,9 +42,19 @@ struct log_fields {
 };
 
 int log_target_from_string(const char *s, enum log_target *ret);
+/* The names of log_level: (err, warning, notice, info, debug) to syslog
+ * priorities and back: -EINVAL / NULL for anything else. */
+int log_level_from_string(const char *s);
+const char *log_level_to_string(int priority);
 void log_setup(enum log_target target, int max_priority);
 void log_set_max_priority(int max_priority);
 int log_get_max_priority(void);
+/* The command line (-v) chose the level: log_set_config_priority() leaves
+ * it alone from then on. */
+void log_force_max_priority(int max_priority);
+/* The configuration's log_level:, unless the command line chose a level.
+ * Returns true when it was applied. */
+bool log_set_config_priority(int max_priority);
 /* Sends console output to this fd instead of stderr (tests). */
 void log_set_console_fd(int fd);
 /* Hands journal records to sink instead of sd_journal_sendv() (tests);

@@ -3,6 +3,7 @@
  * only place that exits. Kept out of the library that tests link. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -14,6 +15,8 @@
 #include "status.h"
 
 #define DEFAULT_CONFIG "/etc/connect-numbers/numbers.yaml"
+/* A usage error on the command line, as getopt-based tools exit. */
+#define EXIT_USAGE 2
 #define DEFAULT_STATE_DIR "/var/lib/connect-numbers"
 
 enum mode {
@@ -50,7 +53,7 @@ static void help(void) {
                "      --plan             one read-only pass: print what a pass would change\n"
                "      --once             one full pass that makes the changes, then exit\n"
                "      --status           print what the state directory says (no network)\n"
-               "      --version          print the version\n"
+               "  -V, --version          print the version\n"
                "  -h, --help             this text\n\n"
                "Options:\n"
                "  -c, --config FILE      desired state (default " DEFAULT_CONFIG ")\n"
@@ -59,12 +62,28 @@ static void help(void) {
                "  -v, --verbose          log debug messages too\n"
                "      --json             --plan/--status: print one JSON object\n"
                "      --wait DURATION    --once: wait this long for claims in progress (default 5m, max 24h)\n\n"
-               "Exit status: 0 desired state holds; 75 work remains; 78 invalid configuration; 1 other error.\n"
+               "Exit status: 0 desired state holds; 75 work remains; 78 invalid configuration; 1 other error;\n"
+               "2 usage error.\n"
                "See connect-numbersd(8) and connect-numbers.yaml(5).\n");
 }
 
+/* One line saying what is wrong, one saying where to look: the convention
+ * of getopt-based tools, whose own complaint is the first line. */
+static _printf_(1, 2) int usage_error(const char *fmt, ...) {
+        if (fmt) {
+                va_list ap;
+                va_start(ap, fmt);
+                fputs("connect-numbersd: ", stderr);
+                vfprintf(stderr, fmt, ap);
+                fputc('\n', stderr);
+                va_end(ap);
+        }
+        fputs("Try 'connect-numbersd --help'.\n", stderr);
+        return -EINVAL;
+}
+
 static int parse_args(int argc, char **argv, struct args *a) {
-        enum { ARG_CHECK = 0x100, ARG_PLAN, ARG_ONCE, ARG_STATUS, ARG_VERSION, ARG_STATE_DIR, ARG_LOG_TARGET, ARG_JSON,
+        enum { ARG_CHECK = 0x100, ARG_PLAN, ARG_ONCE, ARG_STATUS, ARG_STATE_DIR, ARG_LOG_TARGET, ARG_JSON,
                ARG_WAIT };
         static const struct option options[] = {
                 {"config", required_argument, NULL, 'c'},
@@ -77,7 +96,7 @@ static int parse_args(int argc, char **argv, struct args *a) {
                 {"status", no_argument, NULL, ARG_STATUS},
                 {"json", no_argument, NULL, ARG_JSON},
                 {"wait", required_argument, NULL, ARG_WAIT},
-                {"version", no_argument, NULL, ARG_VERSION},
+                {"version", no_argument, NULL, 'V'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
@@ -86,7 +105,7 @@ static int parse_args(int argc, char **argv, struct args *a) {
                            .wait_usec = 5 * USEC_PER_MINUTE};
         bool wait_given = false, json_given = false;
 
-        while ((c = getopt_long(argc, argv, "c:vh", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "c:vhV", options, NULL)) >= 0) {
                 switch (c) {
                 case 'c':
                         a->config_path = optarg;
@@ -95,10 +114,8 @@ static int parse_args(int argc, char **argv, struct args *a) {
                         a->state_dir = optarg;
                         break;
                 case ARG_LOG_TARGET:
-                        if (log_target_from_string(optarg, &a->log_target) < 0) {
-                                fprintf(stderr, "connect-numbersd: --log-target takes auto, journal or console\n");
-                                return -EINVAL;
-                        }
+                        if (log_target_from_string(optarg, &a->log_target) < 0)
+                                return usage_error("--log-target takes auto, journal or console");
                         break;
                 case 'v':
                         a->verbosity++;
@@ -107,44 +124,32 @@ static int parse_args(int argc, char **argv, struct args *a) {
                 case ARG_PLAN: a->mode = MODE_PLAN; modes++; break;
                 case ARG_ONCE: a->mode = MODE_ONCE; modes++; break;
                 case ARG_STATUS: a->mode = MODE_STATUS; modes++; break;
-                case ARG_VERSION: a->mode = MODE_VERSION; modes++; break;
+                case 'V': a->mode = MODE_VERSION; modes++; break;
                 case 'h': a->mode = MODE_HELP; modes++; break;
                 case ARG_JSON:
                         a->json = json_given = true;
                         break;
                 case ARG_WAIT: {
                         int64_t sec;
-                        if (parse_duration_sec(optarg, false, &sec) < 0 || sec > 24 * 3600) {
-                                fprintf(stderr, "connect-numbersd: --wait takes a duration from 0s to 24h, such "
-                                                "as 90s or 5m\n");
-                                return -EINVAL;
-                        }
+                        if (parse_duration_sec(optarg, false, &sec) < 0 || sec > 24 * 3600)
+                                return usage_error("--wait takes a duration from 0s to 24h, such as 90s or 5m");
                         a->wait_usec = (usec_t) sec * USEC_PER_SEC;
                         wait_given = true;
                         break;
                 }
                 default:
-                        fprintf(stderr, "Try 'connect-numbersd --help'.\n");
-                        return -EINVAL;
+                        /* getopt said what was wrong. */
+                        return usage_error(NULL);
                 }
         }
-        if (optind < argc) {
-                fprintf(stderr, "connect-numbersd: unexpected argument '%s'\n", argv[optind]);
-                return -EINVAL;
-        }
-        if (modes > 1) {
-                fprintf(stderr, "connect-numbersd: choose one of --check-config, --plan, --once, --status, "
-                                "--version, --help\n");
-                return -EINVAL;
-        }
-        if (wait_given && a->mode != MODE_ONCE) {
-                fprintf(stderr, "connect-numbersd: --wait goes with --once\n");
-                return -EINVAL;
-        }
-        if (json_given && a->mode != MODE_PLAN && a->mode != MODE_STATUS) {
-                fprintf(stderr, "connect-numbersd: --json goes with --plan or --status\n");
-                return -EINVAL;
-        }
+        if (optind < argc)
+                return usage_error("unexpected argument '%s'", argv[optind]);
+        if (modes > 1)
+                return usage_error("choose one of --check-config, --plan, --once, --status, --version, --help");
+        if (wait_given && a->mode != MODE_ONCE)
+                return usage_error("--wait goes with --once");
+        if (json_given && a->mode != MODE_PLAN && a->mode != MODE_STATUS)
+                return usage_error("--json goes with --plan or --status");
         return 0;
 }
 
@@ -200,6 +205,39 @@ static int load_config(const char *path, bool quiet_ok, struct config **ret) {
         return 0;
 }
 
+/* The service runs as a DynamicUser=, neither the owner nor in the group of
+ * anything under /etc: it reads the file through the "other" bits only.
+ * root reads anything, so a check as root would pass a file that the
+ * service then refuses (exit 78 at start). Warns and returns false when
+ * the file or a directory above it keeps other users out. ACLs are not
+ * looked at: the mode is what the operator sets and sees in ls -l. */
+static bool check_readable_by_others(const char *path) {
+        _cleanup_(freep) char *real = realpath(path, NULL);
+        struct stat st;
+        if (!real)
+                return true; /* it was just read; nothing better to say */
+        for (char *slash = real; (slash = strchr(slash + 1, '/')); ) {
+                *slash = 0;
+                int r = stat(real, &st);
+                if (r >= 0 && !(st.st_mode & S_IXOTH)) {
+                        fprintf(stderr,
+                                "connect-numbersd: warning: the directory %s (mode %04o) keeps other users out: the "
+                                "service, which runs as a dynamic user, cannot read %s (chmod o+x %s)\n",
+                                real, (unsigned) (st.st_mode & 07777), path, real);
+                        return false;
+                }
+                *slash = '/';
+        }
+        if (stat(real, &st) >= 0 && !(st.st_mode & S_IROTH)) {
+                fprintf(stderr,
+                        "connect-numbersd: warning: %s (mode %04o) is not readable by other users: the service, "
+                        "which runs as a dynamic user, cannot read it (chmod o+r %s; it holds no secrets)\n",
+                        path, (unsigned) (st.st_mode & 07777), path);
+                return false;
+        }
+        return true;
+}
+
 static int run_status(const struct args *a, const char *state_dir) {
         struct stat st;
         if (stat(state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -250,7 +288,7 @@ static int run(int argc, char **argv) {
         _cleanup_(freep) char *state_dir_buf = NULL;
         int r = parse_args(argc, argv, &a);
         if (r < 0)
-                return EXIT_FAILURE_OTHER;
+                return EXIT_USAGE;
 
         switch (a.mode) {
         case MODE_HELP:
@@ -265,7 +303,9 @@ static int run(int argc, char **argv) {
 
         /* Only the service writes natively to the journal by default; the
          * one-shot modes are for a terminal or a script. */
-        log_setup(a.log_target, a.verbosity > 0 ? LOG_DEBUG : LOG_INFO);
+        log_setup(a.log_target, LOG_INFO);
+        if (a.verbosity > 0)
+                log_force_max_priority(LOG_DEBUG); /* over the configuration's log_level: */
         if (setup_clock_offset() < 0)
                 return EXIT_FAILURE_OTHER;
         const char *state_dir = state_dir_from(&a, &state_dir_buf);
@@ -284,6 +324,8 @@ static int run(int argc, char **argv) {
                         pools += (unsigned) config->targets[i].n_pools;
                 printf("configuration OK\n%zu target%s, %u pool%s, %u numbers wanted\n", config->n_targets,
                        config->n_targets == 1 ? "" : "s", pools, pools == 1 ? "" : "s", config_total_wanted(config));
+                fflush(stdout);
+                (void) check_readable_by_others(a.config_path);
                 return 0;
         }
 
@@ -292,6 +334,7 @@ static int run(int argc, char **argv) {
                 .state_dir = state_dir,
                 .wait_usec = a.wait_usec,
                 .json = a.json,
+                .read_only = a.mode == MODE_PLAN,
         };
         _cleanup_(manager_freep) struct manager *m = NULL;
         r = manager_new(&mo, TAKE_PTR(config), &m);

@@ -77,6 +77,17 @@ static int mkdir_p(const char *path, mode_t mode) {
         return 0;
 }
 
+/* log_level: of the configuration in force, unless -v chose debug. */
+static void manager_apply_log_level(const struct manager *m, const struct config *c) {
+        int before = log_get_max_priority();
+        if (!log_set_config_priority(c->log_level))
+                log_debug("log_level: %s in %s is overridden by -v", log_level_to_string(c->log_level),
+                          m->config_path);
+        else if (before != c->log_level)
+                log_info("Log level is now %s (log_level: in %s)", log_level_to_string(c->log_level),
+                         m->config_path);
+}
+
 int manager_new(const struct manager_options *o, struct config *config, struct manager **ret) {
         _cleanup_(manager_freep) struct manager *m = calloc(1, sizeof *m);
         int r;
@@ -92,7 +103,16 @@ int manager_new(const struct manager_options *o, struct config *config, struct m
         m->state_dir = strdup(o->state_dir);
         if (!m->config_path || !m->state_dir)
                 return -ENOMEM;
+        m->plan = o->read_only;
+        manager_apply_log_level(m, m->config);
 
+        if (m->plan) {
+                r = sd_event_default(&m->event);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot create the event loop");
+                *ret = TAKE_PTR(m);
+                return 0;
+        }
         r = mkdir_p(m->state_dir, 0700);
         if (r < 0)
                 return log_error_errno(r, "Cannot create the state directory %s", m->state_dir);
@@ -110,10 +130,37 @@ int manager_new(const struct manager_options *o, struct config *config, struct m
         return 0;
 }
 
+/* --plan's view of the state: what the owner saved last, read and never
+ * written. state_load() would set a damaged or empty file aside, which is
+ * the owner's decision; here both are only reported. */
+static int manager_read_state(struct manager *m) {
+        _cleanup_(freep) char *path = strprintf("%s/%s", m->state_dir, STATE_FILE);
+        _cleanup_(freep) char *message = NULL;
+        if (!path)
+                return log_error_errno(-ENOMEM, "Cannot read the state");
+        int r = state_read_file(path, &m->state, &message);
+        if (r == -ENOENT || r == -ENODATA) {
+                if (r == -ENODATA)
+                        log_warning("State file %s is empty; planning from what Amazon Connect shows", path);
+                m->state = state_new();
+                if (!m->state)
+                        return log_error_errno(-ENOMEM, "Cannot read the state");
+        } else if (r < 0 && message)
+                return log_error_errno(r, "%s", message);
+        else if (r < 0)
+                return log_error_errno(r, "Cannot read the state from %s", path);
+        else if (message)
+                log_warning("%s", message);
+        (void) state_load_pass_info(m->state_dir, m->state);
+        return 0;
+}
+
 /* Loaded after READY=1 in service mode: at 10,000 numbers the state is
  * megabytes of JSON, and systemd need not wait for it. */
 static int manager_load_state(struct manager *m) {
         _cleanup_(freep) char *warning = NULL;
+        if (m->plan)
+                return manager_read_state(m);
         int r = state_load(m->state_dir, &m->state, &warning);
         if (r < 0 && warning)
                 return log_error_errno(r, "%s", warning);
@@ -243,6 +290,26 @@ static void manager_save_pass_info(struct manager *m, bool quiet) {
                 log_warning_errno(r, "Cannot save the pass record in %s", m->state_dir);
 }
 
+/* When the next pass runs, as local time: a STATUS= line stays true however
+ * long after the pass it is read, where "in 1m5s" did not. Seconds when it
+ * is close, the date when it is not today. */
+static void format_next_pass(uint64_t now, usec_t delay, char *buf, size_t n) {
+        uint64_t at = now + (delay + USEC_PER_SEC / 2) / USEC_PER_SEC;
+        time_t t = (time_t) at, tn = (time_t) now;
+        struct tm tm, tm_now;
+        if (delay < USEC_PER_SEC) {
+                snprintf(buf, n, "now");
+                return;
+        }
+        if (!localtime_r(&t, &tm) || !localtime_r(&tn, &tm_now) ||
+            strftime(buf, n,
+                     tm.tm_year != tm_now.tm_year || tm.tm_yday != tm_now.tm_yday ? "%Y-%m-%d %H:%M"
+                     : at - now < 10 * 60                                          ? "%H:%M:%S"
+                                                                                   : "%H:%M",
+                     &tm) == 0)
+                format_timestamp_sec(at, buf, n);
+}
+
 static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, void *userdata) {
         struct manager *m = userdata;
 
@@ -277,7 +344,16 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
         usec_t delay = manager_next_delay(m, r);
         if (m->rerun || m->pending)
                 delay = 0;
-        _cleanup_(freep) char *sum = pass_result_summary(r, m->config, m->stopping ? USEC_INFINITY : delay);
+        _cleanup_(freep) char *sum = pass_result_summary(r, m->config, USEC_INFINITY);
+        if (sum && !m->stopping) {
+                char when[64];
+                format_next_pass(clock_wall_sec(), delay, when, sizeof when);
+                char *s = strprintf("%s; next pass %s", sum, when);
+                if (s) {
+                        free(sum);
+                        sum = s;
+                }
+        }
         {
                 char c1[32], c2[32];
                 snprintf(c1, sizeof c1, "CLAIMS=%u", r->claims_made);
@@ -357,6 +433,8 @@ static int on_sighup(sd_event_source *s _unused_, const struct signalfd_siginfo 
                 sd_notify(false, "READY=1\nSTATUS=Configuration rejected on reload; previous desired state in force");
                 return 0;
         }
+        /* The new level first: the record of the reload is logged at it. */
+        manager_apply_log_level(m, c);
         log_info("Configuration %s reloaded", m->config_path);
         config_free(m->pending);
         m->pending = c;

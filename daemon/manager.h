@@ -12,12 +12,15 @@ struct manager_options {
         const char *state_dir;
         usec_t wait_usec;            /* --once: follow IN_PROGRESS claims this long */
         bool json;                   /* --plan --json */
+        bool read_only;              /* --plan: no lock, no directory made, the state read but never written */
 };
 
 struct manager;
 
-/* Takes ownership of config. Locks and loads the state: -EBUSY when another
- * process works on the state directory (the message is logged). */
+/* Takes ownership of config. Locks the state directory: -EBUSY when another
+ * process works on it (the message is logged). A read-only manager (--plan)
+ * takes no lock: it reads the last state the owner saved, which is always
+ * written whole, so it can run beside the service. */
 int manager_new(const struct manager_options *o, struct config *config, struct manager **ret);
 struct manager *manager_free(struct manager *m);
 DEFINE_FREEP(struct manager, manager_free)

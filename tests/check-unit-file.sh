@@ -50,11 +50,12 @@ else
         [ -s "$tmp/verify.rest" ] && sed 's/^/    /' "$tmp/verify.rest"
 fi
 
-# 2. A copy whose binary exists must verify without any message.
+# 2. A copy whose binary exists (in ExecStart= and the check of
+# ExecReload=) must verify without any message.
 bin="$top/build/connect-numbersd"
 [ -x "$bin" ] || bin=/bin/true
 mkdir -p "$tmp/unit"
-sed "s|^ExecStart=/usr/sbin/connect-numbersd|ExecStart=$bin|" "$unit" >"$tmp/unit/connect-numbersd.service"
+sed "s|^\(Exec[A-Za-z]*=\)/usr/sbin/connect-numbersd|\1$bin|" "$unit" >"$tmp/unit/connect-numbersd.service"
 SYSTEMD_LOG_COLOR=0 systemd-analyze verify "$tmp/unit/connect-numbersd.service" >"$tmp/verify2.out" 2>&1
 rc=$?
 check "systemd-analyze verify (ExecStart=$bin) exits 0 with no message" test "$rc" = 0 -a ! -s "$tmp/verify2.out"
@@ -67,7 +68,9 @@ level=$(sed -n 's/.*Overall exposure level for connect-numbersd.service: \([0-9.
 check "systemd-analyze security: exposure ${level:-?} <= 2.0" test "$rc" = 0 -a -n "$level"
 
 # 4. What connect-numbersd(8) "SYSTEMD INTEGRATION" and the packaging rely on.
-for line in Type=notify ExecStart=/usr/sbin/connect-numbersd "ExecReload=/bin/kill -HUP \$MAINPID" \
+for line in Type=notify ExecStart=/usr/sbin/connect-numbersd \
+        "ExecReload=/usr/sbin/connect-numbersd --check-config -c /etc/connect-numbers/numbers.yaml" \
+        "ExecReload=/bin/kill -HUP \$MAINPID" \
         WatchdogSec=60s Restart=on-failure RestartPreventExitStatus=78 DynamicUser=yes \
         StateDirectory=connect-numbers ConditionPathExists=/etc/connect-numbers/numbers.yaml \
         NoNewPrivileges=yes PrivateUsers=yes "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX" \

@@ -1,5 +1,6 @@
 /* credentials.c: the AWS credential chain (connect-numbersd(8),
- * CREDENTIALS; docs/connect-api.md §9): environment, $CREDENTIALS_DIRECTORY/aws,
+ * CREDENTIALS; docs/connect-api.md §9): environment, $CREDENTIALS_DIRECTORY/aws
+ * (for root outside the service, /etc/connect-numbers/aws-credentials),
  * the shared credentials and config files, container credentials, EC2
  * IMDSv2; and the refresh of temporary credentials.
  * This is an I/O edge: it reads the environment and files and makes short
@@ -515,20 +516,28 @@ static char *shared_file_path(const char *env_name, const char *default_rel) {
         return home ? strprintf("%s/%s", home, default_rel) : NULL;
 }
 
+/* LoadCredential= feeds the service only: root at a shell (--plan, --once)
+ * reads the file the unit hands over instead, so that both use the same
+ * keys. CONNECT_NUMBERS_TEST_ROOT_CREDENTIALS moves it, for tests only. */
+#define ROOT_CREDENTIALS_FILE "/etc/connect-numbers/aws-credentials"
+
 static int from_credentials_directory(const char *profile, bool *found_section, struct aws_credentials **ret,
                                       char **ret_error) {
         _cleanup_(ini_profile_done) struct ini_profile prof = {};
-        const char *dir = env("CREDENTIALS_DIRECTORY");
-        if (!dir)
-                return NOT_FOUND;
-        _cleanup_(freep) char *path = strprintf("%s/aws", dir);
+        const char *dir = env("CREDENTIALS_DIRECTORY"), *root_file = NULL;
+        if (!dir) {
+                if (geteuid() != 0)
+                        return NOT_FOUND;
+                root_file = env("CONNECT_NUMBERS_TEST_ROOT_CREDENTIALS") ?: ROOT_CREDENTIALS_FILE;
+        }
+        _cleanup_(freep) char *path = dir ? strprintf("%s/aws", dir) : strdup(root_file);
         if (!path)
                 return set_error(ret_error, -ENOMEM, "out of memory");
         int r = ini_load(path, profile, false, &prof, ret_error);
         if (r < 0)
                 return r;
         *found_section = *found_section || prof.found;
-        return ini_profile_credentials(&prof, profile, path, "credentials-directory", ret, ret_error);
+        return ini_profile_credentials(&prof, profile, path, dir ? "credentials-directory" : path, ret, ret_error);
 }
 
 static int from_shared_files(const char *profile, bool *found_section, char **ret_paths,
@@ -1072,7 +1081,9 @@ static int chain_resolve(const struct credentials_provider *p, struct aws_creden
                 goto found;
         if (explicit_profile && !found_section)
                 return set_error(ret_error, -ENOKEY, "profile %s not found in %s%s", profile,
-                                 env("CREDENTIALS_DIRECTORY") ? "$CREDENTIALS_DIRECTORY/aws, " : "",
+                                 env("CREDENTIALS_DIRECTORY") ? "$CREDENTIALS_DIRECTORY/aws, "
+                                 : geteuid() == 0             ? ROOT_CREDENTIALS_FILE ", "
+                                                              : "",
                                  paths ? paths : "the shared credentials files");
 
         /* Web identity comes before the container and IMDS in botocore's

@@ -156,6 +156,9 @@ def clean_env(fake=None, **extra):
                                                    "SSL_CERT_FILE", "CURL_CA_BUNDLE", "WATCHDOG_USEC",
                                                    "WATCHDOG_PID"))}
     env["AWS_EC2_METADATA_DISABLED"] = "true"
+    # As root, the daemon reads /etc/connect-numbers/aws-credentials when no
+    # $CREDENTIALS_DIRECTORY is set: keep the host's file out of the tests.
+    env["CONNECT_NUMBERS_TEST_ROOT_CREDENTIALS"] = "/nonexistent/aws-credentials"
     env["HOME"] = extra.pop("HOME", "/nonexistent")
     if fake:
         env["AWS_ACCESS_KEY_ID"] = fake.info["access_key_id"]

@@ -23,12 +23,21 @@ class Cli(unittest.TestCase):
             self.assertIn(opt, r.stdout)
         r = cnlib.run("--version", env=self.env, check=0)
         self.assertRegex(r.stdout, r"^connect-numbersd \d+\.\d+")
+        self.assertEqual(cnlib.run("-V", env=self.env, check=0).stdout, r.stdout)
+        self.assertIn("-V, --version", cnlib.run("--help", env=self.env, check=0).stdout)
 
-    def test_usage_errors_exit_1(self):
-        for args in (["--bogus"], ["--once", "--plan"], ["--wait", "5m"], ["--once", "--wait", "25h"],
-                     ["--log-target", "syslog"]):
+    def test_usage_errors_exit_2_with_hint(self):
+        """Usage errors exit 2 (the getopt convention, apart from 1 for an
+        error at run time): what is wrong, then where to look."""
+        for args in (["--bogus"], ["-x"], ["--config"], ["--once", "--plan"], ["-V", "--help"],
+                     ["--wait", "5m"], ["--once", "--wait", "25h"], ["--log-target", "syslog"],
+                     ["--status", "extra"], ["--check-config", "--json"]):
             r = cnlib.run(*args, env=self.env)
-            self.assertEqual(r.returncode, 1, args)
+            self.assertEqual(r.returncode, 2, args)
+            self.assertEqual(r.stdout, "", args)
+            lines = r.stderr.splitlines()
+            self.assertEqual(len(lines), 2, (args, r.stderr))
+            self.assertEqual(lines[-1], "Try 'connect-numbersd --help'.", args)
 
     def test_example_config_ok(self):
         path = os.path.join(cnlib.ROOT, "config", "numbers.example.yaml")

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <cmocka.h>
 
 #include "config.h"
@@ -149,6 +150,7 @@ static void test_good_minimal_defaults(_unused_ void **state) {
         assert_null(c->endpoint_url);
         assert_null(c->ca_file);
         assert_null(c->profile);
+        assert_int_equal(c->log_level, LOG_INFO);
         assert_int_equal(c->n_targets, 1);
         const struct target_config *t = &c->targets[0];
         assert_string_equal(t->name, "support-us");
@@ -190,6 +192,7 @@ static void test_good_full(_unused_ void **state) {
         assert_string_equal(c->rates[0].operation, "ClaimPhoneNumber");
         assert_true(config_rate_for(c, "ClaimPhoneNumber") == 0.5);
         assert_true(config_rate_for(c, "DescribePhoneNumber") == 1.5);
+        assert_int_equal(c->log_level, LOG_DEBUG);
 
         assert_int_equal(c->n_targets, 2);
         const struct target_config *t = config_find_target(c, "support-us");
