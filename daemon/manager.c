@@ -467,6 +467,8 @@ static int manager_setup(struct manager *m, bool once, bool plan) {
         m->plan = plan;
         connect_options_from_config(m->config, plan, &co);
         r = connect_client_new(m->event, &co, &m->client);
+        if (r < 0 && (r == -EBADFD || r == -EISDIR) && co.ca_file)
+                return log_error_errno(r, "Cannot use the CA bundle %s: %s", co.ca_file, file_error_string(r));
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the Connect client");
 

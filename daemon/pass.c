@@ -317,7 +317,7 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
         if (p->fatal)
                 r->exit_status = EXIT_FAILURE_OTHER;
         else if (p->opts.read_only)
-                r->exit_status = p->plan && plan_count_changes(p->plan) > 0 ? EXIT_WORK_REMAINS
+                r->exit_status = p->plan && plan_count_api_changes(p->plan) > 0 ? EXIT_WORK_REMAINS
                                  : p->retryable                            ? EXIT_WORK_REMAINS
                                                                            : EXIT_DESIRED_HOLDS;
         else if (!all_claimed || p->retryable || p->stopping)

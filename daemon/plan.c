@@ -129,6 +129,15 @@ size_t plan_count_changes(const struct plan *p) {
         return n;
 }
 
+/* Steps that call a mutating API: a give_up changes only the state. */
+size_t plan_count_api_changes(const struct plan *p) {
+        size_t n = 0;
+        for (size_t i = 0; p && i < p->n_steps; i++)
+                if (step_action_is_change(p->steps[i].action) && p->steps[i].action != STEP_GIVE_UP)
+                        n++;
+        return n;
+}
+
 int plan_format_text(const struct plan *p, char **ret) {
         if (!p || p->n_steps == 0) {
                 char *s = strdup("nothing to do\n");

@@ -85,6 +85,8 @@ struct plan {
 struct plan *plan_free(struct plan *p);
 DEFINE_FREEP(struct plan, plan_free)
 size_t plan_count_changes(const struct plan *p);
+/* Of those, the steps that call a mutating API (--plan exits 75 for them). */
+size_t plan_count_api_changes(const struct plan *p);
 /* Human table (one line per step) and the JSON object {"steps":[...]}
  * of --plan --json (connect-numbersd(8)). */
 int plan_format_text(const struct plan *p, char **ret);

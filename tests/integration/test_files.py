@@ -56,6 +56,20 @@ class FifoFiles(cnlib.DaemonTest):
         self.assertEqual(self.mutating_calls(), {})
 
 
+    def test_fifo_as_ca_file(self):
+        cnlib.write_yaml(self.yaml, self.fake, {
+            "t": {"arn": cnlib.instance_arn(), "pools": {"p": {"country": "US", "type": "DID", "count": 1}}}})
+        with open(self.yaml) as f:
+            text = f.read().replace(self.fake.info["ca_file"], self.fifo)
+        with open(self.yaml, "w") as f:
+            f.write(text)
+        r = self.run_fast("--once", "-c", self.yaml, "--state-dir", self.state, "--log-target", "console")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(self.fifo, r.stderr)
+        self.assertIn("not a regular file", r.stderr)
+        self.assertEqual(self.mutating_calls(), {})
+
+
 class StateFiles(cnlib.DaemonTest):
     def setUp(self):
         super().setUp()
