@@ -89,6 +89,8 @@ void lifecycle_count_pool(const struct state *s, const char *target, const char 
                                 if (!c.earliest_deadline || d < c.earliest_deadline)
                                         c.earliest_deadline = d;
                         }
+                        if (n->next_retry_at && (!c.next_retry_at || n->next_retry_at < c.next_retry_at))
+                                c.next_retry_at = n->next_retry_at;
                         break;
                 default:
                         break;
@@ -97,14 +99,36 @@ void lifecycle_count_pool(const struct state *s, const char *target, const char 
         *ret = c;
 }
 
+void lifecycle_pool_figures(const struct state *s, const char *target, const char *pool, unsigned desired,
+                            uint64_t now, struct pool_figures *ret) {
+        struct lifecycle_pool_count c;
+        lifecycle_count_pool(s, target, pool, now, &c);
+        *ret = (struct pool_figures){
+                .desired = desired,
+                .claimed = c.claimed,
+                .in_progress = c.in_progress + c.intent,
+                .failed_pending = c.failed,
+                .excess = c.live > desired ? c.live - desired : 0,
+                .earliest_deadline = c.earliest_deadline,
+                .next_retry_at = c.next_retry_at,
+        };
+}
+
 static void count_target(const struct state *s, const struct target_config *t, uint64_t now, unsigned *ret_held,
                          unsigned *ret_wanted) {
+        /* held: what the target holds in Connect, every number counting
+         * against its quota (ours, others', untagged), not failed claims or
+         * intents: the limit that the refusal actually met. */
+        (void) now;
         unsigned held = 0, wanted = 0;
-        for (size_t j = 0; t && j < t->n_pools; j++) {
-                struct lifecycle_pool_count pc;
-                lifecycle_count_pool(s, t->name, t->pools[j].name, now, &pc);
-                held += pc.held;
+        for (size_t j = 0; t && j < t->n_pools; j++)
                 wanted += t->pools[j].count;
+        for (size_t i = 0; t && i < s->n_numbers; i++) {
+                const struct state_number *n = &s->numbers[i];
+                if (streq_ptr(n->target, t->name) &&
+                    (n->phase == PHASE_CLAIMED || n->phase == PHASE_IN_PROGRESS ||
+                     ((n->phase == PHASE_FOREIGN || n->phase == PHASE_UNKNOWN) && n->listed)))
+                        held++;
         }
         *ret_held = held;
         *ret_wanted = wanted;
@@ -301,7 +325,7 @@ static void quota_begin(struct state *s, const struct config *c, const char *tar
 
 /* The claim attempt in n FAILED (a FAILED status, or a quota refusal):
  * start or continue its one-day window and schedule the next attempt. */
-static void record_failure(struct state *s, const struct config *c, struct state_number *n, const char *message,
+static void record_failure(struct state *s, const struct config *c, struct state_number *n, const char *message, bool refused,
                            uint64_t now, struct lifecycle_events *ev) {
         const struct target_config *t = config_find_target(c, n->target);
         const struct pool_config *p = target_find_pool(t, n->pool);
@@ -334,6 +358,10 @@ static void record_failure(struct state *s, const struct config *c, struct state
         }
 
         struct lifecycle_event *e = event_add(ev, EVENT_CLAIM_FAILED, n->target, NULL, n->pool, n);
+        if (e) {
+                e->refused = refused;
+                e->next_retry_at = n->next_retry_at;
+        }
         if (e) {
                 e->message = strdup_or_null(message);
                 e->deadline = n->first_failure_at + LIFECYCLE_WINDOW_SEC;
@@ -673,7 +701,7 @@ int lifecycle_ingest_describe(struct state *s, const struct config *c, const cha
                         break; /* a failed metadata update, or a claim we are done with */
                 if (old == PHASE_FAILED && !(r->claim_sent_at && r->claim_sent_at >= r->next_retry_at))
                         break; /* the failure we already know */
-                record_failure(s, c, r, n->status_message, now, ev);
+                record_failure(s, c, r, n->status_message, false, now, ev);
                 break;
         case CONNECT_STATUS_IN_PROGRESS:
         default:
@@ -941,7 +969,7 @@ enum claim_next lifecycle_claim_refused(struct state *s, const struct config *c,
         if (kind == CONNECT_ERROR_QUOTA || connect_is_quota_refusal(e ? e->code : NULL, msg)) {
                 if (!msg)
                         msg = e && e->code ? e->code : "ServiceQuotaExceededException";
-                record_failure(s, c, n, msg, now, ev);
+                record_failure(s, c, n, msg, true, now, ev);
                 /* The refusal came from the code: make sure it is seen as
                  * a quota failure whatever its message says. */
                 if (!n->quota_failure) {

@@ -46,7 +46,9 @@ struct lifecycle_event {
         char *phone_number, *phone_number_id;
         char *message;               /* AWS message or explanation, may be NULL */
         uint64_t deadline;           /* CLAIM_FAILED: retry window end */
-        unsigned held, wanted;       /* QUOTA: the target's counts */
+        uint64_t next_retry_at;      /* CLAIM_FAILED: the next attempt */
+        bool refused;                /* CLAIM_FAILED: an error answer (no number held), not a FAILED status */
+        unsigned held, wanted;       /* QUOTA: numbers the target held (CLAIMED, IN_PROGRESS) and wanted */
 };
 
 struct lifecycle_events {
@@ -71,9 +73,14 @@ bool lifecycle_target_paused(const struct state_target *st, uint64_t now);
 struct lifecycle_pool_count {
         unsigned held, live, claimed, in_progress, intent, failed;
         uint64_t earliest_deadline;  /* of its FAILED records' windows, 0 none */
+        uint64_t next_retry_at;      /* the earliest next attempt of its FAILED records, 0 none */
 };
 void lifecycle_count_pool(const struct state *s, const char *target, const char *pool, uint64_t now,
                           struct lifecycle_pool_count *ret);
+/* What operators are shown of a pool (the plan, the pass record, STATUS=,
+ * --status), each kind kept apart: a failed claim is never "held". */
+void lifecycle_pool_figures(const struct state *s, const char *target, const char *pool, unsigned desired,
+                            uint64_t now, struct pool_figures *ret);
 /* Indices of the records of target in s->numbers, sorted by phone number. */
 int lifecycle_target_records(const struct state *s, const char *target, size_t **ret, size_t *ret_n);
 /* The pool of t that an ownership tag value ("TARGET/POOL") names, if any. */

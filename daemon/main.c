@@ -322,8 +322,9 @@ static int run(int argc, char **argv) {
                 unsigned pools = 0;
                 for (size_t i = 0; i < config->n_targets; i++)
                         pools += (unsigned) config->targets[i].n_pools;
-                printf("configuration OK\n%zu target%s, %u pool%s, %u numbers wanted\n", config->n_targets,
-                       config->n_targets == 1 ? "" : "s", pools, pools == 1 ? "" : "s", config_total_wanted(config));
+                unsigned wanted = config_total_wanted(config);
+                printf("configuration OK\n%zu target%s, %u pool%s, %u number%s wanted\n", config->n_targets,
+                       config->n_targets == 1 ? "" : "s", pools, pools == 1 ? "" : "s", wanted, wanted == 1 ? "" : "s");
                 fflush(stdout);
                 (void) check_readable_by_others(a.config_path);
                 return 0;

@@ -206,6 +206,21 @@ static unsigned audit_budget(const struct manager *m) {
         return (unsigned) ((ours + passes_per_day - 1) / passes_per_day) + 1;
 }
 
+/* Every pass leaves one catalogued record (operators and monitoring look
+ * for it); one that ended with exit status 1 (credentials, access, TLS) is
+ * an error with its own id, never a "completed" pass. */
+static void manager_log_pass(const struct pass_result *r, const char *sum, const char **extra) {
+        char st[32];
+        snprintf(st, sizeof st, "EXIT_STATUS=%d", r->exit_status);
+        const char *fields[4] = {st};
+        for (size_t i = 0; extra && extra[i] && i < 2; i++)
+                fields[i + 1] = extra[i];
+        bool failed = r->exit_status == EXIT_FAILURE_OTHER;
+        struct log_fields f = {.message_id = failed ? MESSAGE_ID_PASS_FAILED : MESSAGE_ID_PASS, .extra = fields};
+        log_fields(failed ? LOG_ERR : LOG_INFO, 0, &f, "%s: %s (exit status %d)", failed ? "Pass failed" : "Pass completed",
+                   sum ? sum : "", r->exit_status);
+}
+
 static void on_pass_done(struct pass *p, const struct pass_result *r, void *userdata);
 
 static int manager_start_pass(struct manager *m) {
@@ -256,7 +271,7 @@ static usec_t manager_next_delay(struct manager *m, const struct pass_result *r)
         /* A pass that claimed numbers but stopped short (candidates ran out,
          * numbers taken by others) goes on soon rather than in an interval;
          * a pass that made no progress waits the interval. */
-        if (r && r->exit_status == EXIT_WORK_REMAINS && r->claims_made > 0 && r->held < r->wanted)
+        if (r && r->exit_status == EXIT_WORK_REMAINS && r->claims_made > 0 && r->short_pools > 0)
                 delay = MIN(delay, MIN_PASS_DELAY_USEC * 5);
         return MAX(delay, MIN_PASS_DELAY_USEC);
 }
@@ -330,9 +345,7 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
                         if (!r->wrote_state)
                                 manager_save_pass_info(m, false);
                         _cleanup_(freep) char *sum = pass_result_summary(r, m->config, USEC_INFINITY);
-                        struct log_fields f = {.message_id = MESSAGE_ID_PASS};
-                        log_fields(LOG_INFO, 0, &f, "Pass completed: %s (exit status %d)", sum ? sum : "",
-                                   r->exit_status);
+                        manager_log_pass(r, sum, NULL);
                 }
                 m->pass = pass_free(m->pass);
                 sd_event_exit(m->event, 0);
@@ -359,10 +372,7 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
                 snprintf(c1, sizeof c1, "CLAIMS=%u", r->claims_made);
                 snprintf(c2, sizeof c2, "RELEASES=%u", r->releases_made);
                 const char *extra[] = {c1, c2, NULL};
-                struct log_fields f = {.message_id = MESSAGE_ID_PASS, .extra = extra};
-                /* Every pass leaves one catalogued record (operators and
-                 * monitoring look for it); the text says what changed. */
-                log_fields(LOG_INFO, 0, &f, "Pass completed: %s", sum ? sum : "");
+                manager_log_pass(r, sum, extra);
         }
         if (sum)
                 sd_notifyf(false, "STATUS=%s", sum);
@@ -497,15 +507,17 @@ int manager_run_service(struct manager *m) {
         r = sd_event_set_watchdog(m->event, true);
         if (r < 0)
                 log_warning_errno(r, "Cannot enable the watchdog");
-        sd_notifyf(false, "READY=1\nSTATUS=Started; first pass running (%u numbers wanted on %zu targets)",
-                   config_total_wanted(m->config), m->config->n_targets);
+        unsigned wanted = config_total_wanted(m->config);
+        const char *numbers = wanted == 1 ? "number" : "numbers", *targets = m->config->n_targets == 1 ? "target" : "targets";
+        sd_notifyf(false, "READY=1\nSTATUS=Started; first pass running (%u %s wanted on %zu %s)", wanted, numbers,
+                   m->config->n_targets, targets);
         if (manager_load_state(m) < 0)
                 return EXIT_FAILURE_OTHER;
         r = manager_schedule(m, 0);
         if (r < 0)
                 return log_error_errno(r, "Cannot schedule the first pass"), EXIT_FAILURE_OTHER;
-        log_info("connect-numbersd " VERSION " started: %u numbers wanted on %zu targets, state in %s",
-                 config_total_wanted(m->config), m->config->n_targets, m->state_dir);
+        log_info("connect-numbersd " VERSION " started: %u %s wanted on %zu %s, state in %s", wanted, numbers,
+                 m->config->n_targets, targets, m->state_dir);
         r = sd_event_loop(m->event);
         if (r < 0)
                 return log_error_errno(r, "Event loop failed"), EXIT_FAILURE_OTHER;

@@ -142,8 +142,18 @@ static void log_call_error(int prio, const struct connect_result *res, const cha
                 .aws_request_id = res->error.request_id ? res->error.request_id : res->request_id,
                 .aws_error_code = res->error.code,
         };
-        log_fields(prio, 0, &f, "%s: %s%s%s", what, connect_error_kind_name(res->error.kind),
-                   res->error.message ? ": " : "", res->error.message ? res->error.message : "");
+        /* The number and the target in the text too: a line read alone
+         * (journalctl without -o verbose) says what it is about. */
+        char about[256] = "";
+        if (phone_number && target)
+                snprintf(about, sizeof about, " (%s of %s/%s)", phone_number, target, pool ? pool : "-");
+        else if (target)
+                snprintf(about, sizeof about, " (%s%s%s)", target, pool ? "/" : "", pool ? pool : "");
+        if (res->error.message)
+                log_fields(prio, 0, &f, "%s%s: %s. Amazon Connect said: \"%s\"", what, about,
+                           connect_error_kind_name(res->error.kind), res->error.message);
+        else
+                log_fields(prio, 0, &f, "%s%s: %s", what, about, connect_error_kind_name(res->error.kind));
 }
 
 /* Classifies a failed call for the pass result. */
@@ -162,12 +172,20 @@ static void pass_note_call_error(struct pass *p, const struct connect_result *re
                                res->error.message ? res->error.message : connect_error_kind_name(k));
 }
 
-static const char QUOTA_GUIDANCE[] =
-        "You've reached the limit of Phone Numbers. To increase the limit, contact support. "
+static const char QUOTA_SENTENCE[] = "You've reached the limit of Phone Numbers. To increase the limit, contact support.";
+static const char QUOTA_WHERE[] =
         "Ask for a higher \"Phone numbers per instance\" quota through the Amazon Connect service quotas "
         "increase form in the AWS Support console "
-        "(https://console.aws.amazon.com/support/home#/case/create?issueType=service-limit-increase). "
-        "Even a first claim can hit this limit";
+        "(https://console.aws.amazon.com/support/home#/case/create?issueType=service-limit-increase); "
+        "even a first claim can hit this limit.";
+
+/* Amazon's text, quoted once and verbatim: ' Amazon Connect said: "..."'. */
+static const char *said(const char *message, char *buf, size_t n) {
+        if (!message)
+                return "";
+        snprintf(buf, n, " Amazon Connect said: \"%s\"", message);
+        return buf;
+}
 
 static void log_event(struct pass *p, const struct lifecycle_event *ev) {
         char deadline[32] = "", held[32], wanted[32], quota[32] = "";
@@ -193,42 +211,58 @@ static void log_event(struct pass *p, const struct lifecycle_event *ev) {
                 f.message_id = MESSAGE_ID_CLAIMED;
                 log_fields(LOG_INFO, 0, &f, "Claimed %s for %s/%s", num, who, pool);
                 break;
-        case EVENT_CLAIM_FAILED:
+        case EVENT_CLAIM_FAILED: {
+                char next[32], amazon[640];
                 f.message_id = MESSAGE_ID_CLAIM_FAILED;
                 format_timestamp_sec(ev->deadline, deadline, sizeof deadline);
-                log_fields(LOG_WARNING, 0, &f,
-                           "Claim of %s for %s/%s failed%s%s; it will be claimed again until %s (Amazon Connect "
-                           "keeps a FAILED number for you for one day, without charge)",
-                           num, who, pool, ev->message ? ": " : "", ev->message ? ev->message : "", deadline);
+                format_timestamp_sec(ev->next_retry_at, next, sizeof next);
+                if (ev->refused)
+                        /* An error answer: no number is held, nothing FAILED. */
+                        log_fields(LOG_WARNING, 0, &f,
+                                   "Claim of %s for %s/%s was refused.%s It will be tried again at %s, until %s.",
+                                   num, who, pool, said(ev->message, amazon, sizeof amazon), next, deadline);
+                else
+                        log_fields(LOG_WARNING, 0, &f,
+                                   "Claim of %s for %s/%s failed.%s Amazon Connect keeps a FAILED number for this "
+                                   "account for one day, without charge: it will be claimed again at %s, until %s.",
+                                   num, who, pool, said(ev->message, amazon, sizeof amazon), next, deadline);
                 break;
-        case EVENT_WINDOW_EXPIRED:
+        }
+        case EVENT_WINDOW_EXPIRED: {
+                char amazon[640];
                 f.message_id = MESSAGE_ID_WINDOW_EXPIRED;
                 log_fields(LOG_WARNING, 0, &f,
-                           "Gave up on %s for %s/%s: its one-day retry window has ended%s%s; another number will "
-                           "be claimed in its place",
-                           num, who, pool, ev->message ? " (" : "", ev->message ? ev->message : "");
-                if (ev->message)
-                        log_debug("last failure of %s: %s", num, ev->message);
+                           "Gave up on %s for %s/%s: its one-day retry window has ended.%s Another number will be "
+                           "claimed in its place.",
+                           num, who, pool, said(ev->message, amazon, sizeof amazon));
                 break;
+        }
         case EVENT_QUOTA: {
-                char backoff[32];
+                char backoff[32], amazon[640], configured[48];
                 f.message_id = MESSAGE_ID_QUOTA;
+                /* The limit actually met: the numbers the target held when
+                 * Amazon Connect refused; the YAML's quota: beside it. */
+                snprintf(quota, sizeof quota, "QUOTA=%u", ev->held);
+                extra[n++] = quota;
                 if (t) {
-                        snprintf(quota, sizeof quota, "QUOTA=%u", t->quota);
-                        extra[n++] = quota;
+                        snprintf(configured, sizeof configured, "QUOTA_CONFIGURED=%u", t->quota);
+                        extra[n++] = configured;
                 }
                 extra[n++] = held;
                 extra[n++] = wanted;
                 format_duration_sec(p->config->quota_backoff_usec / USEC_PER_SEC, backoff, sizeof backoff);
+                bool amazon_says_it = ev->message && strstr(ev->message, QUOTA_SENTENCE);
                 log_fields(LOG_ERR, 0, &f,
-                           "Phone-number quota reached on target %s (%u held, %u wanted): %s. New claims for %s "
-                           "pause for %s or until its part of the YAML changes.%s%s",
-                           who, ev->held, ev->wanted, QUOTA_GUIDANCE, who, backoff,
-                           ev->message ? " Amazon Connect said: " : "", ev->message ? ev->message : "");
+                           "Phone-number quota reached on target %s: it held %u %s when Amazon Connect refused a "
+                           "claim (%u wanted).%s%s%s %s New claims for %s pause for %s or until its part of the "
+                           "YAML changes.",
+                           who, ev->held, ev->held == 1 ? "number" : "numbers", ev->wanted,
+                           said(ev->message, amazon, sizeof amazon), amazon_says_it ? "" : " ",
+                           amazon_says_it ? "" : QUOTA_SENTENCE, QUOTA_WHERE, who, backoff);
                 break;
         }
         case EVENT_QUOTA_CLEARED:
-                log_fields(LOG_NOTICE, 0, &f, "Claims for target %s resume%s%s", who, ev->message ? ": " : "",
+                log_fields(LOG_NOTICE, 0, &f, "Claims for target %s resume%s%s.", who, ev->message ? ": " : "",
                            ev->message ? ev->message : "");
                 break;
         case EVENT_NO_NUMBERS:
@@ -236,23 +270,23 @@ static void log_event(struct pass *p, const struct lifecycle_event *ev) {
                 log_fields(LOG_WARNING, 0, &f,
                            "No phone numbers available for %s/%s%s%s. More numbers for a country or region, or a "
                            "specific area code or prefix, can be requested through the Amazon Connect service "
-                           "quotas increase form in the AWS Support console",
+                           "quotas increase form in the AWS Support console.",
                            who, pool, ev->message ? " " : "", ev->message ? ev->message : "");
                 break;
         case EVENT_RELEASED:
                 f.message_id = MESSAGE_ID_RELEASED;
                 log_fields(LOG_NOTICE, 0, &f,
-                           "Released %s from %s/%s. A released number can never be claimed again", num, who, pool);
+                           "Released %s from %s/%s. A released number can never be claimed again.", num, who, pool);
                 break;
         case EVENT_NUMBER_GONE:
-                log_fields(LOG_WARNING, 0, &f, "%s of %s/%s is no longer in Amazon Connect%s%s", num, who, pool,
+                log_fields(LOG_WARNING, 0, &f, "%s of %s/%s is no longer in Amazon Connect%s%s.", num, who, pool,
                            ev->message ? ": " : "", ev->message ? ev->message : "");
                 break;
         case EVENT_MOVED_AWAY:
                 f.message_id = MESSAGE_ID_MOVED;
                 log_fields(LOG_WARNING, 0, &f,
                            "%s of %s/%s was moved to %s outside connect-numbers: it no longer counts for the pool, "
-                           "which claims a replacement, and it is never released, tagged or untagged for it",
+                           "which claims a replacement, and it is never released, tagged or untagged for it.",
                            num, who, pool, ev->message ? ev->message : "another target");
                 break;
         case EVENT_NOTE:
@@ -290,22 +324,24 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
                 }
                 for (size_t j = 0; j < t->n_pools; j++) {
                         const struct pool_config *pc = &t->pools[j];
-                        struct lifecycle_pool_count c;
-                        lifecycle_count_pool(p->state, t->name, pc->name, now, &c);
-                        unsigned held = c.held, claimed = c.claimed, inprog = c.in_progress + c.intent,
-                                 failed = c.failed;
-                        if (c.earliest_deadline && (!r->earliest_deadline || c.earliest_deadline < r->earliest_deadline))
-                                r->earliest_deadline = c.earliest_deadline;
-                        r->wanted += pc->count;
-                        r->held += MIN(held, pc->count);
-                        r->claimed += claimed;
-                        r->in_progress += inprog;
-                        r->failed += failed;
-                        if (claimed < pc->count || inprog > 0)
+                        struct pool_figures f;
+                        lifecycle_pool_figures(p->state, t->name, pc->name, pc->count, now, &f);
+                        if (f.earliest_deadline && (!r->earliest_deadline || f.earliest_deadline < r->earliest_deadline))
+                                r->earliest_deadline = f.earliest_deadline;
+                        if (f.next_retry_at && (!r->next_retry_at || f.next_retry_at < r->next_retry_at))
+                                r->next_retry_at = f.next_retry_at;
+                        r->desired += f.desired;
+                        r->claimed += f.claimed;
+                        r->in_progress += f.in_progress;
+                        r->failed_pending += f.failed_pending;
+                        r->excess += f.excess;
+                        if (f.claimed < f.desired)
+                                r->short_pools++;
+                        if (f.claimed < f.desired || f.in_progress > 0)
                                 all_claimed = false;
                         /* An excess that release_excess: true will release is
                          * work remaining; one that is only reported is not. */
-                        if (t->release_excess && held > pc->count)
+                        if (t->release_excess && f.excess > 0)
                                 all_claimed = false;
                 }
         }
@@ -466,7 +502,7 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
                 char key[128];
                 snprintf(key, sizeof key, "follow:%s", f->phone_number);
                 log_call_error(log_repeat_priority(key, res->error.message, LOG_WARNING), res, f->target, NULL,
-                               f->phone_number, "following a claim");
+                               f->phone_number, "Following a claim failed");
                 if (res->error.kind == CONNECT_ERROR_AUTH || res->error.kind == CONNECT_ERROR_ACCESS_DENIED ||
                     res->error.kind == CONNECT_ERROR_TLS) {
                         pass_note_call_error(p, res, f->target);
@@ -679,7 +715,7 @@ static void on_claim(const struct connect_result *res, void *userdata) {
                 if (res->r == -ECANCELED)
                         next = CLAIM_NEXT_KEEP_INTENT; /* outcome unknown: the intent is replayed */
                 else {
-                        log_call_error(LOG_WARNING, res, cc->target, cc->pool, cc->phone_number, "claim refused");
+                        log_call_error(LOG_WARNING, res, cc->target, cc->pool, cc->phone_number, "Claim refused");
                         next = lifecycle_claim_refused(p->state, p->config, n, &res->error, now, &ev);
                         log_events(p, &ev);
                 }
@@ -810,7 +846,7 @@ static void on_search(const struct connect_result *res, void *userdata) {
         if (res->r < 0) {
                 if (res->r != -ECANCELED) {
                         log_call_error(LOG_WARNING, res, sr->step->target, sr->step->pool, NULL,
-                                       "searching for available numbers");
+                                       "Searching for available numbers failed");
                         pass_note_call_error(p, res, sr->step->target);
                 }
                 searcher_stop(sr);
@@ -1011,6 +1047,53 @@ struct step_call {
         const struct plan_step *step;
 };
 
+static const char *step_action_words(enum step_action a) {
+        switch (a) {
+        case STEP_ASSOCIATE_FLOW:
+                return "Associating a contact flow failed";
+        case STEP_TAG:
+                return "Tagging failed";
+        case STEP_UNTAG:
+                return "Removing tags failed";
+        case STEP_UPDATE_DESCRIPTION:
+                return "Setting the description failed";
+        case STEP_ADOPT:
+                return "Adopting failed";
+        case STEP_RELEASE:
+                return "Releasing failed";
+        default:
+                return "A step failed";
+        }
+}
+
+/* A step that succeeded, in words. */
+static void log_step_done(const struct plan_step *s, const struct log_fields *f) {
+        const char *num = s->phone_number ? s->phone_number : "a number", *pool = s->pool ? s->pool : "-";
+        switch (s->action) {
+        case STEP_ASSOCIATE_FLOW:
+                log_fields(LOG_INFO, 0, f, "Associated contact flow %s with %s (%s/%s).", s->contact_flow, num,
+                           s->target, pool);
+                break;
+        case STEP_TAG:
+                log_fields(LOG_INFO, 0, f, "Tagged %s (%s/%s) with the pool's tags.", num, s->target, pool);
+                break;
+        case STEP_UNTAG:
+                log_fields(LOG_INFO, 0, f, "Removed the tags the pool no longer has from %s (%s/%s).", num,
+                           s->target, pool);
+                break;
+        case STEP_UPDATE_DESCRIPTION:
+                log_fields(LOG_INFO, 0, f, "Set the description of %s (%s/%s) to \"%s\".", num, s->target, pool,
+                           s->description ? s->description : "");
+                break;
+        case STEP_ADOPT:
+                log_fields(LOG_INFO, 0, f, "Adopted %s into %s/%s: tagged as the pool's.", num, s->target, pool);
+                break;
+        default:
+                log_fields(LOG_INFO, 0, f, "Done: %s %s (%s/%s).", step_action_name(s->action), num, s->target, pool);
+                break;
+        }
+}
+
 static void on_step(const struct connect_result *res, void *userdata) {
         struct step_call *sc = userdata;
         struct pass *p = sc->pass;
@@ -1036,12 +1119,11 @@ static void on_step(const struct connect_result *res, void *userdata) {
                          * that the pass ends with the number CLAIMED again. */
                         if (s->action == STEP_UPDATE_DESCRIPTION && s->phone_number_id)
                                 pass_follow(p, s->target, s->region, s->phone_number, s->phone_number_id);
-                        log_fields(LOG_INFO, 0, &f, "%s %s of %s/%s", step_action_name(s->action),
-                                   s->phone_number ? s->phone_number : "", s->target, s->pool ? s->pool : "-");
+                        log_step_done(s, &f);
                 }
                 (void) pass_save(p);
         } else if (res->r != -ECANCELED) {
-                log_call_error(LOG_WARNING, res, s->target, s->pool, s->phone_number, step_action_name(s->action));
+                log_call_error(LOG_WARNING, res, s->target, s->pool, s->phone_number, step_action_words(s->action));
                 if (res->error.kind != CONNECT_ERROR_IN_USE && res->error.kind != CONNECT_ERROR_NOT_FOUND)
                         pass_note_call_error(p, res, s->target);
                 else
@@ -1278,7 +1360,7 @@ static void on_describe(const struct connect_result *res, void *userdata) {
                 snprintf(what, sizeof what, "describing a number: %s%s%s", connect_error_kind_name(res->error.kind),
                          res->error.code ? " " : "", res->error.code ? res->error.code : "");
                 if (pass_fold(p, key, what))
-                        log_call_error(LOG_WARNING, res, dc->target, NULL, NULL, "describing a number");
+                        log_call_error(LOG_WARNING, res, dc->target, NULL, NULL, "Describing a number failed");
                 pass_note_call_error(p, res, dc->target);
         }
         log_events(p, &ev);
@@ -1599,27 +1681,51 @@ struct pass *pass_free(struct pass *p) {
         return NULL;
 }
 
+/* Appends "; " and the formatted text to buf (bounded). */
+static void summary_add(char *buf, size_t size, size_t *off, const char *fmt, ...) _printf_(4, 5);
+static void summary_add(char *buf, size_t size, size_t *off, const char *fmt, ...) {
+        if (*off >= size)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(buf + *off, size - *off, fmt, ap);
+        va_end(ap);
+        if (k > 0)
+                *off = MIN(*off + (size_t) k, size);
+}
+
+static const char *plural(unsigned n, const char *one, const char *many) {
+        return n == 1 ? one : many;
+}
+
 char *pass_result_summary(const struct pass_result *r, const struct config *c, usec_t next_pass_in_usec) {
         char buf[1024];
         size_t off = 0;
-        off += (size_t) snprintf(buf + off, sizeof buf - off, "%u/%u numbers held on %zu target%s", r->held,
-                                 r->wanted, c->n_targets, c->n_targets == 1 ? "" : "s");
-        if (r->in_progress && off < sizeof buf)
-                off += (size_t) snprintf(buf + off, sizeof buf - off, "; %u in progress", r->in_progress);
-        if (r->failed && off < sizeof buf) {
-                char ts[32];
-                format_timestamp_sec(r->earliest_deadline, ts, sizeof ts);
-                off += (size_t) snprintf(buf + off, sizeof buf - off, "; %u failed (retry until %s)", r->failed, ts);
+        /* Each kind apart: claimed means CLAIMED on the pool's target; a
+         * claim in progress or a failed claim is never counted as held. */
+        summary_add(buf, sizeof buf, &off, "%u of %u %s claimed on %zu %s", r->claimed, r->desired,
+                    plural(r->desired, "number", "numbers"), c->n_targets, plural((unsigned) c->n_targets, "target",
+                                                                                    "targets"));
+        if (r->in_progress)
+                summary_add(buf, sizeof buf, &off, "; %u in progress", r->in_progress);
+        if (r->failed_pending) {
+                char next[32], until[32];
+                format_timestamp_sec(r->next_retry_at, next, sizeof next);
+                format_timestamp_sec(r->earliest_deadline, until, sizeof until);
+                summary_add(buf, sizeof buf, &off, "; %u failed %s awaiting a retry (next %s, window ends %s)",
+                            r->failed_pending, plural(r->failed_pending, "claim", "claims"), next, until);
         }
-        if (r->quota_paused && off < sizeof buf)
-                off += (size_t) snprintf(buf + off, sizeof buf - off, "; quota reached on %s",
-                                         r->quota_targets ? r->quota_targets : "?");
-        if (r->error && off < sizeof buf)
-                off += (size_t) snprintf(buf + off, sizeof buf - off, "; last error: %s", r->error);
-        if (next_pass_in_usec != USEC_INFINITY && off < sizeof buf) {
+        if (r->excess)
+                summary_add(buf, sizeof buf, &off, "; %u excess", r->excess);
+        if (r->quota_paused)
+                summary_add(buf, sizeof buf, &off, "; quota reached on %s", r->quota_targets ? r->quota_targets : "?");
+        if (r->error)
+                summary_add(buf, sizeof buf, &off, "; %s: %s", r->exit_status == EXIT_FAILURE_OTHER ? "failed" : "last error",
+                            r->error);
+        if (next_pass_in_usec != USEC_INFINITY) {
                 char d[32];
                 format_duration_sec((next_pass_in_usec + USEC_PER_SEC / 2) / USEC_PER_SEC, d, sizeof d);
-                snprintf(buf + off, sizeof buf - off, "; next pass in %s", d);
+                summary_add(buf, sizeof buf, &off, "; next pass in %s", d);
         }
         return strdup(buf);
 }

@@ -29,7 +29,13 @@ struct pass_options {
 struct pass_result {
         int exit_status;             /* 0, 75 or 1 as --once reports it */
         struct plan *plan;           /* the plan made (owned by the result) */
-        unsigned wanted, held, claimed, in_progress, failed;
+        unsigned desired;            /* every pool's count */
+        unsigned claimed;            /* CLAIMED on their pools' targets (excess included) */
+        unsigned in_progress;        /* claims sent, not settled */
+        unsigned failed_pending;     /* FAILED claims awaiting a retry inside their window */
+        unsigned excess;             /* beyond the pools' counts */
+        unsigned short_pools;        /* pools with fewer claimed than desired */
+        uint64_t next_retry_at;      /* earliest retry of a failed claim, 0 none */
         unsigned claims_made, releases_made;
         bool quota_paused;           /* some target's claims are paused */
         char *quota_targets;         /* comma-separated names, or NULL */

@@ -184,6 +184,23 @@ static json_t *json_str_or_null(const char *s) {
         return s ? json_string(s) : json_null();
 }
 
+json_t *pool_figures_json(const char *target, const char *pool, const struct pool_figures *f) {
+        json_t *o = json_pack("{s:s?, s:s?, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "target", target, "pool", pool,
+                              "desired", (json_int_t) f->desired, "claimed", (json_int_t) f->claimed, "in_progress",
+                              (json_int_t) f->in_progress, "failed_pending", (json_int_t) f->failed_pending, "moving",
+                              (json_int_t) f->moving, "pins_missing", (json_int_t) f->pins_missing, "excess",
+                              (json_int_t) f->excess);
+        if (!o)
+                return NULL;
+        char b[32];
+        json_object_set_new(o, "next_retry",
+                            f->next_retry_at ? json_string(format_timestamp_sec(f->next_retry_at, b, sizeof b)) : json_null());
+        json_object_set_new(o, "retry_deadline",
+                            f->earliest_deadline ? json_string(format_timestamp_sec(f->earliest_deadline, b, sizeof b))
+                                                 : json_null());
+        return o;
+}
+
 int plan_format_json(const struct plan *p, char **ret) {
         json_t *root = json_object(), *steps = json_array(), *pools = json_array();
         int r = 0;
@@ -238,18 +255,9 @@ int plan_format_json(const struct plan *p, char **ret) {
         }
         for (size_t i = 0; p && i < p->n_pools && r >= 0; i++) {
                 const struct pool_summary *ps = &p->pools[i];
-                json_t *o = json_pack("{s:s?, s:s?, s:I, s:I, s:I, s:I, s:I}", "target", ps->target, "pool", ps->pool,
-                                      "wanted", (json_int_t) ps->wanted, "held", (json_int_t) ps->held, "claimed",
-                                      (json_int_t) ps->claimed, "in_progress", (json_int_t) ps->in_progress,
-                                      "failed", (json_int_t) ps->failed);
-                if (!o || json_array_append_new(pools, o) < 0) {
+                json_t *o = pool_figures_json(ps->target, ps->pool, &ps->f);
+                if (!o || json_array_append_new(pools, o) < 0)
                         r = -ENOMEM;
-                        break;
-                }
-                if (ps->earliest_deadline) {
-                        char b[32];
-                        json_object_set_new(o, "earliest_deadline", json_string(format_timestamp_sec(ps->earliest_deadline, b, sizeof b)));
-                }
         }
         if (r >= 0)
                 json_object_set_new(root, "changes", json_integer((json_int_t) plan_count_changes(p)));

@@ -4,6 +4,8 @@
  * nothing of its own. Also the plan's two printed forms (--plan). */
 #pragma once
 
+#include <jansson.h>
+
 #include "config.h"
 
 enum step_action {
@@ -63,15 +65,28 @@ struct plan_step {
         char *detail;                /* one line for people: why this step */
 };
 
+/* A pool's numbers as operators are shown them, each kind apart. */
+struct pool_figures {
+        unsigned desired;            /* count */
+        unsigned claimed;            /* CLAIMED on the pool's target */
+        unsigned in_progress;        /* claims sent and not settled (IN_PROGRESS, intents) */
+        unsigned failed_pending;     /* FAILED claims inside their window, awaiting a retry */
+        unsigned moving;             /* moves in progress towards the pool */
+        unsigned pins_missing;       /* pinned numbers the pool does not hold */
+        unsigned excess;             /* claimed and in progress beyond desired */
+        uint64_t earliest_deadline;  /* of the failed claims' windows, 0 none */
+        uint64_t next_retry_at;      /* of the failed claims, 0 none */
+};
+
+/* A pool's figures as one JSON object with the integer keys desired,
+ * claimed, in_progress, failed_pending, moving, pins_missing and excess
+ * (--plan --json and --status --json alike). */
+json_t *pool_figures_json(const char *target, const char *pool, const struct pool_figures *f);
+
 struct pool_summary {
         char *target;
         char *pool;
-        unsigned wanted;
-        unsigned held;               /* CLAIMED + IN_PROGRESS + INTENT + FAILED in window */
-        unsigned claimed;
-        unsigned in_progress;
-        unsigned failed;
-        uint64_t earliest_deadline;  /* of the FAILED ones, 0 none */
+        struct pool_figures f;
 };
 
 struct plan {

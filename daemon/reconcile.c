@@ -612,6 +612,14 @@ static void plan_excess(struct planner *pl, struct target_ctx *tc, const struct 
         }
 }
 
+static void pl_pool_summary(struct planner *pl, const struct target_config *t, const struct pool_config *p) {
+        struct pool_summary *sum = &pl->p->pools[pl->p->n_pools++];
+        *sum = (struct pool_summary){0};
+        lifecycle_pool_figures(pl->s, t->name, p->name, p->count, pl->now, &sum->f);
+        sum->target = pl_dup(pl, t->name);
+        sum->pool = pl_dup(pl, p->name);
+}
+
 static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
         const struct target_config *t = tc->t;
         const struct pool_config *p = &t->pools[j];
@@ -621,12 +629,7 @@ static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
         char b[32];
 
         lifecycle_count_pool(s, t->name, p->name, now, &pc);
-        struct pool_summary *sum = &pl->p->pools[pl->p->n_pools++];
-        *sum = (struct pool_summary){.wanted = p->count, .held = pc.held, .claimed = pc.claimed,
-                                     .in_progress = pc.in_progress + pc.intent, .failed = pc.failed,
-                                     .earliest_deadline = pc.earliest_deadline};
-        sum->target = pl_dup(pl, t->name);
-        sum->pool = pl_dup(pl, p->name);
+        pl_pool_summary(pl, t, p);
 
         char view[65];
         if (pool_view_digest(s, t->name, p->name, view) < 0) {
@@ -728,7 +731,7 @@ static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
                                 st->n_claim_tokens = PLAN_CLAIM_ATTEMPTS;
                                 memcpy(st->client_token, st->claim_tokens[0], sizeof st->client_token);
                                 pl_claim_params(pl, st, t, p, NULL);
-                                pl_detail(pl, st, "slot %u of %u: %s %s%s%s", slot + 1, p->count, p->country,
+                                pl_detail(pl, st, "slot %u (slots 0 to %u): %s %s%s%s", slot, p->count - 1, p->country,
                                           p->type, p->prefix ? " " : "", p->prefix ? p->prefix : "");
                         }
         }
@@ -810,18 +813,8 @@ static void plan_target(struct planner *pl, const struct target_config *t) {
         if (!st || !st->listed_ok) {
                 struct plan_step *s = pl_step(pl, STEP_REPORT_UNKNOWN, t, NULL);
                 pl_detail(pl, s, "the numbers of %s could not be listed: no claim or release planned", t->name);
-                for (size_t j = 0; j < t->n_pools; j++) {
-                        struct lifecycle_pool_count pc;
-                        lifecycle_count_pool(pl->s, t->name, t->pools[j].name, pl->now, &pc);
-                        struct pool_summary *sum = &pl->p->pools[pl->p->n_pools++];
-                        *sum = (struct pool_summary){.wanted = t->pools[j].count, .held = pc.held,
-                                                     .claimed = pc.claimed,
-                                                     .in_progress = pc.in_progress + pc.intent,
-                                                     .failed = pc.failed,
-                                                     .earliest_deadline = pc.earliest_deadline};
-                        sum->target = pl_dup(pl, t->name);
-                        sum->pool = pl_dup(pl, t->pools[j].name);
-                }
+                for (size_t j = 0; j < t->n_pools; j++)
+                        pl_pool_summary(pl, t, &t->pools[j]);
                 return;
         }
         struct target_ctx tc = {.t = t, .st = st};

@@ -11,9 +11,9 @@
 struct pool_count {
         const char *target;
         const char *pool;
-        long wanted;                 /* -1: unknown (no config) */
-        unsigned claimed, in_progress, failed;
+        bool desired_known;          /* false: no YAML and no desired count in the state */
         bool in_config;
+        struct pool_figures f;
 };
 
 static size_t n_known_desired(const struct state *s) {
@@ -23,55 +23,47 @@ static size_t n_known_desired(const struct state *s) {
         return n;
 }
 
+static int add_pool(struct pool_count **v, size_t *n, const char *target, const char *pool, long desired,
+                    bool in_config) {
+        for (size_t i = 0; i < *n; i++)
+                if (streq((*v)[i].target, target) && streq((*v)[i].pool, pool))
+                        return 0;
+        struct pool_count *nv = realloc(*v, sizeof **v * (*n + 1));
+        if (!nv)
+                return -ENOMEM;
+        *v = nv;
+        nv[(*n)++] = (struct pool_count){.target = target, .pool = pool, .desired_known = desired >= 0,
+                                         .in_config = in_config, .f.desired = desired >= 0 ? (unsigned) desired : 0};
+        return 0;
+}
+
+/* The pools the YAML (or, without it, the last pass) wants, then any pool
+ * the state holds numbers for that is no longer wanted (orphans). */
 static int collect(const struct state *s, const struct config *c, uint64_t now, struct pool_count **ret, size_t *ret_n) {
-        struct pool_count *v = NULL;
+        _cleanup_(freep) struct pool_count *v = NULL;
         size_t n = 0;
-
-#define ADD(t, p, w, inc)                                                     \
-        do {                                                                  \
-                struct pool_count *nv = realloc(v, sizeof *v * (n + 1));      \
-                if (!nv) {                                                    \
-                        free(v);                                              \
-                        return -ENOMEM;                                       \
-                }                                                             \
-                v = nv;                                                       \
-                v[n++] = (struct pool_count){.target = (t), .pool = (p), .wanted = (w), .in_config = (inc)}; \
-        } while (0)
-
+        int r = 0;
         if (c)
-                for (size_t i = 0; i < c->n_targets; i++)
-                        for (size_t j = 0; j < c->targets[i].n_pools; j++)
-                                ADD(c->targets[i].name, c->targets[i].pools[j].name, (long) c->targets[i].pools[j].count,
-                                    true);
+                for (size_t i = 0; r >= 0 && i < c->n_targets; i++)
+                        for (size_t j = 0; r >= 0 && j < c->targets[i].n_pools; j++)
+                                r = add_pool(&v, &n, c->targets[i].name, c->targets[i].pools[j].name,
+                                             (long) c->targets[i].pools[j].count, true);
         else
-                /* No YAML: what it wanted at the last pass. */
-                for (size_t i = 0; i < s->n_targets; i++)
-                        for (size_t j = 0; j < s->targets[i].n_desired; j++)
-                                ADD(s->targets[i].name, s->targets[i].desired[j].pool,
-                                    (long) s->targets[i].desired[j].count, true);
-        for (size_t k = 0; k < s->n_numbers; k++) {
+                for (size_t i = 0; r >= 0 && i < s->n_targets; i++)
+                        for (size_t j = 0; r >= 0 && j < s->targets[i].n_desired; j++)
+                                r = add_pool(&v, &n, s->targets[i].name, s->targets[i].desired[j].pool,
+                                             (long) s->targets[i].desired[j].count, true);
+        long unknown = n_known_desired(s) || c ? 0 : -1;
+        for (size_t k = 0; r >= 0 && k < s->n_numbers; k++) {
                 const struct state_number *x = &s->numbers[k];
-                if (!x->pool || !x->target)
-                        continue;
-                if (!lifecycle_record_held(x, now))
-                        continue;
-                struct pool_count *pc = NULL;
-                for (size_t i = 0; i < n; i++)
-                        if (streq(v[i].target, x->target) && streq(v[i].pool, x->pool))
-                                pc = &v[i];
-                if (!pc) {
-                        ADD(x->target, x->pool, n_known_desired(s) || c ? 0 : -1, false);
-                        pc = &v[n - 1];
-                }
-                if (x->phase == PHASE_CLAIMED)
-                        pc->claimed++;
-                else if (x->phase == PHASE_FAILED)
-                        pc->failed++;
-                else
-                        pc->in_progress++;
+                if (x->pool && x->target && lifecycle_record_held(x, now))
+                        r = add_pool(&v, &n, x->target, x->pool, unknown, false);
         }
-#undef ADD
-        *ret = v;
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                lifecycle_pool_figures(s, v[i].target, v[i].pool, v[i].f.desired, now, &v[i].f);
+        *ret = TAKE_PTR(v);
         *ret_n = n;
         return 0;
 }
@@ -97,18 +89,20 @@ static int format_json(const struct state *s, const struct pool_count *v, size_t
         json_object_set_new(root, "pools", pools);
         json_object_set_new(root, "failed_claims", failed);
         json_object_set_new(root, "quota", quota);
-        unsigned wanted = 0, held = 0;
+        struct pool_figures total = {0};
         for (size_t i = 0; i < n; i++) {
-                unsigned h = v[i].claimed + v[i].in_progress + v[i].failed;
-                json_t *o = json_pack("{s:s, s:s, s:o, s:i, s:i, s:i, s:i, s:b}", "target", v[i].target, "pool",
-                                      v[i].pool, "desired", v[i].wanted >= 0 ? json_integer(v[i].wanted) : json_null(),
-                                      "held", (int) h, "claimed", (int) v[i].claimed, "in_progress",
-                                      (int) v[i].in_progress, "failed", (int) v[i].failed, "in_config", v[i].in_config);
-                if (o)
-                        json_array_append_new(pools, o);
-                if (v[i].wanted > 0)
-                        wanted += (unsigned) v[i].wanted;
-                held += h;
+                json_t *o = pool_figures_json(v[i].target, v[i].pool, &v[i].f);
+                if (!o)
+                        continue;
+                if (!v[i].desired_known)
+                        json_object_set_new(o, "desired", json_null());
+                json_object_set_new(o, "in_config", json_boolean(v[i].in_config));
+                json_array_append_new(pools, o);
+                total.desired += v[i].f.desired;
+                total.claimed += v[i].f.claimed;
+                total.in_progress += v[i].f.in_progress;
+                total.failed_pending += v[i].f.failed_pending;
+                total.excess += v[i].f.excess;
         }
         for (size_t k = 0; k < s->n_numbers; k++) {
                 const struct state_number *x = &s->numbers[k];
@@ -140,8 +134,11 @@ static int format_json(const struct state *s, const struct pool_count *v, size_t
                 if (o)
                         json_array_append_new(quota, o);
         }
-        json_object_set_new(root, "desired", json_integer(wanted));
-        json_object_set_new(root, "held", json_integer(held));
+        json_object_set_new(root, "desired", json_integer(total.desired));
+        json_object_set_new(root, "claimed", json_integer(total.claimed));
+        json_object_set_new(root, "in_progress", json_integer(total.in_progress));
+        json_object_set_new(root, "failed_pending", json_integer(total.failed_pending));
+        json_object_set_new(root, "excess", json_integer(total.excess));
         json_object_set_new(root, "last_pass_started",
                             s->last_pass_started_at ? json_string(ts(s->last_pass_started_at, b, sizeof b)) : json_null());
         json_object_set_new(root, "last_pass_finished",
@@ -174,16 +171,16 @@ int status_format(const struct state *s, const struct config *c, uint64_t now, b
         if (!f)
                 return -ENOMEM;
         char b1[32], b2[32];
-        fprintf(f, "%-24s %-16s %7s %6s %8s %11s %6s\n", "TARGET", "POOL", "DESIRED", "HELD", "CLAIMED",
-                "IN-PROGRESS", "FAILED");
+        fprintf(f, "%-24s %-16s %7s %7s %11s %6s %6s %6s\n", "TARGET", "POOL", "DESIRED", "CLAIMED", "IN-PROGRESS",
+                "FAILED", "MOVING", "EXCESS");
         for (size_t i = 0; i < n; i++) {
                 char w[24];
-                if (v[i].wanted >= 0)
-                        snprintf(w, sizeof w, "%ld", v[i].wanted);
+                if (v[i].desired_known)
+                        snprintf(w, sizeof w, "%u", v[i].f.desired);
                 else
                         snprintf(w, sizeof w, "?");
-                fprintf(f, "%-24s %-16s %7s %6u %8u %11u %6u%s\n", v[i].target, v[i].pool, w,
-                        v[i].claimed + v[i].in_progress + v[i].failed, v[i].claimed, v[i].in_progress, v[i].failed,
+                fprintf(f, "%-24s %-16s %7s %7u %11u %6u %6u %6u%s\n", v[i].target, v[i].pool, w, v[i].f.claimed,
+                        v[i].f.in_progress, v[i].f.failed_pending, v[i].f.moving, v[i].f.excess,
                         v[i].in_config ? "" : "  (not in the YAML: orphan)");
         }
         if (n == 0)

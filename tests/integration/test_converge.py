@@ -69,7 +69,7 @@ class Converge(cnlib.DaemonTest):
         st = self.status("--json")
         status = json.loads(st.stdout)
         pools = {(x["target"], x["pool"]): x for x in status["pools"]}
-        self.assertEqual(pools[("support-us", "main")]["held"], 3)
+        self.assertEqual(pools[("support-us", "main")]["claimed"], 3)
         self.assertEqual(pools[("support-us", "main")]["desired"], 3)
         self.assertEqual(pools[("global", "uk")]["claimed"], 2)
         text = self.status().stdout

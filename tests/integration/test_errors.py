@@ -61,7 +61,9 @@ class Errors(cnlib.DaemonTest):
 
     def test_throttling_outlasting_retries_is_75(self):
         self.fake.config(faults={"throttle": 1.0})
-        r = self.once()
+        # Throttled calls are retried until the pass's time is up (at least
+        # 30 s), never given up earlier: then the pass ends with 75.
+        r = self.once("--wait", "5s")
         self.assertEqual(r.returncode, 75, r.stderr)
         self.assertIn("Throttling", r.stderr)
 

@@ -64,7 +64,7 @@ class Readers(NotifyTest):
         # The failed claim is the service's memory: from an empty state the
         # plan would claim a third number instead.
         self.assertEqual([s["action"] for s in plan["steps"] if s["action"] == "claim"], [], plan)
-        self.assertEqual([(x["claimed"], x["failed"]) for x in plan["pools"]], [(2, 1)], plan)
+        self.assertEqual([(x["claimed"], x["failed_pending"]) for x in plan["pools"]], [(2, 1)], plan)
         self.assertNotIn("another", r.stderr.lower())
 
         r = self.status("--json")

@@ -64,7 +64,7 @@ class Service(cnlib.DaemonTest):
         self.notify.wait("READY=1")
         self.notify.wait("WATCHDOG=1")
         self.wait_for(lambda: len(self.held()) == 2, what="2 claimed")
-        status = self.notify.wait("STATUS=2/2")
+        status = self.notify.wait("STATUS=2 of 2 numbers claimed")
         self.assertIn("next pass", status)
 
         # A broken file: reported, old desired state stays.
@@ -102,7 +102,7 @@ class Service(cnlib.DaemonTest):
         with open(logpath, "w") as out:
             p = self.start_service("--log-target", "console", "-v", env=env, stdout=out)
         self.wait_for(lambda: len(self.held()) == 2, what="2 claimed")
-        self.notify.wait("STATUS=2/2")
+        self.notify.wait("STATUS=2 of 2 numbers claimed")
 
         def log():
             with open(logpath) as f:

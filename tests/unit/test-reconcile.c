@@ -1037,7 +1037,7 @@ static void test_format(void **unused) {
         _cleanup_(freep) char *text = NULL, *js = NULL;
         assert_int_equal(plan_format_text(p, &text), 0);
         assert_non_null(strstr(text, "ACTION"));
-        assert_non_null(strstr(text, "\nclaim   support-us/main  -       slot 1 of 2"));
+        assert_non_null(strstr(text, "\nclaim   support-us/main  -       slot 0 (slots 0 to 1)"));
         assert_non_null(strstr(text, "2 changes pending"));
         assert_int_equal(plan_format_json(p, &js), 0);
         json_error_t err;
