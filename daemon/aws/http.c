@@ -678,6 +678,23 @@ static struct http_host *http_host_get(struct http_client *c, const char *url) {
         return h;
 }
 
+/* A transfer with its easy handle set up for req, not yet handed to curl. */
+static int http_transfer_new(const struct http_request *req, const char *ca_file, struct http_transfer **ret) {
+        struct http_transfer *t = calloc(1, sizeof(*t));
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        t->easy = curl_easy_init();
+        r = t->easy ? http_transfer_setup(t, req, ca_file) : -ENOMEM;
+        if (r < 0) {
+                http_transfer_free(t);
+                return r;
+        }
+        *ret = t;
+        return 0;
+}
+
 int http_submit(struct http_client *c, const struct http_request *req, http_callback_t cb, void *userdata) {
         struct http_transfer *t;
         int r;
@@ -687,23 +704,12 @@ int http_submit(struct http_client *c, const struct http_request *req, http_call
         if (c->dispatch.freeing)
                 return -ESHUTDOWN;
 
-        t = calloc(1, sizeof(*t));
-        if (!t)
-                return -ENOMEM;
+        r = http_transfer_new(req, c->ca_file, &t);
+        if (r < 0)
+                return r;
         t->client = c;
         t->cb = cb;
         t->userdata = userdata;
-        t->easy = curl_easy_init();
-        if (!t->easy) {
-                http_transfer_free(t);
-                return -ENOMEM;
-        }
-
-        r = http_transfer_setup(t, req, c->ca_file);
-        if (r < 0) {
-                http_transfer_free(t);
-                return r;
-        }
 
         t->host = http_host_get(c, req->url);
         if (!t->host) {
@@ -897,15 +903,9 @@ int http_perform(const struct http_request *req, const char *ca_file, struct htt
         if (r < 0)
                 return r;
 
-        t = calloc(1, sizeof(*t));
-        if (!t)
-                return -ENOMEM;
-        t->easy = curl_easy_init();
-        r = t->easy ? http_transfer_setup(t, req, ca_file) : -ENOMEM;
-        if (r < 0) {
-                http_transfer_free(t);
+        r = http_transfer_new(req, ca_file, &t);
+        if (r < 0)
                 return r;
-        }
 
         /* Blocking, bounded by the request's timeouts. */
         CURLcode cc = curl_easy_perform(t->easy);

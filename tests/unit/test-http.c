@@ -1125,15 +1125,34 @@ static int listen_loopback(int *ret_port) {
         return fd;
 }
 
-static void tls_server_start(struct tls_server *s, const char *response, size_t len) {
+/* A server context with the fake's certificate. */
+static SSL_CTX *server_ctx(void) {
         _cleanup_(freep) char *cert = strprintf("%s/server.pem", fake.dir);
         _cleanup_(freep) char *key = strprintf("%s/server.key", fake.dir);
+        SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
+        assert_non_null(ctx);
+        assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, cert), 1);
+        assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+        return ctx;
+}
+
+/* Stops a server thread blocked in accept(): sets *stop, connects once. */
+static void server_wake(volatile bool *stop, int port) {
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+                                  .sin_port = htons((uint16_t) port) };
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        *stop = true;
+        if (fd >= 0) {
+                (void) connect(fd, (struct sockaddr *) &sa, sizeof sa);
+                close(fd);
+        }
+}
+
+static void tls_server_start(struct tls_server *s, const char *response, size_t len) {
         *s = (struct tls_server){ .response = response, .response_len = len };
-        s->ctx = SSL_CTX_new(TLS_server_method());
-        assert_non_null(s->ctx);
-        assert_int_equal(SSL_CTX_use_certificate_chain_file(s->ctx, cert), 1);
-        assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, key, SSL_FILETYPE_PEM), 1);
+        s->ctx = server_ctx();
         s->fd = listen_loopback(&s->port);
         assert_int_equal(pthread_create(&s->thread, NULL, tls_server_main, s), 0);
 }
@@ -1197,28 +1216,14 @@ static void *script_server_main(void *p) {
 }
 
 static void script_server_start(struct script_server *s, const char *const *bodies, size_t n) {
-        _cleanup_(freep) char *cert = strprintf("%s/server.pem", fake.dir);
-        _cleanup_(freep) char *key = strprintf("%s/server.key", fake.dir);
-
         *s = (struct script_server){ .bodies = bodies, .n_bodies = n };
-        s->ctx = SSL_CTX_new(TLS_server_method());
-        assert_non_null(s->ctx);
-        assert_int_equal(SSL_CTX_use_certificate_chain_file(s->ctx, cert), 1);
-        assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, key, SSL_FILETYPE_PEM), 1);
+        s->ctx = server_ctx();
         s->fd = listen_loopback(&s->port);
         assert_int_equal(pthread_create(&s->thread, NULL, script_server_main, s), 0);
 }
 
 static void script_server_stop(struct script_server *s) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                                  .sin_port = htons((uint16_t) s->port) };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        s->stop = true;
-        /* wake the accept() */
-        if (fd >= 0) {
-                (void) connect(fd, (struct sockaddr *) &sa, sizeof sa);
-                close(fd);
-        }
+        server_wake(&s->stop, s->port);
         pthread_join(s->thread, NULL);
         close(s->fd);
         SSL_CTX_free(s->ctx);
@@ -1589,27 +1594,14 @@ static void *slow_server_main(void *p) {
 }
 
 static void slow_server_start(struct slow_server *s, unsigned delay_ms) {
-        _cleanup_(freep) char *cert = strprintf("%s/server.pem", fake.dir);
-        _cleanup_(freep) char *key = strprintf("%s/server.key", fake.dir);
-
         *s = (struct slow_server){ .delay_ms = delay_ms };
-        s->ctx = SSL_CTX_new(TLS_server_method());
-        assert_non_null(s->ctx);
-        assert_int_equal(SSL_CTX_use_certificate_chain_file(s->ctx, cert), 1);
-        assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, key, SSL_FILETYPE_PEM), 1);
+        s->ctx = server_ctx();
         s->fd = listen_loopback(&s->port);
         assert_int_equal(pthread_create(&s->thread, NULL, slow_server_main, s), 0);
 }
 
 static void slow_server_stop(struct slow_server *s) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                                  .sin_port = htons((uint16_t) s->port) };
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        s->stop = true;
-        if (fd >= 0) {
-                (void) connect(fd, (struct sockaddr *) &sa, sizeof sa);
-                close(fd);
-        }
+        server_wake(&s->stop, s->port);
         pthread_join(s->thread, NULL);
         for (size_t i = 0; i < s->n_workers; i++)
                 pthread_join(s->workers[i], NULL);
