@@ -1,8 +1,8 @@
 /* connect.h: one asynchronous function per Amazon Connect operation used:
  * the call scheduler. Requests and answers are built and parsed by
  * connect-wire.h (JSON never leaves it: callers get C structs). Signing,
- * the credential chain, client-side pacing (token bucket per region and
- * operation) and the SDK "standard" retry mode happen inside: a callback
+ * the credential chain, client-side pacing (a token bucket per account,
+ * region and operation whose rate adapts to throttling) and the SDK "standard" retry mode happen inside: a callback
  * sees only the final outcome of a call. Wire names, paths and encodings as
  * in the service model (connect-phone-numbers.service.json). */
 #pragma once
@@ -52,7 +52,7 @@ struct connect_client_options {
                                       * else https://connect.REGION.amazonaws.com) */
         const char *ca_file;         /* YAML ca_file:, or NULL (then AWS_CA_BUNDLE, else system store) */
         const char *profile;         /* YAML profile:, or NULL */
-        double rate_default;         /* req/s per (region, operation); 0 = 2 */
+        double rate_default;         /* req/s per (account, region, operation): the adaptive rate's ceiling; 0 = 2 */
         double rate_burst;           /* 0 = 5 */
         double rates[_CONNECT_OP_MAX]; /* per-operation override, 0 = rate_default */
         unsigned max_attempts;       /* 0 = 3 (AWS_MAX_ATTEMPTS overrides); throttled attempts do not count */
