@@ -773,11 +773,12 @@ static int call_list_page(struct connect_call *call, const struct http_response 
         int r, page_r = 0;
 
         /* Only a first page without NextToken stands for the whole list,
-         * and only such answers get a digest: a body equal to known_digest
-         * has no NextToken either. */
+         * and only such answers get a digest: a body whose digest equals
+         * known_digest has no NextToken either. The digest ignores the
+         * order of the entries. */
         _Static_assert(CONNECT_LIST_DIGEST_LEN == 32, "a list digest is a SHA-256");
-        if (first)
-                sha256(resp->body, resp->body_len, digest);
+        if (first && connect_list_digest(resp->body, resp->body_len, digest) < 0)
+                sha256(resp->body, resp->body_len, digest); /* not an object: parsed and refused below */
         if (first && call->have_known_digest && memcmp(digest, call->known_digest, sizeof(digest)) == 0) {
                 retry_quota_success(&c->quota, call->last_retry_cost);
                 res->unchanged = true;

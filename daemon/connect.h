@@ -31,9 +31,10 @@ struct connect_result {
         size_t n_listed;
         unsigned pages;
         /* LIST: have_digest when the answer was one page (no NextToken):
-         * digest is the SHA-256 of that page's body, to pass as known_digest
-         * next time. unchanged: that body was identical to known_digest;
-         * then it was not parsed and on_page never ran. */
+         * digest (connect_list_digest(): independent of the order of the
+         * entries) to pass as known_digest next time. unchanged: that
+         * body's digest equalled known_digest; then it was not parsed and
+         * on_page never ran. */
         bool have_digest;
         bool unchanged;
         uint8_t digest[CONNECT_LIST_DIGEST_LEN];
@@ -102,7 +103,7 @@ typedef int (*connect_page_callback_t)(struct connect_number *numbers, size_t n,
 struct connect_list_options {
         /* A digest from an earlier LIST result of the same target (copied,
          * need not outlive the call), or NULL. A steady pass gets the same
-         * bytes as the last one; when the first page's body hashes to it,
+         * bytes as the last one; when the first page's body digests to it (in any order of its entries),
          * the call ends with unchanged set, without parsing: parsing is
          * most of a steady pass's CPU and transient heap (~1.7 MB per page
          * of 1000 numbers). CONNECT_LIST_DIGEST_LEN bytes. */
