@@ -854,3 +854,149 @@ bool connect_region_is_valid(const char *region) {
                         return false;
         return true;
 }
+
+/* ---- An order-independent digest of a LIST answer ---- */
+
+static const char *skip_ws(const char *p, const char *end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+                p++;
+        return p;
+}
+
+/* p at '"': returns the byte after the closing quote, or NULL. */
+static const char *skip_string(const char *p, const char *end) {
+        for (p++; p < end; p++) {
+                if (*p == '\\') {
+                        p++;
+                        continue;
+                }
+                if (*p == '"')
+                        return p + 1;
+        }
+        return NULL;
+}
+
+/* Skips one JSON value (no validation beyond nesting and strings: the
+ * digest only has to tell answers apart, and a malformed body is parsed
+ * and refused later). Returns the byte after it, or NULL. */
+static const char *skip_value(const char *p, const char *end) {
+        size_t depth = 0;
+
+        p = skip_ws(p, end);
+        if (p >= end)
+                return NULL;
+        if (*p != '{' && *p != '[') {
+                if (*p == '"')
+                        return skip_string(p, end);
+                const char *s = p;
+                while (p < end && !strchr(",}] \t\n\r", *p))
+                        p++;
+                return p > s ? p : NULL;
+        }
+        for (; p < end; p++) {
+                if (*p == '"') {
+                        p = skip_string(p, end);
+                        if (!p)
+                                return NULL;
+                        p--;
+                } else if (*p == '{' || *p == '[')
+                        depth++;
+                else if (*p == '}' || *p == ']') {
+                        if (--depth == 0)
+                                return p + 1;
+                }
+        }
+        return NULL;
+}
+
+/* Adds a SHA-256 of [s, e) into sum, lane by lane: a sum commutes (the
+ * order of the parts does not matter) and, unlike XOR, does not cancel a
+ * part that appears twice. */
+static void digest_add(uint64_t sum[static 4], const char *s, const char *e) {
+        uint8_t d[32];
+
+        sha256(s, (size_t) (e - s), d);
+        for (size_t i = 0; i < 4; i++) {
+                uint64_t v;
+                memcpy(&v, d + 8 * i, sizeof v);
+                sum[i] += v;
+        }
+}
+
+int connect_list_digest(const char *body, size_t len, uint8_t ret[static 32]) {
+        static const char key[] = "\"ListPhoneNumbersSummaryList\"";
+        const char *p = body, *end = body + len;
+        uint64_t entries[4] = {}, members[4] = {}, counts[2] = {};
+        uint8_t buf[sizeof entries + sizeof members + sizeof counts];
+
+        if (!body)
+                return -EINVAL;
+        p = skip_ws(p, end);
+        if (p >= end || *p != '{')
+                return -EBADMSG;
+        p = skip_ws(p + 1, end);
+        if (p < end && *p == '}')
+                p++;
+        else
+                for (;;) {
+                        const char *m = p, *k;
+                        if (p >= end || *p != '"' || !(k = skip_string(p, end)))
+                                return -EBADMSG;
+                        p = skip_ws(k, end);
+                        if (p >= end || *p != ':')
+                                return -EBADMSG;
+                        p = skip_ws(p + 1, end);
+                        if ((size_t) (k - m) == strlen(key) && memcmp(m, key, strlen(key)) == 0 && p < end &&
+                            *p == '[') {
+                                /* The list: each entry's text on its own, in any order. */
+                                p = skip_ws(p + 1, end);
+                                if (p < end && *p == ']')
+                                        p++;
+                                else
+                                        for (;;) {
+                                                const char *s = p, *e = skip_value(p, end);
+                                                if (!e)
+                                                        return -EBADMSG;
+                                                digest_add(entries, s, e);
+                                                counts[0]++;
+                                                p = skip_ws(e, end);
+                                                if (p < end && *p == ',') {
+                                                        p = skip_ws(p + 1, end);
+                                                        continue;
+                                                }
+                                                if (p < end && *p == ']') {
+                                                        p++;
+                                                        break;
+                                                }
+                                                return -EBADMSG;
+                                        }
+                                /* The key stands for the list in the members' sum. */
+                                digest_add(members, m, k);
+                        } else {
+                                const char *e = skip_value(p, end);
+                                if (!e)
+                                        return -EBADMSG;
+                                digest_add(members, m, e);
+                                p = e;
+                        }
+                        counts[1]++;
+                        p = skip_ws(p, end);
+                        if (p < end && *p == ',') {
+                                p = skip_ws(p + 1, end);
+                                continue;
+                        }
+                        if (p < end && *p == '}') {
+                                p++;
+                                break;
+                        }
+                        return -EBADMSG;
+                }
+        if (skip_ws(p, end) != end)
+                return -EBADMSG;
+
+        memcpy(buf, entries, sizeof entries);
+        memcpy(buf + sizeof entries, members, sizeof members);
+        memcpy(buf + sizeof entries + sizeof members, counts, sizeof counts);
+        sha256(buf, sizeof buf, ret);
+        return 0;
+}

@@ -37,6 +37,13 @@ bool connect_region_is_valid(const char *region);
 /* Pure parsers (tests and fuzzing). Each returns 0 or -EBADMSG. */
 int connect_parse_error(long http_status, const char *error_type_header, const char *body, size_t len,
                         struct connect_error *ret);
+/* A digest of a ListPhoneNumbersV2 answer that does not depend on the
+ * order of its entries (nothing documents that Connect keeps it): a
+ * commutative sum of the SHA-256 of each entry's text and of each other
+ * member, found by a light scanner that only follows strings and nesting,
+ * so that a steady pass skips jansson's parse. -EBADMSG when the body is
+ * not a JSON object (then it is parsed and refused as usual). */
+int connect_list_digest(const char *body, size_t len, uint8_t ret[static 32]);
 int connect_parse_list(const char *body, size_t len, struct connect_number **numbers, size_t *n,
                        char **ret_next_token);
 int connect_parse_describe(const char *body, size_t len, struct connect_number *ret);

@@ -1,6 +1,7 @@
 /* connect.c: the call scheduler for the Amazon Connect operations, on
  * sd-event. A call is built once by connect-wire.c (method, path, query,
- * JSON body), waits in the FIFO of its (region, operation) token bucket, is
+ * JSON body), waits in the FIFO of its (account, region, operation) token
+ * bucket, whose rate adapts to the throttling it sees (docs/throttling.md), is
  * signed with SigV4 at every attempt and sent through http.c; throttling
  * and transient failures are retried as the SDK "standard" retry mode
  * does, each retry going back through the pacing queue with the same bytes
@@ -32,12 +33,16 @@
 
 struct connect_call;
 
-/* Pacing for one (region, operation): FIFO of calls waiting for a token. */
+/* Pacing for one (account, region, operation), as Connect counts its
+ * limits: FIFO of calls waiting for a token, and the adaptive rate that
+ * sets the token bucket's rate from the throttling this bucket sees. */
 struct connect_bucket {
         struct connect_client *client;
+        char *account;                     /* "" when the call names no ARN to take it from */
         char *region;
         enum connect_op op;
         struct token_bucket tb;
+        struct adaptive_rate ar;
         struct connect_call *head, *tail;  /* waiting calls, FIFO */
         sd_event_source *timer;            /* CLOCK_BOOTTIME; on only while calls wait */
         struct connect_bucket *next;
@@ -286,13 +291,14 @@ static void bucket_schedule(struct connect_bucket *b) {
                 log_warning_errno(r, "Cannot arm the pacing timer for %s in %s", connect_op_name(b->op), b->region);
 }
 
-static struct connect_bucket *bucket_get(struct connect_client *c, const char *region, enum connect_op op,
-                                         int *ret_r) {
+static struct connect_bucket *bucket_get(struct connect_client *c, const char *account, const char *region,
+                                         enum connect_op op, int *ret_r) {
         struct connect_bucket *b;
+        usec_t now;
         int r;
 
         for (b = c->buckets; b; b = b->next)
-                if (b->op == op && streq(b->region, region))
+                if (b->op == op && streq(b->region, region) && streq(b->account, account))
                         return b;
 
         b = calloc(1, sizeof(*b));
@@ -303,18 +309,24 @@ static struct connect_bucket *bucket_get(struct connect_client *c, const char *r
         b->client = c;
         b->op = op;
         b->region = strdup(region);
-        if (!b->region) {
+        b->account = strdup(account);
+        if (!b->region || !b->account) {
+                free(b->region);
+                free(b->account);
                 free(b);
                 *ret_r = -ENOMEM;
                 return NULL;
         }
-        token_bucket_init(&b->tb, bucket_rate(c, op), c->rate_burst, clock_boottime_usec());
+        now = clock_boottime_usec();
+        adaptive_rate_init(&b->ar, bucket_rate(c, op), now);
+        token_bucket_init(&b->tb, b->ar.rate, adaptive_rate_burst(&b->ar, c->rate_burst), now);
         r = sd_event_add_time(c->event, &b->timer, CLOCK_BOOTTIME, USEC_INFINITY, USEC_PER_MSEC, bucket_timer_cb, b);
         if (r >= 0)
                 r = sd_event_source_set_enabled(b->timer, SD_EVENT_OFF);
         if (r < 0) {
                 sd_event_source_disable_unref(b->timer);
                 free(b->region);
+                free(b->account);
                 free(b);
                 *ret_r = r;
                 return NULL;
@@ -328,7 +340,51 @@ static struct connect_bucket *bucket_get(struct connect_client *c, const char *r
 static void bucket_free(struct connect_bucket *b) {
         sd_event_source_disable_unref(b->timer);
         free(b->region);
+        free(b->account);
         free(b);
+}
+
+/* An HTTP answer for this bucket: its adaptive rate moves, and the token
+ * bucket (rate and burst) with it. */
+static void bucket_on_answer(struct connect_bucket *b, bool throttled) {
+        struct connect_client *c = b->client;
+        usec_t now = clock_boottime_usec();
+        double before = b->ar.rate, rate;
+
+        rate = adaptive_rate_on_response(&b->ar, throttled, now);
+        token_bucket_set_rate(&b->tb, rate, adaptive_rate_burst(&b->ar, c->rate_burst), now);
+        if (throttled && rate != before)
+                log_debug("%s in %s for account %s throttled: sending at %.3f req/s (was %.3f)",
+                          connect_op_name(b->op), b->region, isempty(b->account) ? "-" : b->account, rate, before);
+        if (b->head)
+                bucket_schedule(b);
+}
+
+/* The account whose limits a call draws on: the account field of the ARN
+ * the call names (target, resource, or a number given by ARN). A number
+ * given by bare id names no account: those calls share the bucket of
+ * account "" in their region. */
+static void call_account(const struct connect_args *a, char *ret, size_t size) {
+        const char *arn = a->target_arn ?: a->resource_arn;
+
+        if (!arn && a->phone_number_id && strncmp(a->phone_number_id, "arn:", 4) == 0)
+                arn = a->phone_number_id;
+        ret[0] = '\0';
+        if (!arn || strncmp(arn, "arn:", 4) != 0)
+                return;
+        /* arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE */
+        const char *p = arn;
+        for (int field = 0; field < 4; field++) {
+                p = strchr(p, ':');
+                if (!p)
+                        return;
+                p++;
+        }
+        const char *end = strchr(p, ':');
+        if (!end || (size_t) (end - p) >= size)
+                return;
+        memcpy(ret, p, (size_t) (end - p));
+        ret[end - p] = '\0';
 }
 
 /* Appends call to its bucket's FIFO. Never runs a callback. */
@@ -717,11 +773,12 @@ static int call_list_page(struct connect_call *call, const struct http_response 
         int r, page_r = 0;
 
         /* Only a first page without NextToken stands for the whole list,
-         * and only such answers get a digest: a body equal to known_digest
-         * has no NextToken either. */
+         * and only such answers get a digest: a body whose digest equals
+         * known_digest has no NextToken either. The digest ignores the
+         * order of the entries. */
         _Static_assert(CONNECT_LIST_DIGEST_LEN == 32, "a list digest is a SHA-256");
-        if (first)
-                sha256(resp->body, resp->body_len, digest);
+        if (first && connect_list_digest(resp->body, resp->body_len, digest) < 0)
+                sha256(resp->body, resp->body_len, digest); /* not an object: parsed and refused below */
         if (first && call->have_known_digest && memcmp(digest, call->known_digest, sizeof(digest)) == 0) {
                 retry_quota_success(&c->quota, call->last_retry_cost);
                 res->unchanged = true;
@@ -828,6 +885,7 @@ static void http_done(int r, const struct http_response *resp, const char *error
                 res->error.message = error_text ? connect_message_sanitize(error_text, strlen(error_text)) : NULL;
         } else if (resp->status >= 200 && resp->status <= 299) {
                 log_attempt(call, resp->status, resp->request_id, NULL, 0);
+                bucket_on_answer(call->bucket, false);
                 if (call->op == CONNECT_OP_LIST) {
                         rr = call_list_page(call, resp);
                         if (rr >= 0)
@@ -860,6 +918,7 @@ static void http_done(int r, const struct http_response *resp, const char *error
                 kind = res->error.kind;
                 if (resp->status == 429)
                         c->stats.throttled[call->op]++;
+                bucket_on_answer(call->bucket, kind == CONNECT_ERROR_THROTTLED);
                 retryable = kind == CONNECT_ERROR_THROTTLED || retry_is_transient_status(resp->status) ||
                             retry_is_transient_code(res->error.code);
                 if (kind == CONNECT_ERROR_QUOTA)
@@ -951,7 +1010,8 @@ static void client_apply_rates(struct connect_client *c, const struct connect_cl
                 c->rates[i] = o->rates[i] > 0 ? o->rates[i] : 0;
         c->read_only = o->read_only;
         for (struct connect_bucket *b = c->buckets; b; b = b->next) {
-                token_bucket_set_rate(&b->tb, bucket_rate(c, b->op), c->rate_burst, now);
+                adaptive_rate_set_ceiling(&b->ar, bucket_rate(c, b->op));
+                token_bucket_set_rate(&b->tb, b->ar.rate, adaptive_rate_burst(&b->ar, c->rate_burst), now);
                 if (b->head)
                         bucket_schedule(b);
         }
@@ -1177,7 +1237,9 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                 call_free(call);
                 return r;
         }
-        call->bucket = bucket_get(c, region, op, &r);
+        char account[64];
+        call_account(a, account, sizeof account);
+        call->bucket = bucket_get(c, account, region, op, &r);
         if (!call->bucket) {
                 call_free(call);
                 return r;

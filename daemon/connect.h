@@ -1,8 +1,8 @@
 /* connect.h: one asynchronous function per Amazon Connect operation used:
  * the call scheduler. Requests and answers are built and parsed by
  * connect-wire.h (JSON never leaves it: callers get C structs). Signing,
- * the credential chain, client-side pacing (token bucket per region and
- * operation) and the SDK "standard" retry mode happen inside: a callback
+ * the credential chain, client-side pacing (a token bucket per account,
+ * region and operation whose rate adapts to throttling) and the SDK "standard" retry mode happen inside: a callback
  * sees only the final outcome of a call. Wire names, paths and encodings as
  * in the service model (connect-phone-numbers.service.json). */
 #pragma once
@@ -31,9 +31,10 @@ struct connect_result {
         size_t n_listed;
         unsigned pages;
         /* LIST: have_digest when the answer was one page (no NextToken):
-         * digest is the SHA-256 of that page's body, to pass as known_digest
-         * next time. unchanged: that body was identical to known_digest;
-         * then it was not parsed and on_page never ran. */
+         * digest (connect_list_digest(): independent of the order of the
+         * entries) to pass as known_digest next time. unchanged: that
+         * body's digest equalled known_digest; then it was not parsed and
+         * on_page never ran. */
         bool have_digest;
         bool unchanged;
         uint8_t digest[CONNECT_LIST_DIGEST_LEN];
@@ -52,7 +53,7 @@ struct connect_client_options {
                                       * else https://connect.REGION.amazonaws.com) */
         const char *ca_file;         /* YAML ca_file:, or NULL (then AWS_CA_BUNDLE, else system store) */
         const char *profile;         /* YAML profile:, or NULL */
-        double rate_default;         /* req/s per (region, operation); 0 = 2 */
+        double rate_default;         /* req/s per (account, region, operation): the adaptive rate's ceiling; 0 = 2 */
         double rate_burst;           /* 0 = 5 */
         double rates[_CONNECT_OP_MAX]; /* per-operation override, 0 = rate_default */
         unsigned max_attempts;       /* 0 = 3 (AWS_MAX_ATTEMPTS overrides); throttled attempts do not count */
@@ -102,7 +103,7 @@ typedef int (*connect_page_callback_t)(struct connect_number *numbers, size_t n,
 struct connect_list_options {
         /* A digest from an earlier LIST result of the same target (copied,
          * need not outlive the call), or NULL. A steady pass gets the same
-         * bytes as the last one; when the first page's body hashes to it,
+         * bytes as the last one; when the first page's body digests to it (in any order of its entries),
          * the call ends with unchanged set, without parsing: parsing is
          * most of a steady pass's CPU and transient heap (~1.7 MB per page
          * of 1000 numbers). CONNECT_LIST_DIGEST_LEN bytes. */

@@ -162,3 +162,102 @@ bool retry_is_transient_errno(int r) {
                 return false;
         }
 }
+
+static double adaptive_floor(double ceiling) {
+        return MIN(ceiling, MAX(ADAPTIVE_FLOOR_MIN, ADAPTIVE_FLOOR_FRACTION * ceiling));
+}
+
+static double adaptive_sane_ceiling(double ceiling) {
+        return ceiling > 0.0 && isfinite(ceiling) ? ceiling : 0.001;
+}
+
+void adaptive_rate_init(struct adaptive_rate *a, double ceiling, usec_t now) {
+        ceiling = adaptive_sane_ceiling(ceiling);
+        *a = (struct adaptive_rate){
+                .ceiling = ceiling,
+                .floor = adaptive_floor(ceiling),
+                .rate = ceiling,
+                .w_max = ceiling,
+                .stretch = 1.0,
+                .slot_start = now - now % ADAPTIVE_MEASURE_SLOT_USEC,
+        };
+}
+
+void adaptive_rate_set_ceiling(struct adaptive_rate *a, double ceiling) {
+        ceiling = adaptive_sane_ceiling(ceiling);
+        if (!a->throttled || a->rate >= a->ceiling)
+                a->rate = ceiling;
+        a->ceiling = ceiling;
+        a->floor = adaptive_floor(ceiling);
+        a->rate = MIN(MAX(a->rate, a->floor), a->ceiling);
+}
+
+/* Answers per second, smoothed over half-second slots: what the client
+ * really sends, which may be well under what it is allowed. */
+static void adaptive_measure(struct adaptive_rate *a, usec_t now) {
+        usec_t slot = now - now % ADAPTIVE_MEASURE_SLOT_USEC;
+
+        if (slot > a->slot_start) {
+                double sample = (double) a->slot_count * (double) USEC_PER_SEC / (double) (slot - a->slot_start);
+                a->measured = a->measured_valid ? ADAPTIVE_MEASURE_SMOOTH * sample +
+                                                          (1.0 - ADAPTIVE_MEASURE_SMOOTH) * a->measured
+                                                : sample;
+                a->measured_valid = true;
+                a->slot_count = 0;
+                a->slot_start = slot;
+        }
+        a->slot_count++;
+}
+
+/* Seconds of curve time since the last throttle. */
+static double adaptive_curve_time(const struct adaptive_rate *a, usec_t now) {
+        if (now <= a->last_throttle)
+                return 0.0;
+        return (double) (now - a->last_throttle) / (double) USEC_PER_SEC / a->stretch;
+}
+
+double adaptive_rate_on_response(struct adaptive_rate *a, bool throttled, usec_t now) {
+        adaptive_measure(a, now);
+
+        if (!throttled) {
+                if (!a->throttled)
+                        return a->rate;
+                double x = adaptive_curve_time(a, now) - a->k;
+                double w = ADAPTIVE_C * x * x * x + a->w_max;
+                a->rate = MIN(MAX(w, a->floor), a->ceiling);
+                return a->rate;
+        }
+
+        /* The rate in use: the allowed one, or what was really sent when
+         * that was less (cutting an unused allowance would change
+         * nothing). */
+        double in_use = a->rate;
+        if (a->measured_valid && a->measured > 0.0 && a->measured < in_use)
+                in_use = MAX(a->measured, a->floor);
+
+        /* Throttled again near the level of the last throttle, before the
+         * curve went far past it: that level is not available (another
+         * client takes part of the bucket). CUBIC would regain it within a
+         * second or two and be throttled again; probing ever more slowly
+         * keeps the repeats rare. A throttle long after is a new episode. */
+        if (a->throttled) {
+                double t = adaptive_curve_time(a, now);
+                if (t >= a->k + ADAPTIVE_REPEAT_WINDOW)
+                        a->streak = 0;
+                else if (in_use >= ADAPTIVE_NEAR * a->w_max && a->streak < ADAPTIVE_STREAK_MAX)
+                        a->streak++;
+        }
+        a->throttled = true;
+        a->last_throttle = now;
+        a->w_max = in_use;
+        a->rate = MIN(MAX(in_use * ADAPTIVE_BETA, a->floor), a->ceiling);
+        a->k = cbrt(a->w_max * (1.0 - ADAPTIVE_BETA) / ADAPTIVE_C);
+        a->stretch = pow(ADAPTIVE_STRETCH_BASE, (double) a->streak);
+        return a->rate;
+}
+
+double adaptive_rate_burst(const struct adaptive_rate *a, double configured_burst) {
+        if (a->rate >= a->ceiling)
+                return configured_burst;
+        return MAX(1.0, MIN(configured_burst, a->rate));
+}

@@ -63,3 +63,50 @@ bool retry_is_transient_status(long http_status); /* 500, 502, 503, 504 */
 /* Transport failures (negative errno from http.h) that the SDK retries as
  * connection errors or timeouts. */
 bool retry_is_transient_errno(int r);
+
+/* Adaptive sending rate (docs/throttling.md): the SDKs' adaptive retry
+ * mode, a CUBIC-like rate per (account, region, operation) that is cut on
+ * a throttle and grows back as calls succeed, plus slower probing after
+ * repeated throttles at the same level so that a client sharing the
+ * account's bucket is not throttled every few seconds. Pure: the time is
+ * an argument. The rate stays within [floor, ceiling]; the ceiling is the
+ * operator's api_rate. */
+#define ADAPTIVE_BETA 0.7            /* multiplicative decrease on a throttle */
+#define ADAPTIVE_C 0.4               /* CUBIC scaling constant, (req/s) / s^3 */
+#define ADAPTIVE_FLOOR_MIN 0.1       /* req/s: the floor never goes lower (unless the ceiling does) */
+#define ADAPTIVE_FLOOR_FRACTION 0.25 /* floor = max(FLOOR_MIN, FRACTION x ceiling), <= ceiling */
+#define ADAPTIVE_NEAR 0.8            /* a throttle at >= NEAR x the last throttled rate is a repeat */
+#define ADAPTIVE_REPEAT_WINDOW 3.0   /* s (curve time) after the curve regains W_max: later is a new episode */
+#define ADAPTIVE_STRETCH_BASE 2.0    /* the curve runs STRETCH_BASE^streak times slower */
+#define ADAPTIVE_STREAK_MAX 5U       /* at most 32 x slower */
+#define ADAPTIVE_MEASURE_SLOT_USEC (500 * USEC_PER_MSEC)
+#define ADAPTIVE_MEASURE_SMOOTH 0.8
+
+struct adaptive_rate {
+        double ceiling;       /* req/s, > 0 */
+        double floor;         /* req/s, 0 < floor <= ceiling */
+        double rate;          /* allowed sending rate now */
+        double w_max;         /* the rate in use at the last throttle */
+        double k;             /* curve time (s) at which the curve is back at w_max */
+        double stretch;       /* wall seconds per curve second: STRETCH_BASE^streak */
+        unsigned streak;      /* repeated throttles near the same level */
+        bool throttled;       /* a throttle was seen since init: the curve is active */
+        usec_t last_throttle;
+        /* The measured rate of answers: smoothed count per half-second slot. */
+        double measured;
+        unsigned slot_count;
+        usec_t slot_start;
+        bool measured_valid;
+};
+
+void adaptive_rate_init(struct adaptive_rate *a, double ceiling, usec_t now);
+/* A new ceiling (configuration reload): the rate is clamped to it; an
+ * unthrottled rate follows it. */
+void adaptive_rate_set_ceiling(struct adaptive_rate *a, double ceiling);
+/* One answer received at now: throttled or anything else. Returns the
+ * allowed rate after it. */
+double adaptive_rate_on_response(struct adaptive_rate *a, bool throttled, usec_t now);
+/* The token bucket capacity to use with the current rate: the configured
+ * burst while at the ceiling, else max(1, rate) (a throttled client must
+ * not send a burst the moment tokens have piled up). */
+double adaptive_rate_burst(const struct adaptive_rate *a, double configured_burst);

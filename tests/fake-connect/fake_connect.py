@@ -107,6 +107,7 @@ CONFIG_DEFAULTS = {
     "temp_credentials_ttl": 3600,
     "list_hides_in_progress": False,
     "list_token_cycle": 0,
+    "list_order": "stable",
     "remember_refused_claims": False,
     "token_ttl": 86400,
     "max_skew": 300,
@@ -662,7 +663,12 @@ class Api:
                 continue
             rows.append(rec)
         page = rows[offset:offset + max_results]
-        out = {"ListPhoneNumbersSummaryList": [r.summary() for r in page]}
+        summaries = [r.summary() for r in page]
+        if emu.config["list_order"] == "shuffle":
+            # Nothing documents a stable order: each answer lists the
+            # page's entries in another order (pages stay disjoint).
+            random.shuffle(summaries)
+        out = {"ListPhoneNumbersSummaryList": summaries}
         cycle = int(emu.config["list_token_cycle"] or 0)
         if cycle:
             # Fault injection: after `cycle` pages the NextToken points back
@@ -1437,6 +1443,8 @@ def admin_config(emu, body, q):
             if k == "fault_next":
                 if not isinstance(v, list) or any(e.get("fault") not in FAULT_KINDS for e in v):
                     raise AdminError("fault_next: a list of {fault: %s, op?, count?}" % "|".join(FAULT_KINDS))
+            if k == "list_order" and v not in ("stable", "shuffle"):
+                raise AdminError("list_order must be \"stable\" or \"shuffle\"")
             if k in ("quotas", "rates") and not isinstance(v, dict):
                 raise AdminError("%s must be an object" % k)
             if k in ("fail_claims", "no_inventory", "missing_targets", "credentials") and not isinstance(v, list):
@@ -1695,6 +1703,7 @@ POST /admin/config keys (each replaces its current value):
   missing_targets [arn], credentials [{access_key_id, secret_access_key}],
   container_token s, temp_credentials_ttl s, list_hides_in_progress bool,
   list_token_cycle n (after n pages, NextToken goes back to page 2: A->B->A),
+  list_order "stable" | "shuffle" (each list answer in another order),
   remember_refused_claims bool,
   token_ttl s (ClientToken memory), max_skew s (SigV4), verbose bool.
 POST /admin/clock {"advance": s} | {"offset": s}: the emulator clock (FAILED

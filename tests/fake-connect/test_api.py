@@ -450,5 +450,33 @@ class SearchAndList(EmulatorTest, unittest.TestCase):
         self.assertEqual(len(self.c.list(t).json["ListPhoneNumbersSummaryList"]), 1)
 
 
+    def test_list_order_shuffle_option(self):
+        t = instance_arn()
+        self.fake.admin("POST", "/admin/seed", {"generate": {"target_arn": t, "country": "US", "type": "DID",
+                                                             "count": 40}})
+
+        def ids(**kw):
+            return [n["PhoneNumberId"] for n in self.c.list(t, **kw).json["ListPhoneNumbersSummaryList"]]
+        stable = ids()
+        self.assertEqual(len(stable), 40)
+        self.assertEqual(ids(), stable)
+        self.fake.config(list_order="shuffle")
+        try:
+            orders = [ids() for _ in range(5)]
+            for o in orders:
+                self.assertEqual(sorted(o), sorted(stable))
+            self.assertTrue(any(o != stable for o in orders), "five answers in the same order")
+            # Pages stay disjoint: only a page's entries move.
+            first = self.c.list(t, max_results=10).json
+            second = self.c.list(t, max_results=10, next_token=first["NextToken"]).json
+            a = {n["PhoneNumberId"] for n in first["ListPhoneNumbersSummaryList"]}
+            b = {n["PhoneNumberId"] for n in second["ListPhoneNumbersSummaryList"]}
+            self.assertEqual(a, set(stable[:10]))
+            self.assertEqual(b, set(stable[10:20]))
+            self.assertEqual(self.fake.admin("POST", "/admin/config", {"list_order": "sorted"}, expect=400).get(
+                "message", "x") is not None, True)
+        finally:
+            self.fake.config(list_order="stable")
+
 if __name__ == "__main__":
     unittest.main()

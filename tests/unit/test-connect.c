@@ -884,6 +884,50 @@ static void test_client_free_in_callback(_unused_ void **state) {
         assert_int_equal(f.calls, 1);
 }
 
+static int list_digest_of(const char *body, uint8_t d[static 32]) {
+        return connect_list_digest(body, strlen(body), d);
+}
+
+static void test_list_digest_order_independent(_unused_ void **state) {
+        uint8_t a[32], b[32], c[32];
+        const char *e1 = "{\"PhoneNumberId\":\"1\",\"PhoneNumber\":\"+12065550100\",\"TargetArn\":\"t\"}";
+        const char *e2 = "{\"PhoneNumberId\":\"2\",\"PhoneNumber\":\"+12065550101\",\"PhoneNumberDescription\":\"a, } ] \\\" {\"}";
+        const char *e3 = "{\"PhoneNumberId\":\"3\",\"PhoneNumber\":\"+12065550102\",\"Tags\":{\"k\":[1,2]}}";
+        _cleanup_(freep) char *abc = strprintf("{\"ListPhoneNumbersSummaryList\":[%s,%s,%s]}", e1, e2, e3);
+        _cleanup_(freep) char *cab = strprintf("{ \"ListPhoneNumbersSummaryList\" : [ %s , %s,%s ] }", e3, e1, e2);
+        _cleanup_(freep) char *ab = strprintf("{\"ListPhoneNumbersSummaryList\":[%s,%s]}", e1, e2);
+        _cleanup_(freep) char *aab = strprintf("{\"ListPhoneNumbersSummaryList\":[%s,%s,%s]}", e1, e1, e2);
+        _cleanup_(freep) char *bbb = strprintf("{\"ListPhoneNumbersSummaryList\":[%s,%s,%s]}", e2, e2, e2);
+        _cleanup_(freep) char *ab_extra = strprintf("{\"ListPhoneNumbersSummaryList\":[%s,%s],\"X\":1}", e1, e2);
+
+        /* The same entries in another order (and other spacing between
+         * them): the same digest. */
+        assert_int_equal(list_digest_of(abc, a), 0);
+        assert_int_equal(list_digest_of(cab, b), 0);
+        assert_memory_equal(a, b, 32);
+
+        /* Anything else differs: an entry fewer, an entry twice (a sum,
+         * not a XOR, so pairs do not cancel), another member. */
+        assert_int_equal(list_digest_of(ab, c), 0);
+        assert_memory_not_equal(a, c, 32);
+        assert_int_equal(list_digest_of(aab, b), 0);
+        assert_memory_not_equal(b, c, 32);
+        assert_int_equal(list_digest_of(bbb, b), 0);
+        assert_int_equal(list_digest_of(ab_extra, a), 0);
+        assert_memory_not_equal(a, c, 32);
+        assert_int_equal(list_digest_of("{\"ListPhoneNumbersSummaryList\":[]}", a), 0);
+        assert_int_equal(list_digest_of("{}", b), 0);
+        assert_memory_not_equal(a, b, 32);
+
+        /* Not an object, or cut short: refused (then parsed, and refused
+         * there). */
+        assert_int_equal(list_digest_of("[]", a), -EBADMSG);
+        assert_int_equal(list_digest_of("", a), -EBADMSG);
+        assert_int_equal(list_digest_of("{\"ListPhoneNumbersSummaryList\":[{\"a\":\"}]}", a), -EBADMSG);
+        assert_int_equal(list_digest_of("{\"ListPhoneNumbersSummaryList\":[1,2]", a), -EBADMSG);
+        assert_int_equal(list_digest_of("{\"a\":1} x", a), -EBADMSG);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_error_forms),
@@ -904,6 +948,7 @@ int main(void) {
                 cmocka_unit_test(test_client_connection_refused),
                 cmocka_unit_test(test_client_no_credentials),
                 cmocka_unit_test(test_client_free_in_callback),
+                cmocka_unit_test(test_list_digest_order_independent),
         };
         log_setup(LOG_TARGET_CONSOLE, LOG_WARNING);
         return cmocka_run_group_tests(tests, NULL, NULL);
