@@ -261,20 +261,8 @@ int sts_parse_credentials(const char *xml, size_t len, struct aws_credentials **
         if (isempty(akid) || isempty(secret) || isempty(token) || !exp ||
             credentials_parse_iso8601(exp, &expiration) < 0)
                 return -EBADMSG;
-        /* Printable ASCII without spaces: they go into headers. */
-        for (const char *const *v = (const char *const[]) { akid, secret, token, NULL }; *v; v++)
-                for (const unsigned char *c = (const unsigned char *) *v; *c; c++)
-                        if (*c <= 0x20 || *c >= 0x7f)
-                                return -EBADMSG;
-        _cleanup_(aws_credentials_freep) struct aws_credentials *c = calloc(1, sizeof *c);
-        if (!c)
-                return -ENOMEM;
-        c->access_key_id = TAKE_PTR(akid);
-        c->secret_access_key = TAKE_PTR(secret);
-        c->session_token = TAKE_PTR(token);
-        c->expiration = expiration;
-        *ret = TAKE_PTR(c);
-        return 0;
+        r = credentials_new(akid, secret, token, expiration, NULL, ret);
+        return r == -ENOMEM ? r : r < 0 ? -EBADMSG : 0;
 }
 
 static char *sanitize(char *s) {
