@@ -36,6 +36,12 @@
 #define QUOTA_BACKOFF_DEFAULT_SEC (6 * 3600)
 #define QUOTA_DEFAULT 5
 #define MAX_RELEASES_DEFAULT 1
+#define ROLE_SESSION_NAME_DEFAULT "connect-numbers"
+#define ROLE_DURATION_DEFAULT_SEC 3600
+/* STS AssumeRole DurationSeconds: 900..43200 in the service model (the
+ * role's own maximum may be lower: STS then refuses the call). */
+#define ROLE_DURATION_MIN_SEC 900
+#define ROLE_DURATION_MAX_SEC (12 * 3600)
 /* The cap on a target's list in one pass (max_numbers_per_target). AWS
  * publishes no maximum for the per-instance quota, so the cap is ours:
  * 100,000 by default. At least one full ListPhoneNumbersV2 page (1000): a
@@ -198,6 +204,7 @@ struct parse_ctx {
         struct config *config;
         bool truncated; /* PROBLEMS_MAX reached */
         bool oom;
+        bool top_role_arn_given; /* the top level has role_arn:, valid or not */
 };
 
 static _printf_(4, 5) void problem_at(struct parse_ctx *ctx, unsigned line, unsigned column, const char *fmt, ...) {
@@ -241,11 +248,10 @@ static const char *quote_into(char *buf, size_t size, const char *s, size_t len)
                         buf[o++] = '\\';
                         buf[o++] = 't';
                 } else if (c < 0x20 || c == 0x7f) {
-                        static const char hex[] = "0123456789abcdef";
                         buf[o++] = '\\';
                         buf[o++] = 'x';
-                        buf[o++] = hex[c >> 4];
-                        buf[o++] = hex[c & 15];
+                        hex_encode(&c, 1, buf + o);
+                        o += 2;
                 } else
                         buf[o++] = (char) c;
         }
@@ -940,6 +946,58 @@ static bool check_phone_type(struct parse_ctx *ctx, const struct node *n, const 
         return false;
 }
 
+/* arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME: RoleArn of STS AssumeRole
+ * (20..2048 characters), with a 12-digit account, so that the account
+ * check against each target can read it. */
+static bool role_arn_valid(const char *s, const char **ret_account) {
+        const char *p;
+        if (strncmp(s, "arn:aws:iam::", 13) == 0)
+                p = s + 13;
+        else if (strncmp(s, "arn:aws-us-gov:iam::", 20) == 0)
+                p = s + 20;
+        else
+                return false;
+        if (strspn(p, "0123456789") != 12 || strncmp(p + 12, ":role/", 6) != 0)
+                return false;
+        if (ret_account)
+                *ret_account = p;
+        const char *name = p + 18, *last = strrchr(name, '/');
+        if (*name == 0 || (last && last[1] == 0))
+                return false;
+        for (const char *c = name; *c; c++)
+                if (!is_name_char(*c) && !strchr("+=,.@/", *c))
+                        return false;
+        return true;
+}
+
+static bool check_role_arn(struct parse_ctx *ctx, const struct node *n, const char *key) {
+        if (role_arn_valid(n->value, NULL))
+                return true;
+        problem(ctx, n, "\"%s\" must be an IAM role ARN such as arn:aws:iam::111122223333:role/connect-numbers, not %s",
+                key, QUOTE_NODE(n));
+        return false;
+}
+
+/* Characters of the STS ExternalId ([\w+=,.@:/-]*) and RoleSessionName
+ * ([\w+=,.@-]*) patterns. */
+static bool check_sts_chars(struct parse_ctx *ctx, const struct node *n, const char *key, const char *also) {
+        for (const char *c = n->value; *c; c++)
+                if (!is_name_char(*c) && !strchr(also, *c)) {
+                        problem(ctx, n, "\"%s\" may hold only A-Z, a-z, 0-9 and %s, not %s", key, also,
+                                QUOTE_NODE(n));
+                        return false;
+                }
+        return true;
+}
+
+static bool check_external_id(struct parse_ctx *ctx, const struct node *n, const char *key) {
+        return check_sts_chars(ctx, n, key, "_+=,.@:/-");
+}
+
+static bool check_session_name(struct parse_ctx *ctx, const struct node *n, const char *key) {
+        return check_sts_chars(ctx, n, key, "_+=,.@-");
+}
+
 /* ---- mappings ---------------------------------------------------------- */
 
 enum value_kind {
@@ -1237,6 +1295,10 @@ enum {
         TARGET_RELEASE_EXCESS,
         TARGET_MAX_RELEASES,
         TARGET_POOLS,
+        TARGET_ROLE_ARN,
+        TARGET_EXTERNAL_ID,
+        TARGET_ROLE_SESSION_NAME,
+        TARGET_ROLE_DURATION,
         _TARGET_KEYS,
 };
 
@@ -1247,6 +1309,12 @@ static const struct key_spec target_keys[_TARGET_KEYS] = {
         [TARGET_MAX_RELEASES] = { "max_releases_per_pass", VALUE_UINT, false, 1, 1000,
                                   offsetof(struct target_config, max_releases_per_pass), NULL },
         [TARGET_POOLS] = { "pools", VALUE_OTHER, true, 0, 0, 0, NULL },
+        [TARGET_ROLE_ARN] = { "role_arn", VALUE_STRING, false, 20, 2048, offsetof(struct target_config, role_arn), check_role_arn },
+        [TARGET_EXTERNAL_ID] = { "external_id", VALUE_STRING, false, 2, 1224, offsetof(struct target_config, external_id), check_external_id },
+        [TARGET_ROLE_SESSION_NAME] = { "role_session_name", VALUE_STRING, false, 2, 64, offsetof(struct target_config, role_session_name),
+                                    check_session_name },
+        [TARGET_ROLE_DURATION] = { "role_duration", VALUE_DURATION, false, ROLE_DURATION_MIN_SEC, ROLE_DURATION_MAX_SEC,
+                                offsetof(struct target_config, role_duration_usec), NULL },
 };
 
 static void target_config_done(struct target_config *t) {
@@ -1256,6 +1324,9 @@ static void target_config_done(struct target_config *t) {
         free(t->region);
         free(t->account);
         free(t->resource_id);
+        free(t->role_arn);
+        free(t->external_id);
+        free(t->role_session_name);
         for (size_t i = 0; i < t->n_pools; i++)
                 pool_config_done(&t->pools[i]);
         free(t->pools);
@@ -1441,6 +1512,43 @@ static void target_parse_pools(struct parse_ctx *ctx, const struct node *m, stru
                       &(struct pool_add){.target = t, .kind_known = kind_known});
 }
 
+/* Fills the role settings the target leaves out from the top level, then
+ * checks that the role can reach the target: Connect is called in the
+ * target's own account, so the role must live there. The problem goes to
+ * the target's role_arn, else (inherited) to its arn. */
+static void target_resolve_role(struct parse_ctx *ctx, const struct node **keys, const struct node **values,
+                                struct target_config *t) {
+        const struct config *c = ctx->config;
+        const char *account = NULL;
+
+        if ((!t->role_arn && c->role_arn && !(t->role_arn = strdup(c->role_arn))) ||
+            (!t->external_id && c->external_id && !(t->external_id = strdup(c->external_id))) ||
+            (!t->role_session_name && !(t->role_session_name = strdup(c->role_session_name ?: ROLE_SESSION_NAME_DEFAULT)))) {
+                ctx->oom = true;
+                return;
+        }
+        if (!t->role_duration_usec)
+                t->role_duration_usec = c->role_duration_usec ?: ROLE_DURATION_DEFAULT_SEC * USEC_PER_SEC;
+        if (!t->role_arn && !keys[TARGET_ROLE_ARN] && !ctx->top_role_arn_given) {
+                static const unsigned role_keys[] = { TARGET_EXTERNAL_ID, TARGET_ROLE_SESSION_NAME, TARGET_ROLE_DURATION };
+                for (size_t i = 0; i < ELEMENTSOF(role_keys); i++)
+                        if (keys[role_keys[i]])
+                                problem(ctx, keys[role_keys[i]], "\"%s\" needs a \"role_arn\" (in target %s or the top level)",
+                                        target_keys[role_keys[i]].name, QUOTE(t->name));
+                return;
+        }
+        if (!t->role_arn || !t->account || !role_arn_valid(t->role_arn, &account))
+                return; /* reported already */
+        if (strncmp(account, t->account, 12) != 0 || strncmp(t->role_arn + 4, t->partition, strlen(t->partition)) != 0 ||
+            t->role_arn[4 + strlen(t->partition)] != ':') {
+                const struct node *at = values[TARGET_ROLE_ARN] ? values[TARGET_ROLE_ARN] : values[TARGET_ARN];
+                problem(ctx, at,
+                        "role_arn %s is not in target %s's account %s (partition %s): Connect is called in the "
+                        "target's own account, with a role of that account",
+                        QUOTE(t->role_arn), QUOTE(t->name), t->account, t->partition);
+        }
+}
+
 static void target_parse(struct parse_ctx *ctx, const struct node *key, const struct node *m, struct target_config *t) {
         const struct node *keys[_TARGET_KEYS], *values[_TARGET_KEYS];
         char where[160];
@@ -1459,6 +1567,7 @@ static void target_parse(struct parse_ctx *ctx, const struct node *key, const st
         }
         if (values[TARGET_POOLS])
                 target_parse_pools(ctx, values[TARGET_POOLS], t, kind_known);
+        target_resolve_role(ctx, keys, values, t);
 }
 
 static int target_add(struct parse_ctx *ctx, const struct node *key, const struct node *value, void *userdata) {
@@ -1548,6 +1657,10 @@ enum {
         TOP_QUOTA_BACKOFF,
         TOP_MAX_NUMBERS_PER_TARGET,
         TOP_LOG_LEVEL,
+        TOP_ROLE_ARN,
+        TOP_EXTERNAL_ID,
+        TOP_ROLE_SESSION_NAME,
+        TOP_ROLE_DURATION,
         TOP_TARGETS,
         _TOP_KEYS,
 };
@@ -1565,6 +1678,12 @@ static const struct key_spec top_keys[_TOP_KEYS] = {
                                          MAX_NUMBERS_PER_TARGET_MAX, offsetof(struct config, max_numbers_per_target),
                                          NULL },
         [TOP_LOG_LEVEL] = { "log_level", VALUE_OTHER, false, 0, 0, 0, NULL },
+        [TOP_ROLE_ARN] = { "role_arn", VALUE_STRING, false, 20, 2048, offsetof(struct config, role_arn), check_role_arn },
+        [TOP_EXTERNAL_ID] = { "external_id", VALUE_STRING, false, 2, 1224, offsetof(struct config, external_id), check_external_id },
+        [TOP_ROLE_SESSION_NAME] = { "role_session_name", VALUE_STRING, false, 2, 64, offsetof(struct config, role_session_name),
+                                    check_session_name },
+        [TOP_ROLE_DURATION] = { "role_duration", VALUE_DURATION, false, ROLE_DURATION_MIN_SEC, ROLE_DURATION_MAX_SEC,
+                                offsetof(struct config, role_duration_usec), NULL },
         [TOP_TARGETS] = { "targets", VALUE_OTHER, true, 0, 0, 0, NULL },
 };
 
@@ -1602,6 +1721,7 @@ static void config_parse_root(struct parse_ctx *ctx, const struct node *root) {
                 return;
         }
         mapping_walk(ctx, root, top_keys, _TOP_KEYS, ctx->config, "in the top level", keys, values);
+        ctx->top_role_arn_given = keys[TOP_ROLE_ARN] != NULL;
         if (values[TOP_API_RATE])
                 config_parse_api_rate(ctx, values[TOP_API_RATE]);
         if (values[TOP_LOG_LEVEL])
@@ -1724,6 +1844,9 @@ struct config *config_free(struct config *c) {
         free(c->endpoint_url);
         free(c->ca_file);
         free(c->profile);
+        free(c->role_arn);
+        free(c->external_id);
+        free(c->role_session_name);
         for (size_t i = 0; i < c->n_rates; i++)
                 free(c->rates[i].operation);
         free(c->rates);

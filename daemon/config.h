@@ -45,6 +45,13 @@ struct target_config {
         unsigned quota;              /* phone-number quota (default 5) */
         bool release_excess;         /* default false */
         unsigned max_releases_per_pass; /* default 1 */
+        /* The role whose credentials sign this target's calls, or NULL
+         * (the chain's own credentials). Each of the four keys is the
+         * target's own, else the top level's. */
+        char *role_arn;              /* arn:PARTITION:iam::ACCOUNT:role/NAME, same account as arn */
+        char *external_id;           /* or NULL */
+        char *role_session_name;     /* default "connect-numbers" */
+        usec_t role_duration_usec;   /* default 1h, 15m..12h */
         struct pool_config *pools;   /* in file order */
         size_t n_pools;
         unsigned line;
@@ -63,6 +70,10 @@ struct config {
         char *endpoint_url;          /* override, or NULL */
         char *ca_file;               /* extra CA bundle, or NULL */
         char *profile;               /* credentials profile, or NULL */
+        char *role_arn;              /* top-level role_arn:, or NULL (targets inherit it) */
+        char *external_id;           /* top-level external_id:, or NULL */
+        char *role_session_name;     /* top-level role_session_name:, or NULL */
+        usec_t role_duration_usec;   /* top-level role_duration:, 0 = not given */
         double rate_default;         /* api_rate.default, req/s (default 2) */
         double rate_burst;           /* api_rate.burst (default 5) */
         struct config_rate *rates;   /* per-operation overrides */

@@ -20,7 +20,9 @@
 #include "aws/credentials.h"
 #include "aws/http.h"
 #include "aws/pacing.h"
+#include "aws/roles.h"
 #include "aws/sigv4.h"
+#include "connect-roles.h"
 #include "dispatch.h"
 #include "log.h"
 
@@ -112,6 +114,8 @@ struct connect_call {
         char *region;
         struct connect_request req;        /* the bytes of the current request; retries reuse them */
         char *target_arn;                  /* LIST: for the next pages */
+        char *cred_arn;                    /* the target's or number's ARN that picks the role, or NULL */
+        char *cred_id;                     /* the number's id when no ARN is given, or NULL */
         char *next_token;                  /* LIST: the NextToken the current request sends, or NULL */
         unsigned pages;                    /* LIST: pages received */
         size_t max_numbers;                /* LIST: more than this many ends the call */
@@ -138,6 +142,8 @@ struct connect_client {
         sd_event *event;
         struct http_client *http;
         struct credentials_provider *creds;
+        struct connect_roles *roles;       /* which targets' calls use an assumed role */
+        struct role_cache *role_cache;     /* assumed-role credentials; kept across reloads */
         char *endpoint;                    /* resolved base URL, or NULL: per-region default */
         double rate_default;               /* req/s */
         double rate_burst;                 /* tokens */
@@ -175,6 +181,8 @@ static void call_free(struct connect_call *call) {
         connect_request_clear(&call->req);
         free(call->region);
         free(call->target_arn);
+        free(call->cred_arn);
+        free(call->cred_id);
         free(call->next_token);
         token_set_clear(&call->tokens);
         connect_result_clear(&call->result);
@@ -466,9 +474,10 @@ static void call_start_attempt(struct connect_call *call) {
         uint64_t now = clock_wall_sec();
         int r;
 
-        r = credentials_get(c->creds, now, &creds);
+        const char *why = NULL;
+        r = connect_roles_credentials(c->roles, c->role_cache, c->creds, call->region, call->cred_arn,
+                                      call->cred_id, now, &creds, &why);
         if (r < 0) {
-                const char *why = credentials_provider_error(c->creds);
                 call_fail(call, r, CONNECT_ERROR_AUTH, why ? why : "no AWS credentials found");
                 return;
         }
@@ -619,6 +628,7 @@ static int call_parse_success(struct connect_call *call, const struct http_respo
                 free(res->phone_number_arn);
                 res->phone_number_id = id;
                 res->phone_number_arn = arn;
+                connect_roles_remember(call->client->roles, id, arn);
                 return 0;
         }
         default:
@@ -1046,6 +1056,12 @@ int connect_client_new(sd_event *event, const struct connect_client_options *o, 
         r = credentials_provider_new(o->profile, &c->creds);
         if (r < 0)
                 goto fail;
+        r = role_cache_new(&c->role_cache);
+        if (r < 0)
+                goto fail;
+        r = connect_roles_new(o->config, &c->roles);
+        if (r < 0)
+                goto fail;
 
         *ret = c;
         return 0;
@@ -1058,6 +1074,7 @@ fail:
 int connect_client_reconfigure(struct connect_client *c, const struct connect_client_options *o) {
         _cleanup_(client_settings_clear) struct client_settings s = {};
         _cleanup_(credentials_provider_freep) struct credentials_provider *creds = NULL;
+        _cleanup_(connect_roles_freep) struct connect_roles *roles = NULL;
         int r;
 
         if (!c || !o)
@@ -1066,6 +1083,9 @@ int connect_client_reconfigure(struct connect_client *c, const struct connect_cl
         if (r < 0)
                 return r;
         r = credentials_provider_new(o->profile, &creds);
+        if (r < 0)
+                return r;
+        r = connect_roles_new(o->config, &roles);
         if (r < 0)
                 return r;
         r = http_client_set_ca_file(c->http, s.ca_file);
@@ -1079,6 +1099,8 @@ int connect_client_reconfigure(struct connect_client *c, const struct connect_cl
         c->max_attempts = s.max_attempts;
         credentials_provider_free(c->creds);
         c->creds = TAKE_PTR(creds);
+        connect_roles_free(c->roles);
+        c->roles = TAKE_PTR(roles);
         client_apply_rates(c, o);
         return 0;
 }
@@ -1159,6 +1181,8 @@ static void connect_client_destroy(void *object) {
         }
         http_client_free(c->http);
         credentials_provider_free(c->creds);
+        connect_roles_free(c->roles);
+        role_cache_free(c->role_cache);
         free(c->endpoint);
         sd_event_unref(c->event);
         free(c);
@@ -1186,6 +1210,17 @@ struct connect_client *connect_client_free(struct connect_client *c) {
 }
 
 /* ---- The operations ---- */
+
+/* What picks the call's credentials: the target's or the number's ARN,
+ * else the number's id (connect-roles.h). */
+static int call_set_credential_key(struct connect_call *call, const struct connect_args *a) {
+        const char *arn = a->target_arn ?: a->resource_arn;
+        if (arn && !(call->cred_arn = strdup(arn)))
+                return -ENOMEM;
+        if (!arn && a->phone_number_id && !(call->cred_id = strdup(a->phone_number_id)))
+                return -ENOMEM;
+        return 0;
+}
 
 /* lo: LIST only, else NULL. */
 static int call_submit_full(struct connect_client *c, enum connect_op op, const char *region,
@@ -1232,7 +1267,9 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                 call->max_numbers = lo->max_numbers > 0 ? lo->max_numbers : CONNECT_LIST_DEFAULT_MAX_NUMBERS;
                 call->on_page = lo->on_page;
         }
-        r = connect_build_request(op, a, &call->req);
+        r = call_set_credential_key(call, a);
+        if (r >= 0)
+                r = connect_build_request(op, a, &call->req);
         if (r < 0) {
                 call_free(call);
                 return r;

@@ -48,6 +48,8 @@ struct connect_result {
 
 typedef void (*connect_callback_t)(const struct connect_result *res, void *userdata);
 
+struct config;
+
 struct connect_client_options {
         const char *endpoint_url;    /* YAML endpoint_url:, or NULL (then AWS_ENDPOINT_URL_CONNECT, AWS_ENDPOINT_URL,
                                       * else https://connect.REGION.amazonaws.com) */
@@ -59,6 +61,8 @@ struct connect_client_options {
         unsigned max_attempts;       /* 0 = 3 (AWS_MAX_ATTEMPTS overrides); throttled attempts do not count */
         usec_t max_backoff_usec;     /* cap on one retry delay; 0 = 20 s (tests shorten it) */
         bool read_only;              /* refuse mutating calls with -EROFS (--plan) */
+        const struct config *config; /* the targets' role_arn settings (copied), or NULL: every call is
+                                      * signed with the chain's credentials */
 };
 
 struct connect_client;

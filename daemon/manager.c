@@ -53,6 +53,7 @@ static void connect_options_from_config(const struct config *c, bool read_only, 
                 .rate_default = c->rate_default,
                 .rate_burst = c->rate_burst,
                 .read_only = read_only,
+                .config = c,
         };
         for (size_t i = 0; i < c->n_rates; i++) {
                 int op = connect_op_from_name(c->rates[i].operation);

@@ -56,7 +56,7 @@ REJECTED = [
     "pool-name-bad", "pool-not-mapping", "pools-empty", "pools-list",
     "prefix-bad", "profile-bad",
     "quota-backoff-days", "quota-high", "quota-low",
-    "region-bad",
+    "region-bad", "role-arn-bad",
     "several-errors",  # but for its duplicate "region" key
     "tag-key-aws", "tag-key-bad", "tag-key-reserved", "tag-value-long", "tag-value-null",
     "tags-not-mapping", "tags-too-many",
@@ -73,6 +73,8 @@ BEYOND = {
     "anchors-aliases": "anchors and aliases are resolved by the loader: the schema sees the values written out",
     "deep-nesting": "the nesting limit is the parser's, not a property of the data",
     "duplicate-arn": "the same ARN under two target names: a schema cannot compare values across members",
+    "role-account": "the role's account against the target's: a schema cannot compare values across members",
+    "role-keys-without-role": "a role_arn may come from the top level: a schema cannot require it across levels",
     "duplicate-key-api-rate": DUPLICATE,
     "duplicate-key-pool": DUPLICATE,
     "duplicate-key-target": DUPLICATE,

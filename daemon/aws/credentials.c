@@ -132,7 +132,7 @@ static bool token_chars_ok(const char *s, const char *also_reject) {
         return true;
 }
 
-static int credentials_new(const char *access_key_id, const char *secret, const char *token, uint64_t expiration,
+int credentials_new(const char *access_key_id, const char *secret, const char *token, uint64_t expiration,
                            const char *source, struct aws_credentials **ret) {
         if (!token_chars_ok(access_key_id, "/,=") || !token_chars_ok(secret, NULL) ||
             (token && !token_chars_ok(token, NULL)))

@@ -26,6 +26,12 @@ DEFINE_FREEP(struct credentials_provider, credentials_provider_free)
 int credentials_get(struct credentials_provider *p, uint64_t now, const struct aws_credentials **ret);
 const char *credentials_provider_error(const struct credentials_provider *p);
 
+/* New credentials from their parts (copied; source may be NULL): -EINVAL
+ * when a part has spaces or control characters (it goes into a header),
+ * or a key id has '/', ',' or '='. Shared with the STS answer reader. */
+int credentials_new(const char *access_key_id, const char *secret, const char *token, uint64_t expiration,
+                    const char *source, struct aws_credentials **ret);
+
 /* Pure parsers, exposed for tests and fuzzing. */
 /* Shared credentials/config file text: the named profile's keys. In a
  * config file (is_config) sections are "[default]" and "[profile NAME]". */

@@ -329,6 +329,26 @@ static void test_good_max_numbers(_unused_ void **state) {
         assert_int_equal(c->max_numbers_per_target, 1000000);
 }
 
+/* The top-level role settings reach every target that leaves them out,
+ * key by key; a target's own win. */
+static void test_good_roles(_unused_ void **state) {
+        _cleanup_(config_freep) struct config *c = load_good("config/good/roles.yaml");
+        assert_int_equal(c->n_targets, 2);
+        const struct target_config *a = &c->targets[0], *b = &c->targets[1];
+        assert_string_equal(a->role_arn, "arn:aws:iam::111122223333:role/connect-numbers");
+        assert_string_equal(a->external_id, "ext-1234");
+        assert_string_equal(a->role_session_name, "connect-numbers");
+        assert_int_equal(a->role_duration_usec, 30 * 60 * USEC_PER_SEC);
+        assert_string_equal(b->role_arn, "arn:aws:iam::444455556666:role/ops/connect-numbers");
+        assert_string_equal(b->external_id, "ext-1234");
+        assert_string_equal(b->role_session_name, "cn-b");
+        assert_int_equal(b->role_duration_usec, 30 * 60 * USEC_PER_SEC);
+
+        _cleanup_(config_freep) struct config *m = load_good("config/good/minimal.yaml");
+        assert_null(m->targets[0].role_arn);
+        assert_int_equal(m->targets[0].role_duration_usec, 3600 * USEC_PER_SEC);
+}
+
 /* Every optional key that the example shows commented out ("#key:") must
  * parse too once uncommented, so the example never teaches a broken line. */
 static void test_example_file(_unused_ void **state) {
@@ -702,6 +722,7 @@ int main(void) {
                 cmocka_unit_test(test_good_quirks),
                 cmocka_unit_test(test_good_bounds),
                 cmocka_unit_test(test_good_max_numbers),
+                cmocka_unit_test(test_good_roles),
                 cmocka_unit_test(test_example_file),
                 cmocka_unit_test(test_bad_files),
                 cmocka_unit_test(test_load_missing_file),

@@ -798,9 +798,10 @@ static void test_claim_lifecycle(void **unused) {
         assert_int_equal(reconcile_plan(c, s, NOW + 30, &p2), 0);
         assert_int_equal(plan_count_changes(p2), 0);
         assert_int_equal(p2->next_wakeup_at, NOW + 80);
-        assert_int_equal(p2->pools[0].held, 2);
-        assert_int_equal(p2->pools[0].failed, 1);
-        assert_int_equal(p2->pools[0].earliest_deadline, NOW + 10 + LIFECYCLE_WINDOW_SEC);
+        assert_int_equal(p2->pools[0].f.claimed + p2->pools[0].f.in_progress, 1);
+        assert_int_equal(p2->pools[0].f.failed_pending, 1);
+        assert_int_equal(p2->pools[0].f.earliest_deadline, NOW + 10 + LIFECYCLE_WINDOW_SEC);
+        assert_int_equal(p2->pools[0].f.next_retry_at, NOW + 80);
         _cleanup_(plan_freep) struct plan *p3 = NULL;
         assert_int_equal(reconcile_plan(c, s, NOW + 80, &p3), 0);
         assert_int_equal(p3->n_steps, 1);
@@ -831,7 +832,9 @@ static void test_quota_episode(void **unused) {
         assert_int_equal(ev.n, 2);
         assert_int_equal(ev.items[0].kind, EVENT_CLAIM_FAILED);
         assert_int_equal(ev.items[1].kind, EVENT_QUOTA);
-        assert_int_equal(ev.items[1].held, 1);
+        /* What the target held in Connect at the refusal: the FAILED
+         * claim itself is not one of them. */
+        assert_int_equal(ev.items[1].held, 0);
         assert_int_equal(ev.items[1].wanted, 2);
         lifecycle_events_clear(&ev);
         struct state_target *st = &s->targets[0];
@@ -1051,8 +1054,10 @@ static void test_format(void **unused) {
         assert_int_equal(json_integer_value(json_object_get(step, "slot")), 1);
         assert_non_null(json_string_value(json_object_get(step, "detail")));
         json_t *pool = json_array_get(json_object_get(root, "pools"), 0);
-        assert_int_equal(json_integer_value(json_object_get(pool, "wanted")), 2);
-        assert_int_equal(json_integer_value(json_object_get(pool, "held")), 0);
+        assert_int_equal(json_integer_value(json_object_get(pool, "desired")), 2);
+        assert_int_equal(json_integer_value(json_object_get(pool, "claimed")), 0);
+        assert_int_equal(json_integer_value(json_object_get(pool, "failed_pending")), 0);
+        assert_null(json_object_get(pool, "held"));
         assert_int_equal(json_integer_value(json_object_get(root, "changes")), 2);
         json_decref(root);
 
