@@ -147,6 +147,27 @@ class Service(cnlib.DaemonTest):
         p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(30), 0)
 
+    def test_unchanged_list_skipped_whatever_the_order(self):
+        """Nothing documents that Connect returns a list in a stable order:
+        the same numbers in another order are the same list."""
+        self.fake.admin("POST", "/admin/seed", {"generate": {
+            "target_arn": self.inst, "country": "US", "type": "DID", "count": 40, "tags": {}}})
+        self.fake.config(list_order="shuffle", default_quota=1000)
+        env = dict(self.env, NOTIFY_SOCKET=self.notify.path)
+        logpath = os.path.join(self.tmp, "service.log")
+        with open(logpath, "w") as out:
+            p = self.start_service("--log-target", "console", "-v", env=env, stdout=out)
+        self.notify.wait("STATUS=2 of 2 numbers claimed")
+        unchanged = "The list of support is unchanged since the last pass"
+        for _ in range(3):
+            self.notify.messages.clear()
+            p.send_signal(signal.SIGUSR1)
+            self.notify.wait("next pass")
+        with open(logpath) as f:
+            self.assertGreaterEqual(f.read().count(unchanged), 1, "a shuffled, unchanged list was taken in again")
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(30), 0)
+
     def test_sigterm_during_claims_then_restart(self):
         self.write(5)
         self.fake.config(claim_delay=2.0)
