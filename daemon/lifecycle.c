@@ -956,6 +956,20 @@ void lifecycle_claim_answered(struct state *s, struct state_number *n, const cha
         n->phase = PHASE_IN_PROGRESS;
 }
 
+/* A refused claim whose outcome is known not to be a claim: a retry of a
+ * FAILED number goes back to FAILED (its window kept, the next attempt
+ * scheduled); a fresh claim's intent is forgotten. */
+static void refused_back_to_failed_or_forget(struct state *s, const struct config *c, struct state_number *n,
+                                             bool retry, uint64_t now) {
+        if (!retry) {
+                state_remove_number(s, n);
+                return;
+        }
+        n->phase = PHASE_FAILED;
+        n->next_retry_at = lifecycle_next_retry_at(n->attempts, n->first_failure_at, now, n->quota_failure,
+                                                   lifecycle_quota_backoff_sec(c));
+}
+
 enum claim_next lifecycle_claim_refused(struct state *s, const struct config *c, struct state_number *n,
                                         const struct connect_error *e, uint64_t now, struct lifecycle_events *ev) {
         enum connect_error_kind kind = e ? e->kind : CONNECT_ERROR_OTHER;
@@ -988,12 +1002,7 @@ enum claim_next lifecycle_claim_refused(struct state *s, const struct config *c,
         case CONNECT_ERROR_IN_USE:
         case CONNECT_ERROR_INVALID:
                 if (kind == CONNECT_ERROR_INVALID && !message_not_available(msg)) {
-                        if (retry) {
-                                n->phase = PHASE_FAILED;
-                                n->next_retry_at = lifecycle_next_retry_at(n->attempts, n->first_failure_at, now,
-                                                                           n->quota_failure, lifecycle_quota_backoff_sec(c));
-                        } else
-                                state_remove_number(s, n);
+                        refused_back_to_failed_or_forget(s, c, n, retry, now);
                         return CLAIM_NEXT_STOP_POOL;
                 }
                 if (retry) {
@@ -1002,8 +1011,8 @@ enum claim_next lifecycle_claim_refused(struct state *s, const struct config *c,
                         n->phase = PHASE_GIVEN_UP;
                         n->next_retry_at = 0;
                         struct lifecycle_event *ev_ = event_add(ev, EVENT_NOTE, n->target, NULL, n->pool, n);
-                        event_message(ev_, "Gave up on %s for %s/%s: it can no longer be claimed (%s); another "
-                                           "number will be claimed in its place",
+                        event_message(ev_, "Gave up on %s for %s/%s: it can no longer be claimed. Amazon Connect "
+                                           "said: \"%s\" Another number will be claimed in its place.",
                                       n->phone_number, n->target, n->pool ? n->pool : "-",
                                       msg ? msg : kind == CONNECT_ERROR_NOT_FOUND ? "not found" : "not available");
                 } else {
@@ -1018,12 +1027,7 @@ enum claim_next lifecycle_claim_refused(struct state *s, const struct config *c,
         case CONNECT_ERROR_IDEMPOTENCY:
                 /* Another instance used this token for another number (same
                  * view): it claimed this need. Re-observe next pass. */
-                if (retry) {
-                        n->phase = PHASE_FAILED;
-                        n->next_retry_at = lifecycle_next_retry_at(n->attempts, n->first_failure_at, now,
-                                                                   n->quota_failure, lifecycle_quota_backoff_sec(c));
-                } else
-                        state_remove_number(s, n);
+                refused_back_to_failed_or_forget(s, c, n, retry, now);
                 return CLAIM_NEXT_STOP_POOL;
         case CONNECT_ERROR_AUTH:
         case CONNECT_ERROR_ACCESS_DENIED:
