@@ -1346,6 +1346,24 @@ static int strndup_to(char **ret, const char *s, size_t n) {
  * ...:traffic-distribution-group/ID (connect-numbers.yaml(5)). Every defect
  * is its own problem. Returns true if valid; *kind_known tells whether the
  * resource type could be read even if something else is wrong. */
+/* Appends one reason to a problem's text ("; " between reasons). */
+static void why_add(char *buf, size_t size, size_t *len, const char *fmt, ...) _printf_(4, 5);
+static void why_add(char *buf, size_t size, size_t *len, const char *fmt, ...) {
+        if (*len + 3 >= size)
+                return;
+        if (*len > 0) {
+                memcpy(buf + *len, "; ", 2);
+                *len += 2;
+        }
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(buf + *len, size - *len, fmt, ap);
+        va_end(ap);
+        if (k > 0)
+                *len = MIN(*len + (size_t) k, size - 1);
+        buf[*len] = 0;
+}
+
 static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct target_config *t, bool *kind_known) {
         static const char usage[] = "arn:PARTITION:connect:REGION:ACCOUNT:instance/ID";
         const char *field[6];
@@ -1373,35 +1391,38 @@ static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct
         }
 
         bool ok = true;
+        /* One problem for one wrong value, with every reason in it. */
+        char why[768] = "";
+        size_t why_len = 0;
         const char *partition = NULL;
         if (flen[1] == 3 && memcmp(field[1], "aws", 3) == 0)
                 partition = "aws";
         else if (flen[1] == 10 && memcmp(field[1], "aws-us-gov", 10) == 0)
                 partition = "aws-us-gov";
         else {
-                problem(ctx, n, "arn partition %s is not supported (expected aws or aws-us-gov)",
+                why_add(why, sizeof why, &why_len, "arn partition %s is not supported (expected aws or aws-us-gov)",
                         QUOTE_N(field[1], flen[1]));
                 ok = false;
         }
         if (flen[2] != 7 || memcmp(field[2], "connect", 7) != 0) {
-                problem(ctx, n, "arn service %s is not connect", QUOTE_N(field[2], flen[2]));
+                why_add(why, sizeof why, &why_len, "arn service %s is not connect", QUOTE_N(field[2], flen[2]));
                 ok = false;
         }
         char region[64] = {};
         if (flen[3] < sizeof region)
                 memcpy(region, field[3], flen[3]);
         if (flen[3] >= sizeof region || !region_valid(region)) {
-                problem(ctx, n, "arn region %s is not an AWS region such as us-east-1", QUOTE_N(field[3], flen[3]));
+                why_add(why, sizeof why, &why_len, "arn region %s is not an AWS region such as us-east-1", QUOTE_N(field[3], flen[3]));
                 ok = false;
         } else if (partition) {
                 bool gov = strncmp(region, "us-gov-", 7) == 0;
                 if (gov != streq(partition, "aws-us-gov")) {
-                        problem(ctx, n, "arn region %s is not in partition %s", QUOTE(region), partition);
+                        why_add(why, sizeof why, &why_len, "arn region %s is not in partition %s", QUOTE(region), partition);
                         ok = false;
                 }
         }
         if (flen[4] != 12 || strspn(field[4], "0123456789") < 12) {
-                problem(ctx, n, "arn account %s must be 12 digits", QUOTE_N(field[4], flen[4]));
+                why_add(why, sizeof why, &why_len, "arn account %s must be 12 digits", QUOTE_N(field[4], flen[4]));
                 ok = false;
         }
 
@@ -1415,10 +1436,10 @@ static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct
                 id = res + 27;
                 kind = TARGET_TRAFFIC_DISTRIBUTION_GROUP;
         } else if (streq(res, "instance/") || streq(res, "traffic-distribution-group/")) {
-                problem(ctx, n, "arn resource %s has an empty id", QUOTE_N(res, rlen));
+                why_add(why, sizeof why, &why_len, "arn resource %s has an empty id", QUOTE_N(res, rlen));
                 ok = false;
         } else {
-                problem(ctx, n, "arn resource %s is not instance/ID or traffic-distribution-group/ID", QUOTE_N(res, rlen));
+                why_add(why, sizeof why, &why_len, "arn resource %s is not instance/ID or traffic-distribution-group/ID", QUOTE_N(res, rlen));
                 ok = false;
         }
         if (id) {
@@ -1430,14 +1451,21 @@ static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct
                                 break;
                         }
                 if (idlen < 1 || idlen > ARN_ID_LEN_MAX) {
-                        problem(ctx, n, "arn resource id %s must be 1 to %d characters of A-Z, a-z, 0-9 and -",
+                        why_add(why, sizeof why, &why_len, "arn resource id %s must be 1 to %d characters of A-Z, a-z, 0-9 and -",
                                 QUOTE(id), ARN_ID_LEN_MAX);
                         ok = false;
                 }
         }
         t->kind = kind;
-        if (!ok)
+        if (!ok) {
+                /* One value, one problem: a lone reason as it is, several
+                 * (an ARN of another service) in one line. */
+                if (strstr(why, "; "))
+                        problem(ctx, n, "\"arn\" %s is not a Connect ARN (%s): %s", QUOTE_NODE(n), usage, why);
+                else
+                        problem(ctx, n, "%s", why);
                 return false;
+        }
 
         if (strndup_to(&t->arn, n->value, n->len) < 0 || strndup_to(&t->partition, partition, strlen(partition)) < 0 ||
             strndup_to(&t->region, field[3], flen[3]) < 0 || strndup_to(&t->account, field[4], flen[4]) < 0 ||

@@ -38,7 +38,7 @@ BAD = os.path.join(ROOT, "tests", "data", "config", "bad")
 REJECTED = [
     "api-rate-bounds", "api-rate-not-mapping",
     "arn-account", "arn-gov-mismatch", "arn-not-arn", "arn-not-scalar", "arn-partition-cn", "arn-region",
-    "arn-resource", "arn-service",
+    "arn-other-service", "arn-resource", "arn-service",
     "bool-variants",  # but for its True, a YAML 1.2 boolean that the daemon refuses
     "bool-yes",
     "ca-file-empty", "contact-flow-empty", "contact-flow-tdg",
