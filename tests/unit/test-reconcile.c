@@ -35,7 +35,9 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "pass.h"
 #include "reconcile.h"
+#include "status.h"
 #include "state.h"
 
 static const char *data_dir(void) {
@@ -612,6 +614,84 @@ static const char BASE_YAML[] =
 
 #define NOW UINT64_C(1800000000)
 
+/* A record of pool support-us/main in the given phase (FAILED ones inside
+ * their window, with their next retry). */
+static void add_record(struct state *s, const char *phone, enum number_phase phase) {
+        struct state_number *n = state_add_number(s, "support-us", phone);
+        assert_non_null(n);
+        assert_int_equal(state_set(s, &n->pool, "main"), 0);
+        n->phase = phase;
+        n->listed = phase == PHASE_CLAIMED;
+        if (phase == PHASE_FAILED) {
+                n->first_failure_at = NOW - 60;
+                n->next_retry_at = NOW + 300;
+                n->quota_failure = true;
+        }
+}
+
+/* The counts operators read keep each kind apart (the cases an operator
+ * found misleading): 2 claimed and 2 failed at the quota are not "4/4
+ * held"; 3 held for a count of 1 show their excess; --status shows 2
+ * claimed and 1 failed as such. */
+static void test_counts_say_what_is_true(void **unused) {
+        (void) unused;
+        _cleanup_(config_freep) struct config *c = parse_config(BASE_YAML);
+        _cleanup_(state_freep) struct state *s = state_new();
+        add_record(s, "+12065550101", PHASE_CLAIMED);
+        add_record(s, "+12065550102", PHASE_CLAIMED);
+        add_record(s, "+12065550103", PHASE_FAILED);
+        add_record(s, "+12065550104", PHASE_FAILED);
+        struct pool_figures f;
+        lifecycle_pool_figures(s, "support-us", "main", 4, NOW, &f);
+        assert_int_equal(f.desired, 4);
+        assert_int_equal(f.claimed, 2);
+        assert_int_equal(f.failed_pending, 2);
+        assert_int_equal(f.in_progress, 0);
+        assert_int_equal(f.excess, 0);
+        assert_int_equal(f.next_retry_at, NOW + 300);
+        assert_int_equal(f.earliest_deadline, NOW - 60 + LIFECYCLE_WINDOW_SEC);
+
+        /* The pass record and STATUS= from those figures. */
+        struct pass_result r = {.desired = 4, .claimed = 2, .failed_pending = 2, .next_retry_at = NOW + 300,
+                                .earliest_deadline = NOW - 60 + LIFECYCLE_WINDOW_SEC, .exit_status = 75};
+        _cleanup_(freep) char *sum = pass_result_summary(&r, c, USEC_INFINITY);
+        assert_non_null(sum);
+        assert_null(strstr(sum, "4/4"));
+        assert_null(strstr(sum, "held"));
+        assert_non_null(strstr(sum, "2 of 4 numbers claimed on 1 target"));
+        assert_non_null(strstr(sum, "2 failed claims awaiting a retry (next "));
+
+        /* Three claimed for a count of one: claimed 3, excess 2. */
+        add_record(s, "+12065550105", PHASE_CLAIMED);
+        lifecycle_pool_figures(s, "support-us", "main", 1, NOW, &f);
+        assert_int_equal(f.claimed, 3);
+        assert_int_equal(f.excess, 2);
+
+        /* --status: 2 claimed, 1 failed (the YAML wants 2). */
+        _cleanup_(state_freep) struct state *s2 = state_new();
+        add_record(s2, "+12065550101", PHASE_CLAIMED);
+        add_record(s2, "+12065550102", PHASE_CLAIMED);
+        add_record(s2, "+12065550103", PHASE_FAILED);
+        _cleanup_(freep) char *json = NULL, *text = NULL;
+        assert_int_equal(status_format(s2, c, NOW, true, &json), 0);
+        json_error_t err;
+        json_t *root = json_loads(json, 0, &err);
+        assert_non_null(root);
+        json_t *pool = json_array_get(json_object_get(root, "pools"), 0);
+        assert_int_equal(json_integer_value(json_object_get(pool, "desired")), 2);
+        assert_int_equal(json_integer_value(json_object_get(pool, "claimed")), 2);
+        assert_int_equal(json_integer_value(json_object_get(pool, "failed_pending")), 1);
+        assert_int_equal(json_integer_value(json_object_get(pool, "in_progress")), 0);
+        assert_int_equal(json_integer_value(json_object_get(pool, "moving")), 0);
+        assert_int_equal(json_integer_value(json_object_get(pool, "pins_missing")), 0);
+        assert_int_equal(json_integer_value(json_object_get(pool, "excess")), 0);
+        assert_null(json_object_get(pool, "held"));
+        json_decref(root);
+        assert_int_equal(status_format(s2, c, NOW, false, &text), 0);
+        assert_null(strstr(text, "HELD"));
+        assert_non_null(strstr(text, "support-us               main                   2       2           0      1"));
+}
+
 static void test_next_retry_at(void **unused) {
         (void) unused;
         uint64_t ffa = NOW - 100, end = ffa + LIFECYCLE_WINDOW_SEC;
@@ -1134,6 +1214,7 @@ int main(void) {
                 cmocka_unit_test(test_quota_episode),     cmocka_unit_test(test_no_numbers_once),
                 cmocka_unit_test(test_claim_refused),     cmocka_unit_test(test_plan_tokens_follow_view),
                 cmocka_unit_test(test_format),            cmocka_unit_test(test_list_merge),
+                cmocka_unit_test(test_counts_say_what_is_true),
                 cmocka_unit_test(test_not_found),
         };
         int failed = cmocka_run_group_tests_name("reconcile", units, NULL, NULL);
