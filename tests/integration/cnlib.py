@@ -22,6 +22,10 @@ FAKE = os.path.join(ROOT, "tests", "fake-connect", "fake_connect.py")
 sys.path.insert(0, os.path.dirname(FAKE))
 from fakeclient import stop_process  # noqa: E402
 VALGRIND = os.environ.get("VALGRIND") == "1"
+# Tests that take real time (long waits, soaks, measured wall time) run
+# once, in the plain build: not again under the sanitizers or valgrind.
+REAL_TIME = not VALGRIND and "sanitize" not in BUILD
+real_time = unittest.skipUnless(REAL_TIME, "takes real time: run in the plain build only")
 
 MESSAGE_IDS = {
     "claimed": "fe516c5d203b4ef48e29b6edb103ba96",

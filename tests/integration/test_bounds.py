@@ -76,6 +76,7 @@ class Bounds(cnlib.DaemonTest):
         self.assertRegex(r.stderr, r"299 more calls failed the same way \(describing a number")
         self.assertGreaterEqual(self.calls().get("DescribePhoneNumber", 0), 300)
 
+    @cnlib.real_time
     def test_first_pass_progress_survives_a_kill(self):
         # 3000 unknown numbers at 40 describes/s: about 75 s of describing.
         # The progress is saved every 30 s; a kill after 40 s keeps it.
@@ -130,6 +131,7 @@ class Bounds(cnlib.DaemonTest):
         r = self.once("--wait", "2m")
         self.assertEqual(r.returncode, 0, r.stderr[-2000:])
 
+    @cnlib.real_time
     def test_first_pass_of_100k_numbers_stays_small(self):
         self.seed(100000)
         self.write(count=0, rate=1000)
