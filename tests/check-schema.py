@@ -50,6 +50,7 @@ REJECTED = [
     "endpoint-bad-port", "endpoint-http", "endpoint-no-host", "endpoint-userinfo",
     "interval-bad", "interval-low", "interval-no-unit",
     "max-numbers-high", "max-numbers-low", "max-numbers-not-integer", "max-releases-bounds",
+    "metrics-file-directory", "metrics-file-empty", "metrics-file-relative", "metrics-file-sequence",
     "missing-all-pool-keys", "missing-arn", "missing-count", "missing-country", "missing-pools",
     "missing-targets", "missing-type",
     "nul-in-string",
