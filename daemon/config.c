@@ -837,6 +837,27 @@ static bool check_profile(struct parse_ctx *ctx, const struct node *n, const cha
         return true;
 }
 
+/* The service's working directory is /, and a reload must not change
+ * where the file goes: only an absolute path of a file (not a directory)
+ * is accepted. */
+static bool check_metrics_file(struct parse_ctx *ctx, const struct node *n, const char *key) {
+        const char *s = n->value;
+        for (const char *p = s; *p; p++)
+                if ((unsigned char) *p < ' ' || *p == 0x7f) {
+                        problem(ctx, n, "\"%s\" must not contain control characters", key);
+                        return false;
+                }
+        if (s[0] != '/') {
+                problem(ctx, n, "\"%s\" must be an absolute path (starting with /), not %s", key, QUOTE_NODE(n));
+                return false;
+        }
+        if (s[strlen(s) - 1] == '/') {
+                problem(ctx, n, "\"%s\" must name a file, not the directory %s", key, QUOTE_NODE(n));
+                return false;
+        }
+        return true;
+}
+
 /* https://HOST[:PORT][/PATH]: the service always speaks TLS, also to a test
  * endpoint, and never carries credentials in a URL. */
 static bool check_endpoint_url(struct parse_ctx *ctx, const struct node *n, const char *key) {
@@ -1689,6 +1710,7 @@ enum {
         TOP_EXTERNAL_ID,
         TOP_ROLE_SESSION_NAME,
         TOP_ROLE_DURATION,
+        TOP_METRICS_FILE,
         TOP_TARGETS,
         _TOP_KEYS,
 };
@@ -1712,6 +1734,8 @@ static const struct key_spec top_keys[_TOP_KEYS] = {
                                     check_session_name },
         [TOP_ROLE_DURATION] = { "role_duration", VALUE_DURATION, false, ROLE_DURATION_MIN_SEC, ROLE_DURATION_MAX_SEC,
                                 offsetof(struct config, role_duration_usec), NULL },
+        [TOP_METRICS_FILE] = { "metrics_file", VALUE_STRING, false, 1, 4096, offsetof(struct config, metrics_file),
+                               check_metrics_file },
         [TOP_TARGETS] = { "targets", VALUE_OTHER, true, 0, 0, 0, NULL },
 };
 
@@ -1875,6 +1899,7 @@ struct config *config_free(struct config *c) {
         free(c->role_arn);
         free(c->external_id);
         free(c->role_session_name);
+        free(c->metrics_file);
         for (size_t i = 0; i < c->n_rates; i++)
                 free(c->rates[i].operation);
         free(c->rates);

@@ -84,6 +84,7 @@ struct config {
         struct target_config *targets; /* in file order */
         size_t n_targets;
         int log_level;               /* log_level: as a syslog priority, LOG_ERR..LOG_DEBUG (default LOG_INFO) */
+        char *metrics_file;          /* absolute path, or NULL: $RUNTIME_DIRECTORY/metrics.prom when set */
 };
 
 struct config_problem {

@@ -157,6 +157,8 @@ struct connect_client {
         struct connect_call *calls;        /* queued, backing off or running */
         size_t n_calls;
         struct connect_stats stats;
+        struct connect_api_count *api_counts; /* connect_client_api_counts() */
+        size_t n_api_counts;
         unsigned cancel_generation;        /* counts connect_client_cancel_all() calls */
         struct dispatch dispatch;          /* callbacks may free the client: see dispatch.h */
 };
@@ -266,6 +268,36 @@ static void call_fail(struct connect_call *call, int r, enum connect_error_kind 
         call->result.error.kind = kind;
         call->result.error.message = message ? connect_message_sanitize(message, strlen(message)) : NULL;
         call_finish(call);
+}
+
+/* ---- Counting, for the metrics (apart from pacing: it only reads the call and its bucket) ---- */
+
+/* One attempt's outcome, on the account of the call's bucket. On ENOMEM
+ * the count is lost, never the call. */
+static void call_count(struct connect_call *call, enum connect_outcome outcome) {
+        struct connect_client *c = call->client;
+        const char *account = call->bucket && call->bucket->account ? call->bucket->account : "";
+        struct connect_api_count *e = NULL;
+        for (size_t i = 0; i < c->n_api_counts && !e; i++)
+                if (c->api_counts[i].op == call->op && streq(c->api_counts[i].region, call->region) &&
+                    streq(c->api_counts[i].account, account))
+                        e = &c->api_counts[i];
+        if (!e) {
+                struct connect_api_count *a = realloc(c->api_counts, (c->n_api_counts + 1) * sizeof *a);
+                if (!a)
+                        return;
+                c->api_counts = a;
+                e = &a[c->n_api_counts++];
+                *e = (struct connect_api_count){.op = call->op};
+                snprintf(e->region, sizeof e->region, "%s", call->region);
+                snprintf(e->account, sizeof e->account, "%s", account);
+        }
+        e->n[outcome]++;
+}
+
+void connect_client_api_counts(const struct connect_client *c, const struct connect_api_count **ret, size_t *ret_n) {
+        *ret = c ? c->api_counts : NULL;
+        *ret_n = c ? c->n_api_counts : 0;
 }
 
 /* Paced a little under the configured rate: AWS's own bucket and ours are
@@ -882,6 +914,7 @@ static void http_done(int r, const struct http_response *resp, const char *error
         if (r < 0) {
                 /* Transport: no HTTP answer. */
                 log_attempt(call, 0, NULL, NULL, r);
+                call_count(call, CONNECT_OUTCOME_ERROR);
                 if (r == -EPROTO)
                         kind = CONNECT_ERROR_TLS;
                 else if (retry_is_transient_errno(r))
@@ -896,6 +929,7 @@ static void http_done(int r, const struct http_response *resp, const char *error
         } else if (resp->status >= 200 && resp->status <= 299) {
                 log_attempt(call, resp->status, resp->request_id, NULL, 0);
                 bucket_on_answer(call->bucket, false);
+                call_count(call, CONNECT_OUTCOME_OK);
                 if (call->op == CONNECT_OP_LIST) {
                         rr = call_list_page(call, resp);
                         if (rr >= 0)
@@ -921,11 +955,14 @@ static void http_done(int r, const struct http_response *resp, const char *error
                 rr = connect_parse_error(resp->status, resp->error_type, resp->body, resp->body_len, &res->error);
                 if (rr < 0) {
                         log_attempt(call, resp->status, resp->request_id, NULL, 0);
+                        call_count(call, resp->status == 429 ? CONNECT_OUTCOME_THROTTLED : CONNECT_OUTCOME_ERROR);
                         call_fail(call, rr, CONNECT_ERROR_OTHER, "out of memory");
                         goto out;
                 }
                 log_attempt(call, resp->status, resp->request_id, res->error.code, 0);
                 kind = res->error.kind;
+                call_count(call, resp->status == 429 || kind == CONNECT_ERROR_THROTTLED ? CONNECT_OUTCOME_THROTTLED
+                                                                                        : CONNECT_OUTCOME_ERROR);
                 if (resp->status == 429)
                         c->stats.throttled[call->op]++;
                 bucket_on_answer(call->bucket, kind == CONNECT_ERROR_THROTTLED);
@@ -1184,6 +1221,7 @@ static void connect_client_destroy(void *object) {
         connect_roles_free(c->roles);
         role_cache_free(c->role_cache);
         free(c->endpoint);
+        free(c->api_counts);
         sd_event_unref(c->event);
         free(c);
 }

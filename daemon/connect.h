@@ -93,6 +93,28 @@ struct connect_stats {
 };
 void connect_client_stats(const struct connect_client *c, struct connect_stats *ret);
 
+/* Every HTTP attempt's outcome since the client was created, counted apart
+ * per operation, region and account, for the metrics file. A retried call
+ * counts each attempt: that is what the API quota and its throttling see.
+ * A cancelled attempt (no answer) is not counted. */
+enum connect_outcome {
+        CONNECT_OUTCOME_OK,          /* a 2xx answer */
+        CONNECT_OUTCOME_THROTTLED,   /* HTTP 429 or an answer that means throttling */
+        CONNECT_OUTCOME_ERROR,       /* any other answer, or none (transport failure) */
+        _CONNECT_OUTCOME_MAX,
+};
+struct connect_api_count {
+        enum connect_op op;
+        char region[65];
+        /* The account of the call's pacing bucket: of the ARN it names
+         * (target, or the phone number's ARN), or "" when it names none (a
+         * describe by id). */
+        char account[64];
+        uint64_t n[_CONNECT_OUTCOME_MAX];
+};
+/* A view into the client (valid until its next call completes): *ret, *ret_n. */
+void connect_client_api_counts(const struct connect_client *c, const struct connect_api_count **ret, size_t *ret_n);
+
 /* Each returns 0 when the call was queued (cb will run once, later, from
  * the event loop) or a negative errno (cb will not run). region: where the
  * call is signed and sent (a target's ARN region). */

@@ -16,6 +16,7 @@
 
 #include "connect.h"
 #include "log.h"
+#include "metrics-snapshot.h"
 #include "pass.h"
 #include "state.h"
 
@@ -43,6 +44,12 @@ struct manager {
         bool rerun;                   /* SIGUSR1/SIGHUP during a pass: another right after */
         bool stopping;
         int exit_status;
+        /* The metrics file: counters since the process started (they
+         * restart from 0 with it), and the times of the passes. */
+        struct metrics_counters counters;
+        usec_t started_usec;          /* wall clock: connect_numbers_start_time_seconds */
+        usec_t pass_started_usec;     /* CLOCK_BOOTTIME, of the pass in progress */
+        usec_t last_success_usec;     /* wall clock, of the last pass that exited 0 or 75 */
 };
 
 static void connect_options_from_config(const struct config *c, bool read_only, struct connect_client_options *o) {
@@ -98,6 +105,7 @@ int manager_new(const struct manager_options *o, struct config *config, struct m
         }
         m->lock_fd = -1;
         m->config = config;
+        m->started_usec = clock_wall_usec();
         m->wait_usec = o->wait_usec;
         m->json = o->json;
         m->config_path = strdup(o->config_path);
@@ -193,6 +201,7 @@ struct manager *manager_free(struct manager *m) {
                 close(m->lock_fd);
         free(m->config_path);
         free(m->state_dir);
+        metrics_counters_clear(&m->counters);
         free(m);
         return NULL;
 }
@@ -244,7 +253,9 @@ static int manager_start_pass(struct manager *m) {
                 .follow_usec = m->once ? m->wait_usec : MIN(m->config->interval_usec, SERVICE_FOLLOW_MAX_USEC),
                 .audit_budget = audit_budget(m),
                 .state_dir = m->plan ? NULL : m->state_dir,
+                .counters = m->plan ? NULL : &m->counters,
         };
+        m->pass_started_usec = clock_boottime_usec();
         log_debug("pass starting");
         int r = pass_start(m->event, m->client, m->config, m->state, &o, on_pass_done, m, &m->pass);
         if (r < 0)
@@ -326,8 +337,46 @@ static void format_next_pass(uint64_t now, usec_t delay, char *buf, size_t n) {
                 format_timestamp_sec(at, buf, n);
 }
 
+/* After every pass that may change something (never --plan's). A file
+ * that cannot be written is reported once, until it can be again: the
+ * service goes on without it. */
+static void manager_write_metrics(struct manager *m, const struct pass_result *r) {
+        _cleanup_(freep) char *path = NULL, *text = NULL;
+        usec_t now = clock_wall_usec();
+        int k;
+
+        if (m->plan)
+                return;
+        if (r->exit_status == EXIT_DESIRED_HOLDS || r->exit_status == EXIT_WORK_REMAINS)
+                m->last_success_usec = now;
+        k = metrics_path(m->config, &path);
+        if (k < 0 || !path)
+                return;
+        struct metrics_pass_info info = {
+                .duration_usec = clock_boottime_usec() - m->pass_started_usec,
+                .ended_usec = now,
+                .last_success_usec = m->last_success_usec,
+                .since_usec = m->started_usec,
+                .exit_status = r->exit_status,
+        };
+        k = metrics_snapshot_format(m->config, m->state, m->client, &m->counters, r->plan, &info, now / USEC_PER_SEC,
+                                    &text);
+        if (k >= 0)
+                k = metrics_write_file(path, text);
+        if (k < 0) {
+                char msg[512];
+                snprintf(msg, sizeof msg, "Cannot write the metrics file %s: %s", path, strerror(-k));
+                log_full_errno(log_repeat_priority("metrics-write", msg, LOG_WARNING), 0, "%s", msg);
+                return;
+        }
+        if (log_repeat_clear("metrics-write"))
+                log_notice("Metrics file %s written again", path);
+}
+
 static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, void *userdata) {
         struct manager *m = userdata;
+
+        manager_write_metrics(m, r);
 
         if (m->once) {
                 m->exit_status = r->exit_status;

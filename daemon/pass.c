@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "log.h"
+#include "metrics-snapshot.h"
 
 _Static_assert(STATE_LIST_DIGEST_LEN == CONNECT_LIST_DIGEST_LEN, "a list digest fits the state's copy");
 
@@ -295,7 +296,16 @@ static void log_event(struct pass *p, const struct lifecycle_event *ev) {
         }
 }
 
+/* The metrics' counters, from the same events the log records (counted
+ * also when a record is repeat-suppressed; --plan counts nothing). */
+static void pass_count_event(struct pass *p, const struct lifecycle_event *ev) {
+        if (!p->opts.read_only)
+                metrics_counters_event(p->opts.counters, ev);
+}
+
 static void log_events(struct pass *p, struct lifecycle_events *ev) {
+        for (size_t i = 0; i < ev->n; i++)
+                pass_count_event(p, &ev->items[i]);
         /* --plan changes nothing and saves nothing: what it learns would be
          * logged again by the next real pass, so it stays out of the log. */
         for (size_t i = 0; i < ev->n && !p->opts.read_only; i++)
@@ -716,7 +726,9 @@ static void on_claim(const struct connect_result *res, void *userdata) {
                         next = CLAIM_NEXT_KEEP_INTENT; /* outcome unknown: the intent is replayed */
                 else {
                         log_call_error(LOG_WARNING, res, cc->target, cc->pool, cc->phone_number, "Claim refused");
+                        bool retry = n->phase == PHASE_FAILED || n->first_failure_at != 0;
                         next = lifecycle_claim_refused(p->state, p->config, n, &res->error, now, &ev);
+                        metrics_counters_refusal(p->opts.counters, cc->target, retry, next);
                         log_events(p, &ev);
                 }
                 switch (next) {

@@ -13,6 +13,8 @@
 #include "reconcile.h"
 #include "state.h"
 
+struct metrics_counters;
+
 /* Exit statuses shared with the command line (connect-numbersd(8), EXIT STATUS). */
 #define EXIT_DESIRED_HOLDS 0
 #define EXIT_FAILURE_OTHER 1
@@ -24,6 +26,7 @@ struct pass_options {
         usec_t follow_usec;          /* how long to follow IN_PROGRESS claims before ending */
         unsigned audit_budget;       /* describes for the daily audit in this pass */
         const char *state_dir;       /* where the state is saved (NULL: never) */
+        struct metrics_counters *counters; /* claims, releases, moves counted here (the caller's), or NULL */
 };
 
 struct pass_result {

@@ -52,6 +52,7 @@ REJECTED = [
     "log-level-case", "log-level-error", "log-level-null", "log-level-number", "log-level-sequence",
     "log-level-typo", "log-level-unknown",
     "max-numbers-high", "max-numbers-low", "max-numbers-not-integer", "max-releases-bounds",
+    "metrics-file-directory", "metrics-file-empty", "metrics-file-relative", "metrics-file-sequence",
     "missing-all-pool-keys", "missing-arn", "missing-count", "missing-country", "missing-pools",
     "missing-targets", "missing-type",
     "nul-in-string",

@@ -18,11 +18,14 @@ the .deb. Standard library only. Prints "system: N passed, M failed".
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import socket
 import sys
 import tempfile
 import time
@@ -34,7 +37,9 @@ FAKE = os.environ.get("CONNECT_NUMBERS_FAKE", os.path.join(ROOT_DIR, "tests", "f
 sys.path.insert(0, os.path.dirname(FAKE))
 from fakeclient import stop_process  # noqa: E402
 SUITE = "bookworm"
-INCLUDE = "systemd,systemd-sysv,dbus,procps,libcurl4,libyaml-0-2,libjansson4,ca-certificates"
+# prometheus-node-exporter: the operator's scraper of the metrics file.
+INCLUDE = ("systemd,systemd-sysv,dbus,procps,libcurl4,libyaml-0-2,libjansson4,ca-certificates,"
+           "prometheus-node-exporter")
 UNIT = "connect-numbersd.service"
 
 MSG = {
@@ -115,9 +120,11 @@ def cached_root(cache_dir):
     """Returns the cached Debian root, made with debootstrap if missing or
     made with other arguments. Holds a lock while building."""
     os.makedirs(cache_dir, exist_ok=True)
-    root = os.path.join(cache_dir, SUITE)
-    stamp_path = root + ".stamp"
     stamp = "debootstrap --variant=minbase --include=%s %s\n" % (INCLUDE, SUITE)
+    # One root per package list: runs of branches with another list (the
+    # same cache, one machine) keep theirs instead of rebuilding in turn.
+    root = os.path.join(cache_dir, "%s-%s" % (SUITE, hashlib.sha256(stamp.encode()).hexdigest()[:12]))
+    stamp_path = root + ".stamp"
     lock = open(os.path.join(cache_dir, "lock"), "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:
@@ -333,7 +340,74 @@ def diagnose(c, res):
             log("#   " + line)
 
 
-def service_checks(c, fake, res, root, ca_src):
+def free_port():
+    """A loopback port free now: the container shares the host's network,
+    so node_exporter's usual 9100 may be taken there."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def setup_node_exporter(root, port):
+    """Debian's node_exporter reads the service's metrics file, on loopback only."""
+    write(os.path.join(root, "etc", "default", "prometheus-node-exporter"),
+          'ARGS="--web.listen-address=127.0.0.1:%d --collector.textfile.directory=/run/connect-numbersd"\n' % port)
+
+
+SCRAPED = re.compile(r'^(connect_numbers_[a-z_]+)\{([^}]*)\} (\S+)$', re.M)
+
+
+def scrape(port):
+    """connect_numbers_* samples that node_exporter serves at /metrics, with
+    curl: {(name, frozenset(labels)): value}, or None."""
+    p = subprocess.run(["curl", "-fsS", "--max-time", "10", "http://127.0.0.1:%d/metrics" % port],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        return None
+    out = {}
+    for name, labels, v in SCRAPED.findall(p.stdout):
+        out[(name, frozenset(re.findall(r'([a-z_]+)="([^"]*)"', labels)))] = float(v)
+    errors = re.search(r'^node_textfile_scrape_error (\S+)$', p.stdout, re.M)
+    out[("node_textfile_scrape_error", frozenset())] = float(errors.group(1)) if errors else -1
+    return out
+
+
+def metrics_checks(c, res, port, failed):
+    """The service's metrics through node_exporter, as Prometheus gets them."""
+    res.check(c.out("systemctl", "is-active", "prometheus-node-exporter.service") == "active",
+              "prometheus-node-exporter is active in the container",
+              c.out("systemctl", "status", "--no-pager", "prometheus-node-exporter.service"))
+    res.check(c.out("stat", "-c", "%a", "/run/connect-numbersd/metrics.prom") == "644",
+              "the service wrote /run/connect-numbersd/metrics.prom (mode 0644)")
+
+    def g(m, name, **labels):
+        return m.get(("connect_numbers_" + name, frozenset(labels.items()))) if m else None
+
+    def settled():
+        m = scrape(port)
+        return m if (g(m, "claimed", target="main", pool="a") == 2 and g(m, "quota_paused", target="small") == 1
+                     and g(m, "claimed", target="small", pool="p") == 1) else None
+    m = wait_for(settled, 60, failed) or scrape(port)
+    res.check(m is not None, "curl http://127.0.0.1:%d/metrics answers" % port)
+    if not m:
+        return
+    res.check(g(m, "desired", target="main", pool="a") == 2 and g(m, "claimed", target="main", pool="a") == 2
+              and g(m, "claimed", target="main", pool="b") == 1,
+              "node_exporter serves connect_numbers_desired/claimed of main/a and main/b",
+              sorted(k for k in m)[:80])
+    res.check(g(m, "quota_paused", target="small") == 1 and g(m, "quota_paused", target="main") == 0
+              and g(m, "claimed", target="small", pool="p") == 1,
+              "connect_numbers_quota_paused: small 1, main 0; small/p holds 1")
+    api = [k for k in m if k[0] == "connect_numbers_api_calls_total"
+           and ("account", "111122223333") in k[1] and ("region", "us-east-1") in k[1]]
+    res.check(bool(api) and (g(m, "claims_total", target="main", outcome="claimed") or 0) >= 3,
+              "API call and claim counters are served (%d api series)" % len(api))
+    res.check(m[("node_textfile_scrape_error", frozenset())] == 0, "node_textfile_scrape_error 0")
+
+
+def service_checks(c, fake, res, root, ca_src, exporter_port):
     arn_main = "arn:aws:connect:us-east-1:111122223333:instance/%s" % uuid.uuid4()
     arn_small = "arn:aws:connect:us-east-1:111122223333:instance/%s" % uuid.uuid4()
     fake.admin("POST", "/admin/config", {"default_quota": 10, "quotas": {arn_small: 1}})
@@ -406,6 +480,7 @@ def service_checks(c, fake, res, root, ca_src):
               and "quota_backoff" in xq, "journalctl -x shows the catalog entry for the quota event", xq[-2000:])
     passes = journal_json(c, "-u", UNIT, "MESSAGE_ID=" + MSG["pass"])
     res.check(len(passes) >= 1, "pass-completed records (%d)" % len(passes))
+    metrics_checks(c, res, exporter_port, failed)
     everything = c.out("journalctl", "-o", "export", "--no-pager")
     res.check(fake.info["secret_access_key"] not in everything and "Signature=" not in everything,
               "no secret key and no signature anywhere in the journal")
@@ -564,6 +639,9 @@ def main(res):
         res.check(all(m in p.stdout for m in MSG.values()),
                   "systemd's dpkg trigger compiled the catalog (journalctl --list-catalog)")
 
+        exporter_port = free_port()
+        setup_node_exporter(root, exporter_port)
+
         try:
             fake = Fake(run_dir)
         except RuntimeError as e:
@@ -584,7 +662,7 @@ def main(res):
                   "without numbers.yaml the enabled unit is skipped at boot, not failed", show)
 
         if fake:
-            service_checks(c, fake, res, root, fake.info["ca_file"])
+            service_checks(c, fake, res, root, fake.info["ca_file"], exporter_port)
         diagnose(c, res)
     finally:
         rc = c.poweroff()

@@ -150,6 +150,7 @@ static void test_good_minimal_defaults(_unused_ void **state) {
         assert_null(c->endpoint_url);
         assert_null(c->ca_file);
         assert_null(c->profile);
+        assert_null(c->metrics_file);
         assert_int_equal(c->log_level, LOG_INFO);
         assert_int_equal(c->n_targets, 1);
         const struct target_config *t = &c->targets[0];
@@ -193,6 +194,7 @@ static void test_good_full(_unused_ void **state) {
         assert_true(config_rate_for(c, "ClaimPhoneNumber") == 0.5);
         assert_true(config_rate_for(c, "DescribePhoneNumber") == 1.5);
         assert_int_equal(c->log_level, LOG_DEBUG);
+        assert_string_equal(c->metrics_file, "/var/lib/prometheus/node-exporter/connect-numbers.prom");
 
         assert_int_equal(c->n_targets, 2);
         const struct target_config *t = config_find_target(c, "support-us");

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "metrics.h"
+#include "metrics-snapshot.h"
 
 /* Given out of order on purpose: the text must not follow the caller. */
 static const struct metrics_pool fixture_pools[] = {
@@ -263,6 +264,88 @@ static void test_promtool(_unused_ void **state) {
         assert_int_not_equal(promtool_check("# HELP x_calls c\n# TYPE x_calls counter\nx_calls 1\n", true), 0);
 }
 
+static void test_counters(_unused_ void **state) {
+        struct metrics_counters c = {};
+        struct lifecycle_event claimed = {.kind = EVENT_CLAIMED, .target = (char *) "a"};
+        struct lifecycle_event failed = {.kind = EVENT_CLAIM_FAILED, .target = (char *) "a"};
+        struct lifecycle_event expired = {.kind = EVENT_WINDOW_EXPIRED, .target = (char *) "b"};
+        struct lifecycle_event released = {.kind = EVENT_RELEASED, .target = (char *) "b"};
+        struct lifecycle_event note = {.kind = EVENT_NOTE, .target = (char *) "c"};
+
+        metrics_counters_event(NULL, &claimed); /* no counters: nothing, no crash */
+        metrics_counters_event(&c, &claimed);
+        metrics_counters_event(&c, &claimed);
+        metrics_counters_event(&c, &failed);
+        metrics_counters_event(&c, &expired);
+        metrics_counters_event(&c, &released);
+        metrics_counters_event(&c, &note);
+        metrics_counters_refusal(&c, "a", false, CLAIM_NEXT_CANDIDATE);
+        metrics_counters_refusal(&c, "a", true, CLAIM_NEXT_CANDIDATE);     /* a retry refused: given up */
+        metrics_counters_refusal(&c, "a", false, CLAIM_NEXT_KEEP_INTENT);  /* throttled: no answer */
+        metrics_counters_refusal(&c, "a", true, CLAIM_NEXT_STOP_TARGET);
+
+        const struct metrics_target_counters *a = metrics_counters_get(&c, "a");
+        const struct metrics_target_counters *b = metrics_counters_get(&c, "b");
+        assert_int_equal(a->claims[METRICS_CLAIM_CLAIMED], 2);
+        assert_int_equal(a->claims[METRICS_CLAIM_FAILED], 1);
+        assert_int_equal(a->claims[METRICS_CLAIM_REFUSED], 3);
+        assert_int_equal(a->claims[METRICS_CLAIM_GIVEN_UP], 1);
+        assert_int_equal(b->claims[METRICS_CLAIM_GIVEN_UP], 1);
+        assert_int_equal(b->releases, 1);
+        assert_int_equal(metrics_counters_get(&c, "c")->releases, 0);
+        assert_int_equal(c.n_targets, 3);
+        metrics_counters_clear(&c);
+        assert_int_equal(c.n_targets, 0);
+}
+
+static void test_path(_unused_ void **state) {
+        struct config c = {};
+        char *p = NULL;
+
+        unsetenv("RUNTIME_DIRECTORY");
+        assert_int_equal(metrics_path(&c, &p), 0);
+        assert_null(p);
+        setenv("RUNTIME_DIRECTORY", "/run/connect-numbersd:/run/other", 1);
+        assert_int_equal(metrics_path(&c, &p), 0);
+        assert_string_equal(p, "/run/connect-numbersd/metrics.prom");
+        free(p);
+        c.metrics_file = (char *) "/srv/textfile/cn.prom";
+        assert_int_equal(metrics_path(&c, &p), 0);
+        assert_string_equal(p, "/srv/textfile/cn.prom");
+        free(p);
+        unsetenv("RUNTIME_DIRECTORY");
+}
+
+/* Every pool and target of the configuration has its series from the
+ * first file on (zeros), and counted targets since removed keep theirs. */
+static void test_snapshot(_unused_ void **state) {
+        static const char yaml[] =
+                "targets:\n"
+                "  t:\n"
+                "    arn: arn:aws:connect:us-east-1:111122223333:instance/0b5e3e1a-1a7b-4f59-9c7f-8e2f8f6f3c11\n"
+                "    pools:\n"
+                "      p: {country: US, type: DID, count: 2}\n";
+        _cleanup_(config_freep) struct config *c = NULL;
+        _cleanup_(state_freep) struct state *s = state_new();
+        struct metrics_counters counters = {};
+        _cleanup_(freep) char *text = NULL;
+        assert_int_equal(config_parse(yaml, strlen(yaml), &c, NULL), 0);
+        assert_non_null(s);
+        metrics_counters_get(&counters, "gone")->releases = 4;
+        struct metrics_pass_info info = {.duration_usec = 1500000, .ended_usec = 2000000, .since_usec = 1000000,
+                                         .exit_status = 1};
+        assert_int_equal(metrics_snapshot_format(c, s, NULL, &counters, NULL, &info, 2, &text), 0);
+        assert_non_null(strstr(text, "connect_numbers_desired{target=\"t\",pool=\"p\"} 2\n"));
+        assert_non_null(strstr(text, "connect_numbers_claimed{target=\"t\",pool=\"p\"} 0\n"));
+        assert_non_null(strstr(text, "connect_numbers_quota_paused{target=\"t\"} 0\n"));
+        assert_non_null(strstr(text, "connect_numbers_claims_total{target=\"t\",outcome=\"claimed\"} 0\n"));
+        assert_non_null(strstr(text, "connect_numbers_releases_total{target=\"gone\"} 4\n"));
+        assert_non_null(strstr(text, "connect_numbers_last_pass_exit_status 1\n"));
+        assert_non_null(strstr(text, "connect_numbers_last_success_timestamp_seconds 0\n"));
+        assert_non_null(strstr(text, "connect_numbers_pass_duration_seconds 1.5\n"));
+        metrics_counters_clear(&counters);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_format_exact),
@@ -272,6 +355,9 @@ int main(void) {
                 cmocka_unit_test(test_format_refuses),
                 cmocka_unit_test(test_write_file),
                 cmocka_unit_test(test_promtool),
+                cmocka_unit_test(test_counters),
+                cmocka_unit_test(test_path),
+                cmocka_unit_test(test_snapshot),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
