@@ -158,7 +158,8 @@ static const char *xml_find(const char *p, const char *end, const char *name, si
  * of printable ASCII. Control characters, markup and anything else are
  * refused (-EBADMSG): these values go into headers and logs. */
 static int xml_text(const char *s, size_t n, char **ret) {
-        _cleanup_(free_wipep) char *out = malloc(n + 1);
+        /* Zeroed: always terminated, so free_wipe() may take its strlen on any early return. */
+        _cleanup_(free_wipep) char *out = calloc(n + 1, 1);
         size_t k = 0;
         if (!out)
                 return -ENOMEM;
