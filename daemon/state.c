@@ -27,7 +27,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-/* Same value as RECONCILE_CHURN_WINDOW_SEC; state.c does not depend on the
+/* Same value as LIFECYCLE_CHURN_WINDOW_SEC; state.c does not depend on the
  * planner's header (reconcile.c checks that both agree). */
 #define STATE_CHURN_WINDOW_SEC ((uint64_t) 180 * 86400)
 #define STATE_MAX_FILE_SIZE ((size_t) 256 * 1024 * 1024)

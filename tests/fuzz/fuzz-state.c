@@ -64,9 +64,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char **ids = NULL;
         if (reconcile_describe_wanted(c, s, now, 5, &ids) == 0)
                 strv_free(ids);
-        struct reconcile_events ev = {0};
+        struct lifecycle_events ev = {0};
+        lifecycle_tick(s, c, now, &ev);
         struct plan *p = NULL;
-        if (reconcile_plan(c, s, now, &p, &ev) == 0) {
+        if (reconcile_plan(c, s, now, &p) == 0) {
                 char *t = NULL, *j = NULL;
                 if (plan_format_text(p, &t) == 0)
                         free(t);
@@ -74,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         free(j);
                 plan_free(p);
         }
-        reconcile_events_clear(&ev);
+        lifecycle_events_clear(&ev);
         state_free(s);
         return 0;
 }
