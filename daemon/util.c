@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -64,6 +65,27 @@ int free_and_strdup(char **p, const char *s) {
 char *strvprintf(const char *fmt, va_list ap) {
         char *s = NULL;
         return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
+void set_message(char **ret, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        char *s = strvprintf(fmt, ap);
+        va_end(ap);
+        free(*ret);
+        *ret = s;
+}
+
+void free_cleanse(void *p, size_t n) {
+        if (!p)
+                return;
+        OPENSSL_cleanse(p, n);
+        free(p);
+}
+
+void free_cleanse_str(char *s) {
+        if (s)
+                free_cleanse(s, strlen(s));
 }
 
 char *strprintf(const char *fmt, ...) {

@@ -88,6 +88,15 @@ int free_and_strdup(char **p, const char *s);
 /* asprintf that returns NULL on failure */
 char *strprintf(const char *fmt, ...) _printf_(1, 2);
 char *strvprintf(const char *fmt, va_list ap) _printf_(1, 0);
+/* *ret = the formatted text (its old value freed; NULL when out of memory). */
+void set_message(char **ret, const char *fmt, ...) _printf_(2, 3);
+/* Frees memory that may hold a secret (keys, tokens, STS answers), wiped
+ * first; the _str form wipes up to the string's terminator. NULL is fine. */
+void free_cleanse(void *p, size_t n);
+void free_cleanse_str(char *s);
+static inline void free_cleanse_strp(char **s) {
+        free_cleanse_str(*s);
+}
 
 /* Clocks. Wall-clock readings go through clock_wall_sec()/clock_wall_usec()
  * so that CONNECT_NUMBERS_CLOCK_OFFSET (connect-numbersd(8), CREDENTIALS,

@@ -73,29 +73,11 @@ enum {
         FOUND = 1,
 };
 
-static void free_cleanse(char *s, size_t n) {
-        if (!s)
-                return;
-        OPENSSL_cleanse(s, n);
-        free(s);
-}
-
-static void free_cleanse_str(char *s) {
-        if (s)
-                free_cleanse(s, strlen(s));
-}
-
-static void free_cleanse_strp(char **s) {
-        free_cleanse_str(*s);
-}
-
 _printf_(3, 4) static int set_error(char **ret_error, int r, const char *fmt, ...) {
         if (ret_error) {
                 va_list ap;
-                char *s = NULL;
                 va_start(ap, fmt);
-                if (vasprintf(&s, fmt, ap) < 0)
-                        s = NULL;
+                char *s = strvprintf(fmt, ap);
                 va_end(ap);
                 free(*ret_error);
                 *ret_error = s;

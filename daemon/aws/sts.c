@@ -22,17 +22,6 @@
 /* Messages from STS are echoed in our logs: bounded and printable. */
 #define STS_MESSAGE_MAX 300
 
-static void free_wipe(char *s) {
-        if (s) {
-                OPENSSL_cleanse(s, strlen(s));
-                free(s);
-        }
-}
-
-static void free_wipep(char **s) {
-        free_wipe(*s);
-}
-
 static bool append(char **buf, size_t *len, const char *s) {
         size_t n = strlen(s);
         char *b = realloc(*buf, *len + n + 1);
@@ -47,7 +36,7 @@ static bool append(char **buf, size_t *len, const char *s) {
 /* name=VALUE, percent-encoded, appended with a leading '&'. The old
  * buffer is wiped when it grows: it may hold the token already. */
 static int append_param(char **buf, size_t *len, const char *name, const char *value) {
-        _cleanup_(free_wipep) char *enc = aws_uri_encode(value, false);
+        _cleanup_(free_cleanse_strp) char *enc = aws_uri_encode(value, false);
         if (!enc)
                 return -ENOMEM;
         size_t need = *len + 1 + strlen(name) + 1 + strlen(enc) + 1;
@@ -56,10 +45,10 @@ static int append_param(char **buf, size_t *len, const char *name, const char *v
                 return -ENOMEM;
         int k = snprintf(b, need, "%s&%s=%s", *buf, name, enc);
         if (k < 0 || (size_t) k >= need) {
-                free_wipe(b);
+                free_cleanse_str(b);
                 return -EINVAL;
         }
-        free_wipe(*buf);
+        free_cleanse_str(*buf);
         *buf = b;
         *len = (size_t) k;
         return 0;
@@ -92,7 +81,7 @@ int sts_request_body(const struct sts_assume_role *a, char **ret) {
         if (r >= 0 && a->external_id && !a->web_identity_token)
                 r = append_param(&body, &len, "ExternalId", a->external_id);
         if (r < 0) {
-                free_wipe(body);
+                free_cleanse_str(body);
                 return r;
         }
         *ret = body;
@@ -158,8 +147,8 @@ static const char *xml_find(const char *p, const char *end, const char *name, si
  * of printable ASCII. Control characters, markup and anything else are
  * refused (-EBADMSG): these values go into headers and logs. */
 static int xml_text(const char *s, size_t n, char **ret) {
-        /* Zeroed: always terminated, so free_wipe() may take its strlen on any early return. */
-        _cleanup_(free_wipep) char *out = calloc(n + 1, 1);
+        /* Zeroed: always terminated, so free_cleanse_str() may take its strlen on any early return. */
+        _cleanup_(free_cleanse_strp) char *out = calloc(n + 1, 1);
         size_t k = 0;
         if (!out)
                 return -ENOMEM;
@@ -238,7 +227,7 @@ static bool xml_ok(const char *xml, size_t len) {
 }
 
 int sts_parse_credentials(const char *xml, size_t len, struct aws_credentials **ret) {
-        _cleanup_(free_wipep) char *akid = NULL, *secret = NULL, *token = NULL, *exp = NULL;
+        _cleanup_(free_cleanse_strp) char *akid = NULL, *secret = NULL, *token = NULL, *exp = NULL;
         size_t n;
         uint64_t expiration;
         int r;
@@ -299,27 +288,17 @@ int sts_parse_error(const char *xml, size_t len, char **ret_code, char **ret_mes
 
 /* ---- the call ---- */
 
-_printf_(2, 3) static int fail(char **ret_error, const char *fmt, ...) {
-        va_list ap;
-        char *s = NULL;
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
-        free(*ret_error);
-        *ret_error = s;
-        return 0;
-}
+
 
 static void header_lines_wipe(char **l) {
         for (size_t i = 0; l[i]; i++)
-                free_wipe(l[i]);
+                free_cleanse_str(l[i]);
 }
 
 int sts_call(const char *endpoint, const char *region, const struct sts_assume_role *a,
              const struct aws_credentials *caller, uint64_t now, struct aws_credentials **ret, char **ret_code,
              char **ret_error) {
-        _cleanup_(free_wipep) char *body = NULL;
+        _cleanup_(free_cleanse_strp) char *body = NULL;
         _cleanup_(freep) char *host = NULL, *url = NULL, *error_text = NULL, *code = NULL, *message = NULL;
         _cleanup_(sigv4_signature_clear) struct sigv4_signature sig = {};
         _cleanup_(http_response_clear_sensitive) struct http_response resp = {};
@@ -334,7 +313,7 @@ int sts_call(const char *endpoint, const char *region, const struct sts_assume_r
         if (r < 0)
                 return r;
         if (strncasecmp(endpoint, "https://", 8) != 0) {
-                fail(ret_error, "STS endpoint %s is not https", endpoint);
+                set_message(ret_error, "STS endpoint %s is not https", endpoint);
                 return -EPROTONOSUPPORT;
         }
         const char *h = endpoint + 8;
@@ -384,19 +363,19 @@ int sts_call(const char *endpoint, const char *region, const struct sts_assume_r
         r = http_perform(&req, getenv("AWS_CA_BUNDLE"), &resp, &error_text);
         header_lines_wipe(lines);
         if (r < 0) {
-                fail(ret_error, "STS %s: %s", endpoint, error_text ? error_text : strerror(-r));
+                set_message(ret_error, "STS %s: %s", endpoint, error_text ? error_text : strerror(-r));
                 return r == -ENOMEM ? r : r == -EFBIG ? -EBADMSG : r;
         }
         if (resp.status >= 200 && resp.status < 300) {
                 r = sts_parse_credentials(resp.body, resp.body_len, ret);
                 if (r < 0)
-                        fail(ret_error, "STS %s sent a malformed answer (HTTP %ld)", endpoint, resp.status);
+                        set_message(ret_error, "STS %s sent a malformed answer (HTTP %ld)", endpoint, resp.status);
                 return r;
         }
         if (sts_parse_error(resp.body, resp.body_len, &code, &message) < 0)
                 code = message = NULL;
-        fail(ret_error, "STS answered HTTP %ld%s%s%s%s", resp.status, code ? " " : "", code ? code : "",
-             message ? ": " : "", message ? message : "");
+        set_message(ret_error, "STS answered HTTP %ld%s%s%s%s", resp.status, code ? " " : "", code ? code : "",
+                    message ? ": " : "", message ? message : "");
         *ret_code = TAKE_PTR(code);
         /* refusals are the caller's to judge; 5xx and throttling pass */
         return resp.status == 403 || (resp.status >= 400 && resp.status < 500 && resp.status != 429) ? -EACCES : -EIO;
