@@ -23,10 +23,18 @@ struct pool_config {
         char *name;                  /* [A-Za-z0-9_-]{1,64} */
         char *country;               /* PhoneNumberCountryCode, e.g. "US" */
         char *type;                  /* PhoneNumberType, e.g. "DID" */
-        unsigned count;              /* 0..1000 */
+        unsigned count;              /* 0..1000; default n_numbers; >= n_numbers */
         char *prefix;                /* normalised with its leading '+', or NULL */
         char *description;           /* <= 500 chars, or NULL */
-        char *contact_flow;          /* contact flow id, or NULL (instance targets only) */
+        char *contact_flow;          /* contact flow id (the last part of an ARN when the YAML gives
+                                      * a flow ARN), or NULL */
+        char *flow_instance_id;      /* the instance id of a flow ARN, or NULL (the flow id form:
+                                      * the target's own instance). A traffic distribution group's
+                                      * pool must give the ARN form. */
+        char **numbers;              /* pinned numbers, E.164 ('+' and 1..15 digits), file order */
+        size_t n_numbers;
+        char **from;                 /* ownership-tag values "TARGET/POOL" to take over, file order */
+        size_t n_from;
         struct config_tag *tags;     /* user tags, without the ownership tag */
         size_t n_tags;
         bool adopt;                  /* count matching untagged numbers as ours */
@@ -52,6 +60,10 @@ struct target_config {
         char *external_id;           /* or NULL */
         char *role_session_name;     /* default "connect-numbers" */
         usec_t role_duration_usec;   /* default 1h, 15m..12h */
+        char **previous_arns;        /* where the target lived before: listed too, and its numbers
+                                      * found there moved to arn. Same partition, account and region
+                                      * as arn, never arn itself nor another target's arn */
+        size_t n_previous_arns;
         struct pool_config *pools;   /* in file order */
         size_t n_pools;
         unsigned line;
