@@ -34,6 +34,7 @@ static const char *const op_names[_CONNECT_OP_MAX] = {
         [CONNECT_OP_ASSOCIATE_FLOW] = "AssociatePhoneNumberContactFlow",
         [CONNECT_OP_TAG] = "TagResource",
         [CONNECT_OP_UNTAG] = "UntagResource",
+        [CONNECT_OP_UPDATE_NUMBER] = "UpdatePhoneNumber",
 };
 
 const char *connect_op_name(enum connect_op op) {
@@ -59,6 +60,7 @@ bool connect_op_is_mutating(enum connect_op op) {
         case CONNECT_OP_ASSOCIATE_FLOW:
         case CONNECT_OP_TAG:
         case CONNECT_OP_UNTAG:
+        case CONNECT_OP_UPDATE_NUMBER:
                 return true;
         default:
                 return false;
@@ -692,6 +694,22 @@ int connect_build_request(enum connect_op op, const struct connect_args *a, stru
                 if (!path || !body)
                         return -ENOMEM;
                 if ((r = json_set_string(body, "PhoneNumberDescription", a->description)) < 0)
+                        return r;
+                if (a->client_token && (r = json_set_string(body, "ClientToken", a->client_token)) < 0)
+                        return r;
+                break;
+
+        case CONNECT_OP_UPDATE_NUMBER:
+                /* PUT /phone-number/{PhoneNumberId} {"TargetArn", "ClientToken"}: moves
+                 * the number; it runs IN_PROGRESS like a claim. */
+                if (isempty(a->phone_number_id) || isempty(a->target_arn))
+                        return -EINVAL;
+                method = "PUT";
+                path = path_with_label("/phone-number/", a->phone_number_id, "");
+                body = json_object();
+                if (!path || !body)
+                        return -ENOMEM;
+                if ((r = json_set_string(body, "TargetArn", a->target_arn)) < 0)
                         return r;
                 if (a->client_token && (r = json_set_string(body, "ClientToken", a->client_token)) < 0)
                         return r;

@@ -19,6 +19,7 @@ enum connect_op {
         CONNECT_OP_ASSOCIATE_FLOW,   /* AssociatePhoneNumberContactFlow */
         CONNECT_OP_TAG,              /* TagResource */
         CONNECT_OP_UNTAG,            /* UntagResource */
+        CONNECT_OP_UPDATE_NUMBER,    /* UpdatePhoneNumber: moves a number to another target */
         _CONNECT_OP_MAX,
 };
 const char *connect_op_name(enum connect_op op); /* "ClaimPhoneNumber", ... */
@@ -55,8 +56,8 @@ int connect_parse_claim(const char *body, size_t len, char **ret_id, char **ret_
 /* The arguments of one operation; members an operation does not use are
  * ignored. */
 struct connect_args {
-        const char *target_arn;           /* CLAIM, LIST, SEARCH */
-        const char *phone_number_id;      /* DESCRIBE, RELEASE, UPDATE_METADATA, ASSOCIATE_FLOW */
+        const char *target_arn;           /* CLAIM, LIST, SEARCH, UPDATE_NUMBER (the new target) */
+        const char *phone_number_id;      /* DESCRIBE, RELEASE, UPDATE_METADATA, UPDATE_NUMBER, ASSOCIATE_FLOW */
         const char *resource_arn;         /* TAG, UNTAG */
         const char *phone_number;         /* CLAIM */
         const char *description;          /* CLAIM (omitted when NULL), UPDATE_METADATA */
@@ -64,7 +65,7 @@ struct connect_args {
         size_t n_tags;
         char *const *tag_keys;            /* UNTAG (1..50) */
         size_t n_tag_keys;
-        const char *client_token;         /* CLAIM, RELEASE, UPDATE_METADATA (omitted when NULL) */
+        const char *client_token;         /* CLAIM, RELEASE, UPDATE_METADATA, UPDATE_NUMBER (omitted when NULL) */
         const char *country;              /* SEARCH */
         const char *type;                 /* SEARCH */
         const char *prefix;               /* SEARCH, or NULL; a missing leading '+' is added */

@@ -1390,6 +1390,17 @@ int connect_update_metadata(struct connect_client *c, const char *region, const 
                            cb, userdata);
 }
 
+int connect_update_number(struct connect_client *c, const char *region, const char *phone_number_id,
+                          const char *target_arn, const char *client_token, connect_callback_t cb, void *userdata) {
+        return call_submit(c, CONNECT_OP_UPDATE_NUMBER, region,
+                           &(struct connect_args){
+                                   .phone_number_id = phone_number_id,
+                                   .target_arn = target_arn,
+                                   .client_token = client_token,
+                           },
+                           cb, userdata);
+}
+
 int connect_associate_flow(struct connect_client *c, const char *region, const char *phone_number_id,
                            const char *instance_id, const char *contact_flow_id, connect_callback_t cb,
                            void *userdata) {

@@ -163,6 +163,11 @@ int connect_release_number(struct connect_client *c, const char *region, const c
 int connect_update_metadata(struct connect_client *c, const char *region, const char *phone_number_id,
                             const char *description, const char *client_token, connect_callback_t cb,
                             void *userdata);
+/* UpdatePhoneNumber: moves the number to target_arn (an instance or a
+ * traffic distribution group of the same account and region). The move
+ * runs IN_PROGRESS; follow it with connect_describe_number(). */
+int connect_update_number(struct connect_client *c, const char *region, const char *phone_number_id,
+                          const char *target_arn, const char *client_token, connect_callback_t cb, void *userdata);
 int connect_associate_flow(struct connect_client *c, const char *region, const char *phone_number_id,
                            const char *instance_id, const char *contact_flow_id, connect_callback_t cb,
                            void *userdata);

@@ -231,6 +231,7 @@ static void test_names(_unused_ void **state) {
         assert_true(connect_op_is_mutating(CONNECT_OP_ASSOCIATE_FLOW));
         assert_true(connect_op_is_mutating(CONNECT_OP_TAG));
         assert_true(connect_op_is_mutating(CONNECT_OP_UNTAG));
+        assert_true(connect_op_is_mutating(CONNECT_OP_UPDATE_NUMBER));
         assert_false(connect_op_is_mutating(CONNECT_OP_LIST));
         assert_false(connect_op_is_mutating(CONNECT_OP_DESCRIBE));
         assert_false(connect_op_is_mutating(CONNECT_OP_SEARCH));
@@ -556,6 +557,8 @@ static void test_build_requests_files(_unused_ void **state) {
                                                 .contact_flow_id = "7c1a8bde-1111-4222-8333-444455556666" },
                 [CONNECT_OP_TAG] = { .resource_arn = ARN_NUMBER, .tags = tags, .n_tags = 2 },
                 [CONNECT_OP_UNTAG] = { .resource_arn = ARN_NUMBER, .tag_keys = keys, .n_tag_keys = 2 },
+                [CONNECT_OP_UPDATE_NUMBER] = { .phone_number_id = "11111111-2222-4333-8444-555555555555",
+                                               .target_arn = ARN_INSTANCE, .client_token = TOKEN },
         };
 
         for (int op = 0; op < _CONNECT_OP_MAX; op++) {
@@ -594,6 +597,9 @@ static void test_build_request_invalid(_unused_ void **state) {
         assert_int_equal(connect_build_request(CONNECT_OP_UNTAG, &(struct connect_args){ .resource_arn = ARN_NUMBER }, &req),
                          -EINVAL);
         assert_int_equal(connect_build_request(CONNECT_OP_UPDATE_METADATA,
+                                               &(struct connect_args){ .phone_number_id = "x" }, &req),
+                         -EINVAL);
+        assert_int_equal(connect_build_request(CONNECT_OP_UPDATE_NUMBER,
                                                &(struct connect_args){ .phone_number_id = "x" }, &req),
                          -EINVAL);
         assert_int_equal(connect_build_request(CONNECT_OP_TAG,
