@@ -36,6 +36,55 @@ const struct pool_config *lifecycle_owner_pool(const struct target_config *t, co
         return target_find_pool(t, tag + l + 1);
 }
 
+const struct pool_config *lifecycle_pin_pool(const struct target_config *t, const char *phone_number) {
+        for (size_t j = 0; t && phone_number && j < t->n_pools; j++)
+                for (size_t k = 0; k < t->pools[j].n_numbers; k++)
+                        if (streq(t->pools[j].numbers[k], phone_number))
+                                return &t->pools[j];
+        return NULL;
+}
+
+const struct pool_config *lifecycle_pin_anywhere(const struct config *c, const char *phone_number,
+                                                 const struct target_config **ret_t) {
+        for (size_t i = 0; c && i < c->n_targets; i++) {
+                const struct pool_config *p = lifecycle_pin_pool(&c->targets[i], phone_number);
+                if (p) {
+                        if (ret_t)
+                                *ret_t = &c->targets[i];
+                        return p;
+                }
+        }
+        return NULL;
+}
+
+bool lifecycle_pool_takes_tag(const struct pool_config *p, const char *tag) {
+        for (size_t k = 0; p && tag && k < p->n_from; k++)
+                if (streq(p->from[k], tag))
+                        return true;
+        return false;
+}
+
+bool lifecycle_source(const struct config *c, const char *name, const char **ret_arn,
+                      const struct target_config **ret_owner) {
+        for (size_t i = 0; c && name && i < c->n_targets; i++) {
+                const struct target_config *t = &c->targets[i];
+                const char *arn = NULL;
+                if (streq(t->name, name))
+                        arn = t->arn;
+                for (size_t k = 0; !arn && k < t->n_previous_arns; k++)
+                        if (streq(t->previous_arns[k], name))
+                                arn = t->previous_arns[k];
+                if (!arn)
+                        continue;
+                if (ret_arn)
+                        *ret_arn = arn;
+                if (ret_owner)
+                        *ret_owner = t;
+                return true;
+        }
+        return false;
+}
+
 static const char *cn_tag(const struct connect_number *n, const char *key) {
         for (size_t i = 0; i < n->n_tags; i++)
                 if (streq_ptr(n->tags[i].key, key))
@@ -103,8 +152,13 @@ void lifecycle_pool_figures(const struct state *s, const char *target, const cha
                             uint64_t now, struct pool_figures *ret) {
         struct lifecycle_pool_count c;
         lifecycle_count_pool(s, target, pool, now, &c);
+        unsigned moving = 0;
+        for (size_t i = 0; i < s->n_numbers; i++)
+                if (streq_ptr(s->numbers[i].move_target, target) && streq_ptr(s->numbers[i].move_pool, pool))
+                        moving++;
         *ret = (struct pool_figures){
                 .desired = desired,
+                .moving = moving,
                 .claimed = c.claimed,
                 .in_progress = c.in_progress + c.intent,
                 .failed_pending = c.failed,
@@ -112,6 +166,17 @@ void lifecycle_pool_figures(const struct state *s, const char *target, const cha
                 .earliest_deadline = c.earliest_deadline,
                 .next_retry_at = c.next_retry_at,
         };
+}
+
+unsigned lifecycle_pins_missing(const struct state *s, const struct target_config *t, const struct pool_config *p,
+                                uint64_t now) {
+        unsigned missing = 0;
+        for (size_t k = 0; t && p && k < p->n_numbers; k++) {
+                const struct state_number *n = state_find_number((struct state *) s, t->name, p->numbers[k]);
+                if (!n || !lifecycle_record_of_pool(n, t->name, p->name) || !lifecycle_record_held(n, now))
+                        missing++;
+        }
+        return missing;
 }
 
 static void count_target(const struct state *s, const struct target_config *t, uint64_t now, unsigned *ret_held,
@@ -425,7 +490,7 @@ int lifecycle_target_records(const struct state *s, const char *target, size_t *
         return 0;
 }
 
-static int record_update_from_summary(struct state *s, struct state_number *r, const struct target_config *t,
+static int record_update_from_summary(struct state *s, struct state_number *r, const char *source_arn,
                                       const struct connect_number *in) {
         int k = 0;
         /* A new id for the same phone number is a new claim of it: what we
@@ -435,7 +500,7 @@ static int record_update_from_summary(struct state *s, struct state_number *r, c
         if (in->id && k >= 0 && !streq_ptr(r->id, in->id))
                 k = free_and_strdup(&r->id, in->id);
         if (k >= 0)
-                k = state_set(s, &r->target_arn, t->arn);
+                k = state_set(s, &r->target_arn, source_arn);
         if (in->arn && k >= 0) /* after target_arn and id, which it may derive from */
                 k = state_number_set_arn(r, in->arn);
         if (in->country && k >= 0)
@@ -447,43 +512,59 @@ static int record_update_from_summary(struct state *s, struct state_number *r, c
         r->listed = true;
         /* A number of ours that had vanished, or had been moved elsewhere,
          * is back on the target: find out again. */
-        if (r->phase == PHASE_GONE || r->phase == PHASE_MOVED)
+        if (r->phase == PHASE_GONE || r->phase == PHASE_MOVED || r->phase == PHASE_UNAVAILABLE)
                 r->phase = PHASE_UNKNOWN;
         return k;
 }
 
+/* A list source is a target (its name, its arn) or one of its previous_arns
+ * (the ARN is then the name too): numbers found there are filed under it. */
 int lifecycle_list_begin(struct state *s, const struct config *c, const char *target) {
-        const struct target_config *t = config_find_target(c, target);
-        if (!s || !t)
+        const char *arn;
+        const struct target_config *owner;
+        if (!s || !lifecycle_source(c, target, &arn, &owner))
                 return -ENOENT;
-        if (!state_get_target(s, t->name, t->arn))
+        if (!state_get_target(s, target, arn))
                 return -ENOMEM;
+        /* The target's own records of numbers that sit on this previous ARN
+         * (the target's arn was changed in the YAML): they are this
+         * source's now, and will be moved. */
+        if (!streq(target, owner->name))
+                for (size_t i = 0; i < s->n_numbers; i++) {
+                        struct state_number *x = &s->numbers[i];
+                        if (streq_ptr(x->target, owner->name) && streq_ptr(x->target_arn, arn) &&
+                            state_find_number(s, target, x->phone_number) == NULL) {
+                                int r = state_number_set_target(s, x, target);
+                                if (r < 0)
+                                        return r;
+                        }
+                }
         /* Listed again from scratch: what this listing shows is listed. */
         for (size_t i = 0; i < s->n_numbers; i++)
-                if (streq_ptr(s->numbers[i].target, t->name))
+                if (streq_ptr(s->numbers[i].target, target))
                         s->numbers[i].listed = false;
         return 0;
 }
 
 int lifecycle_list_page(struct state *s, const struct config *c, const char *target,
                         const struct connect_number *numbers, size_t n) {
-        const struct target_config *t = config_find_target(c, target);
-        if (!s || !t)
+        const char *arn;
+        if (!s || !lifecycle_source(c, target, &arn, NULL))
                 return -ENOENT;
         for (size_t i = 0; i < n; i++) {
                 const struct connect_number *x = &numbers[i];
                 /* An entry that names another target is not on this one,
                  * whatever the filter asked for: not taken as listed here. */
-                if (isempty(x->phone_number) || (x->target_arn && !streq(x->target_arn, t->arn)))
+                if (isempty(x->phone_number) || (x->target_arn && !streq(x->target_arn, arn)))
                         continue;
-                struct state_number *r = state_find_number(s, t->name, x->phone_number);
+                struct state_number *r = state_find_number(s, target, x->phone_number);
                 if (!r) {
-                        r = state_add_number(s, t->name, x->phone_number);
+                        r = state_add_number(s, target, x->phone_number);
                         if (!r)
                                 return -ENOMEM;
                         r->phase = PHASE_UNKNOWN;
                 }
-                int k = record_update_from_summary(s, r, t, x);
+                int k = record_update_from_summary(s, r, arn, x);
                 if (k < 0)
                         return k;
         }
@@ -491,8 +572,8 @@ int lifecycle_list_page(struct state *s, const struct config *c, const char *tar
 }
 
 int lifecycle_list_end(struct state *s, const struct config *c, const char *target) {
-        const struct target_config *t = config_find_target(c, target);
-        if (!s || !t)
+        const char *arn;
+        if (!s || !lifecycle_source(c, target, &arn, NULL))
                 return -ENOENT;
         /* Records the list no longer shows. Numbers we never owned are
          * simply forgotten; ours stay (describe tells what happened), and
@@ -500,13 +581,13 @@ int lifecycle_list_end(struct state *s, const struct config *c, const char *targ
          * are now tracked under this name. */
         for (size_t i = s->n_numbers; i-- > 0;) {
                 struct state_number *x = &s->numbers[i];
-                if (streq_ptr(x->target, t->name)) {
-                        if (!x->listed && (x->phase == PHASE_UNKNOWN || x->phase == PHASE_FOREIGN))
+                if (streq_ptr(x->target, target)) {
+                        if (!x->listed && !x->move_token && (x->phase == PHASE_UNKNOWN || x->phase == PHASE_FOREIGN))
                                 state_remove_number(s, x);
-                } else if (!config_find_target(c, x->target) && streq_ptr(x->target_arn, t->arn))
+                } else if (!lifecycle_source(c, x->target, NULL, NULL) && streq_ptr(x->target_arn, arn))
                         state_remove_number(s, x);
         }
-        struct state_target *st = state_find_target(s, t->name);
+        struct state_target *st = state_find_target(s, target);
         if (st)
                 st->listed_ok = true;
         return 0;
@@ -563,6 +644,7 @@ static void record_claimed(struct state *s, const struct target_config *t, const
         bool transition = old == PHASE_INTENT || old == PHASE_IN_PROGRESS || old == PHASE_FAILED ||
                           old == PHASE_GIVEN_UP;
         r->phase = PHASE_CLAIMED;
+        r->pin_logged = false;
         if (transition) {
                 r->claimed_at = r->claim_sent_at ? r->claim_sent_at : now;
                 struct state_target *st = t ? state_get_target(s, t->name, t->arn) : NULL;
@@ -616,6 +698,77 @@ static int record_moved_away(struct state *s, const struct target_config *t, str
         return 0;
 }
 
+static void record_clear_move(struct state *s, struct state_number *r) {
+        (void) state_set(s, &r->move_target, NULL);
+        (void) state_set(s, &r->move_pool, NULL);
+        (void) state_set(s, &r->move_target_arn, NULL);
+        r->move_token = mfree(r->move_token);
+        r->move_message = mfree(r->move_message);
+        r->move_intent_at = r->move_next_retry_at = 0;
+        r->move_attempts = 0;
+}
+
+uint64_t lifecycle_move_next_retry_at(unsigned attempts, uint64_t now) {
+        return now + (attempts <= 1 ? 60 : attempts == 2 ? 300 : attempts == 3 ? 900 : 3600);
+}
+
+static void record_move_failed(struct state_number *r, const char *message, uint64_t now,
+                               struct lifecycle_events *ev) {
+        r->move_token = mfree(r->move_token);
+        r->move_attempts++;
+        r->move_next_retry_at = lifecycle_move_next_retry_at(r->move_attempts, now);
+        (void) free_and_strdup(&r->move_message, message);
+        struct lifecycle_event *e = event_add(ev, EVENT_MOVE_FAILED, r->move_target, r->move_target_arn, r->move_pool, r);
+        if (e) {
+                e->next_retry_at = r->move_next_retry_at;
+                event_message(e, "%s", message ? message : "no reason given");
+        }
+}
+
+int lifecycle_ingest_describe(struct state *s, const struct config *c, const char *target,
+                              const struct connect_number *n, uint64_t now, struct lifecycle_events *ev);
+
+/* A describe of a number we are moving (r holds the intent). 1: the move
+ * arrived and the number is now filed under its destination (r is gone);
+ * 2: it arrived and is still settling (nothing else to take in); 0: go on
+ * taking the describe in as usual; <0: error. */
+static int record_move_observed(struct state *s, const struct config *c, struct state_number *r,
+                                const struct connect_number *n, uint64_t now, struct lifecycle_events *ev) {
+        if (n->target_arn && streq_ptr(n->target_arn, r->move_target_arn)) {
+                if (n->status == CONNECT_STATUS_IN_PROGRESS)
+                        return 2;
+                if (n->status == CONNECT_STATUS_FAILED && r->move_token) {
+                        record_move_failed(r, n->status_message, now, ev);
+                        return 2;
+                }
+                _cleanup_(freep) char *dest = strdup_or_null(r->move_target);
+                _cleanup_(freep) char *from = strdup_or_null(r->target_arn ? r->target_arn : r->target);
+                uint64_t claimed_at = r->claimed_at;
+                if (!dest || !from)
+                        return -ENOMEM;
+                struct lifecycle_event *e = event_add(ev, EVENT_MOVED, dest, n->target_arn, r->move_pool, r);
+                event_message(e, "%s", from);
+                state_remove_number(s, r);
+                int k = lifecycle_ingest_describe(s, c, dest, n, now, ev);
+                struct state_number *d = state_find_number(s, dest, n->phone_number);
+                if (d && claimed_at && (!d->claimed_at || d->claimed_at > claimed_at))
+                        d->claimed_at = claimed_at;
+                if (d)
+                        (void) state_set(s, &d->flow_applied, NULL); /* a move does not carry the flow */
+                return k < 0 ? k : 1;
+        }
+        if (!r->move_token)
+                return 0;
+        if (n->status == CONNECT_STATUS_FAILED)
+                record_move_failed(r, n->status_message, now, ev);
+        else if (n->status == CONNECT_STATUS_CLAIMED)
+                /* Still where it was and not moving: the request never
+                 * arrived (a crash before it left). The next pass sends it
+                 * again with the same derived token. */
+                r->move_token = mfree(r->move_token);
+        return 0;
+}
+
 int lifecycle_ingest_describe(struct state *s, const struct config *c, const char *target,
                               const struct connect_number *n, uint64_t now, struct lifecycle_events *ev) {
         if (!s || !n || !target || (isempty(n->id) && isempty(n->phone_number)))
@@ -634,6 +787,11 @@ int lifecycle_ingest_describe(struct state *s, const struct config *c, const cha
                 r = state_add_number(s, target, n->phone_number);
                 if (!r)
                         return -ENOMEM;
+        }
+        if (r->move_target) {
+                int m = record_move_observed(s, c, r, n, now, ev);
+                if (m != 0)
+                        return m < 0 ? m : 0;
         }
         const struct target_config *t = config_find_target(c, r->target);
         if (t && n->target_arn && !streq(n->target_arn, t->arn))
@@ -664,9 +822,18 @@ int lifecycle_ingest_describe(struct state *s, const struct config *c, const cha
          * tags are not visible yet (Connect applies metadata a little
          * later) stays ours on the strength of our own records. */
         const char *tag = cn_tag(n, OWNERSHIP_TAG_KEY);
-        const struct pool_config *p = lifecycle_owner_pool(t, tag);
+        /* A pinned number on its pool's target is the pool's, whatever
+         * its tag says (the tag is then put right). */
+        const struct pool_config *pin = lifecycle_pin_pool(t, r->phone_number);
+        const struct pool_config *p = pin ? pin : lifecycle_owner_pool(t, tag);
         enum number_phase old = r->phase;
-        if (tag && !p) {
+        if (pin) {
+                k = state_set(s, &r->owner_tag, tag);
+                if (k >= 0)
+                        k = state_set(s, &r->pool, pin->name);
+                if (k < 0)
+                        return k;
+        } else if (tag && !p) {
                 k = state_set(s, &r->owner_tag, tag);
                 (void) state_set(s, &r->pool, NULL);
                 r->phase = PHASE_FOREIGN;
@@ -692,6 +859,8 @@ int lifecycle_ingest_describe(struct state *s, const struct config *c, const cha
                         return k;
         }
 
+        if (old == PHASE_UNAVAILABLE && n->status == CONNECT_STATUS_FAILED)
+                old = PHASE_GIVEN_UP; /* not a claim of ours */
         switch (n->status) {
         case CONNECT_STATUS_CLAIMED:
                 record_claimed(s, t, p, r, old, now, ev);
@@ -812,7 +981,20 @@ static void drop_old_intents(struct state *s, const struct target_config *t, uin
         }
 }
 
+/* A move nobody asks for any more (its pool left the YAML, or its target),
+ * with no attempt in flight, is forgotten. */
+static void drop_unwanted_moves(struct state *s, const struct config *c) {
+        for (size_t i = 0; i < s->n_numbers; i++) {
+                struct state_number *n = &s->numbers[i];
+                if (n->move_target && !n->move_token &&
+                    !target_find_pool(config_find_target(c, n->move_target), n->move_pool))
+                        record_clear_move(s, n);
+        }
+}
+
 void lifecycle_tick(struct state *s, const struct config *c, uint64_t now, struct lifecycle_events *ev) {
+        if (s && c)
+                drop_unwanted_moves(s, c);
         for (size_t i = 0; s && c && i < c->n_targets; i++) {
                 const struct target_config *t = &c->targets[i];
                 struct state_target *st = state_find_target(s, t->name);
@@ -832,10 +1014,16 @@ void lifecycle_give_up(struct state *s, const struct plan_step *step, uint64_t n
         if (!n || n->phase != PHASE_FAILED || lifecycle_in_window(n, now))
                 return;
         n->phase = PHASE_GIVEN_UP;
-        n->next_retry_at = 0;
-        struct lifecycle_event *e = event_add(ev, EVENT_WINDOW_EXPIRED, n->target, step->target_arn, n->pool, n);
-        if (e && n->failure_message)
-                event_message(e, "%s", n->failure_message);
+        n->next_retry_at = step->pinned ? now + LIFECYCLE_PIN_RETRY_SEC : 0;
+        struct lifecycle_event *e = event_add(ev, step->pinned ? EVENT_PIN_LOST : EVENT_WINDOW_EXPIRED, n->target,
+                                              step->target_arn, n->pool, n);
+        if (e) {
+                e->next_retry_at = n->next_retry_at;
+                if (n->failure_message)
+                        event_message(e, "%s", n->failure_message);
+        }
+        if (step->pinned)
+                n->pin_logged = true;
 }
 
 /* ---- claims --------------------------------------------------------------- */
@@ -852,6 +1040,13 @@ struct state_number *lifecycle_claim_intent(struct state *s, const struct plan_s
                 switch (n->phase) {
                 case PHASE_UNKNOWN:
                 case PHASE_GONE:
+                case PHASE_UNAVAILABLE:
+                        break;
+                case PHASE_GIVEN_UP:
+                        if (step->action != STEP_CLAIM_PINNED) {
+                                errno = EEXIST;
+                                return NULL;
+                        }
                         break;
                 case PHASE_FAILED:
                         if (step->action != STEP_RETRY_CLAIM) {
@@ -913,7 +1108,10 @@ struct state_number *lifecycle_claim_intent(struct state *s, const struct plan_s
                 n->last_described_at = 0;
                 n->claimed_at = 0;
                 n->adopted = false;
-                n->attempts = 0;
+                /* A pinned number keeps counting its attempts: each takes
+                 * a token of its own (reconcile.c derives it from them). */
+                if (step->action != STEP_CLAIM_PINNED)
+                        n->attempts = 0;
         }
         record_clear_claim(s, n);
         n->client_token = TAKE_PTR(token);
@@ -1015,6 +1213,24 @@ enum claim_next lifecycle_claim_refused(struct state *s, const struct config *c,
                                            "said: \"%s\" Another number will be claimed in its place.",
                                       n->phone_number, n->target, n->pool ? n->pool : "-",
                                       msg ? msg : kind == CONNECT_ERROR_NOT_FOUND ? "not found" : "not available");
+                } else if (lifecycle_pin_pool(config_find_target(c, n->target), n->phone_number)) {
+                        /* A pinned number is never replaced: it waits an hour
+                         * and is tried again; logged once per episode. */
+                        record_clear_claim(s, n);
+                        n->phase = PHASE_UNAVAILABLE;
+                        n->next_retry_at = now + LIFECYCLE_PIN_RETRY_SEC;
+                        (void) free_and_strdup(&n->failure_message,
+                                               msg ? msg : kind == CONNECT_ERROR_NOT_FOUND ? "not found" : "not available");
+                        if (!n->pin_logged) {
+                                struct lifecycle_event *pe = event_add(ev, EVENT_PIN_UNAVAILABLE, n->target, NULL,
+                                                                       n->pool, n);
+                                if (pe) {
+                                        pe->next_retry_at = n->next_retry_at;
+                                        event_message(pe, "%s", n->failure_message);
+                                }
+                                n->pin_logged = true;
+                        }
+                        return CLAIM_NEXT_STOP_POOL;
                 } else {
                         /* Connect may remember the token with this number:
                          * the next claim for the need takes the next attempt,
@@ -1068,6 +1284,54 @@ void lifecycle_numbers_found(struct state *s, const struct plan_step *step) {
                 st->no_numbers_pools = strv_free(st->no_numbers_pools);
 }
 
+struct state_number *lifecycle_move_intent(struct state *s, const struct plan_step *step, uint64_t now) {
+        if (!s || !step || !step->source || !step->phone_number || !step->target || !step->pool ||
+            isempty(step->client_token)) {
+                errno = EINVAL;
+                return NULL;
+        }
+        struct state_number *n = state_find_number(s, step->source, step->phone_number);
+        if (!n) {
+                errno = ENOENT;
+                return NULL;
+        }
+        if (n->move_token) {
+                errno = EALREADY;
+                return NULL;
+        }
+        _cleanup_(freep) char *token = strdup(step->client_token);
+        if (!token || state_set(s, &n->move_target, step->target) < 0 || state_set(s, &n->move_pool, step->pool) < 0 ||
+            state_set(s, &n->move_target_arn, step->target_arn) < 0) {
+                errno = ENOMEM;
+                return NULL;
+        }
+        n->move_token = TAKE_PTR(token);
+        n->move_intent_at = now;
+        return n;
+}
+
+void lifecycle_move_refused(struct state *s, struct state_number *n, const struct connect_error *e, uint64_t now,
+                            struct lifecycle_events *ev) {
+        (void) s;
+        if (!n)
+                return;
+        switch (e ? e->kind : CONNECT_ERROR_OTHER) {
+        case CONNECT_ERROR_THROTTLED:
+        case CONNECT_ERROR_TRANSIENT:
+        case CONNECT_ERROR_IN_USE:
+        case CONNECT_ERROR_AUTH:
+        case CONNECT_ERROR_ACCESS_DENIED:
+        case CONNECT_ERROR_TLS:
+                /* The attempt may or may not have happened: the next pass
+                 * describes the number (the intent is kept until then), and
+                 * a resend takes the same token. */
+                return;
+        default:
+                record_move_failed(n, e && e->message ? e->message : e && e->code ? e->code : NULL, now, ev);
+                return;
+        }
+}
+
 static struct state_number *step_record(struct state *s, const struct plan_step *step) {
         struct state_number *n = step->phone_number ? state_find_number(s, step->target, step->phone_number) : NULL;
         if (!n && step->phone_number_id)
@@ -1101,6 +1365,7 @@ void lifecycle_applied(struct state *s, const struct config *c, const struct pla
                 (void) state_set(s, &n->description, step->description);
                 break;
         case STEP_ADOPT:
+        case STEP_TAKE_OVER:
         case STEP_TAG:
                 for (size_t i = 0; i < step->n_tags; i++) {
                         const struct config_tag *t = &step->tags[i];
@@ -1111,12 +1376,13 @@ void lifecycle_applied(struct state *s, const struct config *c, const struct pla
                         else
                                 (void) strv_add_unique(&n->tag_keys_applied, t->key);
                 }
-                if (step->action == STEP_ADOPT && step->pool) {
+                if ((step->action == STEP_ADOPT || step->action == STEP_TAKE_OVER) && step->pool) {
                         const struct pool_config *p = target_find_pool(config_find_target(c, step->target), step->pool);
                         (void) state_set(s, &n->pool, step->pool);
                         n->phase = PHASE_CLAIMED;
-                        n->adopted = true;
-                        n->claimed_at = now;
+                        n->adopted = step->action == STEP_ADOPT;
+                        if (step->action == STEP_ADOPT || !n->claimed_at)
+                                n->claimed_at = now;
                         if (p)
                                 (void) state_set(s, &n->pool_digest, p->digest);
                 }

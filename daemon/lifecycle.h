@@ -37,6 +37,10 @@ enum lifecycle_event_kind {
         EVENT_NUMBER_GONE,       /* a number of ours is no longer there */
         EVENT_MOVED_AWAY,        /* MESSAGE_ID_MOVED: a number of ours was found on another target
                                   * (message: that target's ARN) */
+        EVENT_MOVED,             /* MESSAGE_ID_MOVED: our move of a number arrived (message: from where) */
+        EVENT_MOVE_FAILED,       /* a move FAILED or was refused: retried with back-off (message: why) */
+        EVENT_PIN_UNAVAILABLE,   /* MESSAGE_ID_PIN: a pinned number cannot be claimed (once per episode) */
+        EVENT_PIN_LOST,          /* MESSAGE_ID_PIN at err: a pinned claim's window ended without it */
         EVENT_NOTE,              /* anything else worth an info line */
 };
 
@@ -81,10 +85,26 @@ void lifecycle_count_pool(const struct state *s, const char *target, const char 
  * --status), each kind kept apart: a failed claim is never "held". */
 void lifecycle_pool_figures(const struct state *s, const char *target, const char *pool, unsigned desired,
                             uint64_t now, struct pool_figures *ret);
+/* Pinned numbers of pool p that its target does not hold (CLAIMED, in
+ * progress, or FAILED inside the window). */
+unsigned lifecycle_pins_missing(const struct state *s, const struct target_config *t, const struct pool_config *p,
+                                uint64_t now);
 /* Indices of the records of target in s->numbers, sorted by phone number. */
 int lifecycle_target_records(const struct state *s, const char *target, size_t **ret, size_t *ret_n);
 /* The pool of t that an ownership tag value ("TARGET/POOL") names, if any. */
 const struct pool_config *lifecycle_owner_pool(const struct target_config *t, const char *tag);
+/* The pool of t that pins phone_number (numbers:), if any. */
+const struct pool_config *lifecycle_pin_pool(const struct target_config *t, const char *phone_number);
+/* The pool of any target that pins it, and that target. */
+const struct pool_config *lifecycle_pin_anywhere(const struct config *c, const char *phone_number,
+                                                 const struct target_config **ret_t);
+/* The pool's from: names this ownership-tag value. */
+bool lifecycle_pool_takes_tag(const struct pool_config *p, const char *tag);
+/* A list source: a target of the YAML (name: its name) or one of the
+ * previous_arns of a target (name: that ARN). Its ARN and the target it
+ * belongs to. */
+bool lifecycle_source(const struct config *c, const char *name, const char **ret_arn,
+                      const struct target_config **ret_owner);
 /* The configured quota_backoff, or its default. */
 uint64_t lifecycle_quota_backoff_sec(const struct config *c);
 
@@ -150,6 +170,23 @@ void lifecycle_no_numbers(struct state *s, const struct plan_step *step, struct 
 void lifecycle_numbers_found(struct state *s, const struct plan_step *step);
 
 /* ---- other outcomes ----------------------------------------------------- */
+
+/* ---- moves (UpdatePhoneNumber) ------------------------------------------ */
+
+#define LIFECYCLE_PIN_RETRY_SEC 3600              /* a pin unavailable or lost: tried again hourly */
+
+/* STEP_MOVE, before sending: the intent (destination, pool, the step's
+ * token) on the source record (step->source, step->phone_number). The
+ * caller saves the state before the request leaves. NULL (errno) when the
+ * record is not there or a move of it is already in flight. */
+struct state_number *lifecycle_move_intent(struct state *s, const struct plan_step *step, uint64_t now);
+/* The UpdatePhoneNumber request was refused. Throttled, transient, in use:
+ * the attempt did not happen, the token is dropped (the next pass derives
+ * the same one); otherwise the attempt FAILED (EVENT_MOVE_FAILED, backoff). */
+void lifecycle_move_refused(struct state *s, struct state_number *n, const struct connect_error *e, uint64_t now,
+                            struct lifecycle_events *ev);
+/* Backoff of a FAILED move: 1, 5, 15 min, then hourly. */
+uint64_t lifecycle_move_next_retry_at(unsigned attempts, uint64_t now);
 
 /* Release answered 200: phase RELEASED, churn recorded, EVENT_RELEASED. */
 void lifecycle_released(struct state *s, const struct plan_step *step, uint64_t now, struct lifecycle_events *ev);

@@ -86,7 +86,7 @@ struct pass {
         size_t n_follows;
         usec_t follow_deadline;        /* CLOCK_BOOTTIME */
 
-        unsigned claims_made, releases_made;
+        unsigned claims_made, releases_made, moves_made;
         bool dirty;                    /* the state changed: save it whole at the end */
         sd_event_source *finish_source;
         struct pass_result result;
@@ -290,6 +290,40 @@ static void log_event(struct pass *p, const struct lifecycle_event *ev) {
                            "which claims a replacement, and it is never released, tagged or untagged for it.",
                            num, who, pool, ev->message ? ev->message : "another target");
                 break;
+        case EVENT_MOVED:
+                f.message_id = MESSAGE_ID_MOVED;
+                log_fields(LOG_NOTICE, 0, &f,
+                           "Moved %s from %s to %s for %s/%s (UpdatePhoneNumber); its tag and contact flow follow "
+                           "on the new target.",
+                           num, ev->message ? ev->message : "its old target", f.target_arn ? f.target_arn : who, who,
+                           pool);
+                break;
+        case EVENT_MOVE_FAILED: {
+                char next[32], amazon[640];
+                format_timestamp_sec(ev->next_retry_at, next, sizeof next);
+                log_fields(LOG_WARNING, 0, &f,
+                           "Moving %s to %s for %s/%s failed.%s The number stays where it was and counts for the "
+                           "pool as moving; the move is tried again at %s.",
+                           num, f.target_arn ? f.target_arn : who, who, pool,
+                           said(ev->message, amazon, sizeof amazon), next);
+                break;
+        }
+        case EVENT_PIN_UNAVAILABLE:
+        case EVENT_PIN_LOST: {
+                char next[32], amazon[640];
+                f.message_id = MESSAGE_ID_PIN;
+                format_timestamp_sec(ev->next_retry_at, next, sizeof next);
+                log_fields(ev->kind == EVENT_PIN_LOST ? LOG_ERR : LOG_WARNING, 0, &f,
+                           "Pinned number %s of %s/%s %s.%s It may be held by another target or another customer, "
+                           "or back with the carrier. It is never replaced by another number; it will be tried "
+                           "again at %s (at most hourly). A specific number can be requested through the Amazon "
+                           "Connect service quotas increase form in the AWS Support console.",
+                           num, who, pool,
+                           ev->kind == EVENT_PIN_LOST ? "could not be claimed within its one-day retry window"
+                                                      : "is not available to claim",
+                           said(ev->message, amazon, sizeof amazon), next);
+                break;
+        }
         case EVENT_NOTE:
                 log_fields(LOG_INFO, 0, &f, "%s", ev->message ? ev->message : "note");
                 break;
@@ -345,6 +379,10 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
                         r->in_progress += f.in_progress;
                         r->failed_pending += f.failed_pending;
                         r->excess += f.excess;
+                        r->moving += f.moving;
+                        r->pins_missing += lifecycle_pins_missing(p->state, t, pc, now);
+                        if (f.moving > 0)
+                                all_claimed = false;
                         if (f.claimed < f.desired)
                                 r->short_pools++;
                         if (f.claimed < f.desired || f.in_progress > 0)
@@ -357,6 +395,7 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
         }
         r->claims_made = p->claims_made;
         r->releases_made = p->releases_made;
+        r->moves_made = p->moves_made;
         if (p->plan)
                 r->next_wakeup_at = p->plan->next_wakeup_at;
 
@@ -1071,6 +1110,8 @@ static const char *step_action_words(enum step_action a) {
                 return "Setting the description failed";
         case STEP_ADOPT:
                 return "Adopting failed";
+        case STEP_TAKE_OVER:
+                return "Taking the number over (retagging) failed";
         case STEP_RELEASE:
                 return "Releasing failed";
         default:
@@ -1099,6 +1140,10 @@ static void log_step_done(const struct plan_step *s, const struct log_fields *f)
                 break;
         case STEP_ADOPT:
                 log_fields(LOG_INFO, 0, f, "Adopted %s into %s/%s: tagged as the pool's.", num, s->target, pool);
+                break;
+        case STEP_TAKE_OVER:
+                log_fields(LOG_INFO, 0, f, "Took %s over into %s/%s (from:): retagged as the pool's.", num, s->target,
+                           pool);
                 break;
         default:
                 log_fields(LOG_INFO, 0, f, "Done: %s %s (%s/%s).", step_action_name(s->action), num, s->target, pool);
@@ -1161,7 +1206,8 @@ static int start_step_call(struct pass *p, const struct plan_step *s) {
                                             on_step, sc);
                 break;
         case STEP_TAG:
-        case STEP_ADOPT: {
+        case STEP_ADOPT:
+        case STEP_TAKE_OVER: {
                 _cleanup_(freep) struct connect_tag *tags = calloc(s->n_tags + 1, sizeof *tags);
                 if (!tags) {
                         r = -ENOMEM;
@@ -1185,6 +1231,68 @@ static int start_step_call(struct pass *p, const struct plan_step *s) {
         default:
                 r = -EINVAL;
         }
+        if (r < 0) {
+                free(sc);
+                return r;
+        }
+        p->outstanding++;
+        p->steps_in_flight++;
+        return 0;
+}
+
+/* ---- moves --------------------------------------------------------------- */
+
+static void on_move(const struct connect_result *res, void *userdata) {
+        struct step_call *sc = userdata;
+        struct pass *p = sc->pass;
+        const struct plan_step *s = sc->step;
+        struct lifecycle_events ev = {0};
+
+        free(sc);
+        p->outstanding--;
+        p->steps_in_flight--;
+        p->dirty = true;
+        struct state_number *n = state_find_number(p->state, s->source, s->phone_number);
+        struct log_fields f = {.target = s->target, .target_arn = s->target_arn, .pool = s->pool,
+                               .phone_number = s->phone_number, .phone_number_id = s->phone_number_id,
+                               .aws_operation = "UpdatePhoneNumber", .aws_request_id = res->request_id};
+        if (res->r >= 0) {
+                p->moves_made++;
+                log_fields(LOG_INFO, 0, &f, "Move of %s from %s to %s/%s accepted, in progress", s->phone_number,
+                           s->source_arn ? s->source_arn : s->source, s->target, s->pool);
+                pass_follow(p, s->source, s->region, s->phone_number, s->phone_number_id);
+        } else if (res->r != -ECANCELED) {
+                log_call_error(LOG_WARNING, res, s->target, s->pool, s->phone_number, "Moving the number failed");
+                lifecycle_move_refused(p->state, n, &res->error, clock_wall_sec(), &ev);
+                log_events(p, &ev);
+                if (res->error.kind == CONNECT_ERROR_AUTH || res->error.kind == CONNECT_ERROR_ACCESS_DENIED ||
+                    res->error.kind == CONNECT_ERROR_TLS)
+                        pass_note_call_error(p, res, s->target);
+                else
+                        p->retryable = true;
+        }
+        (void) pass_save(p);
+        pass_maybe_advance(p);
+}
+
+/* The intent (destination, token) on disk before the request leaves: a
+ * kill at any instant leaves either no intent (nothing was sent) or one
+ * that the next pass settles by describing the number. */
+static int start_move(struct pass *p, const struct plan_step *s) {
+        struct state_number *n = lifecycle_move_intent(p->state, s, clock_wall_sec());
+        if (!n)
+                return -errno;
+        p->dirty = true;
+        int r = pass_save(p);
+        if (r < 0)
+                return r; /* not sent; the intent is settled by a describe next pass */
+        struct step_call *sc = calloc(1, sizeof *sc);
+        if (!sc)
+                return -ENOMEM;
+        sc->pass = p;
+        sc->step = s;
+        r = connect_update_number(p->client, s->region, s->phone_number_id, s->target_arn, s->client_token, on_move,
+                                  sc);
         if (r < 0) {
                 free(sc);
                 return r;
@@ -1241,6 +1349,27 @@ static void pass_run_steps(struct pass *p) {
                                                   s->action == STEP_RETRY_CLAIM);
                         break;
                 }
+                case STEP_CLAIM_PINNED: {
+                        /* By number, no search: its intent on disk first. */
+                        struct state_number *n = t ? lifecycle_claim_intent(p->state, s, s->phone_number,
+                                                                            s->client_token, now)
+                                                   : NULL;
+                        if (!n)
+                                break;
+                        p->dirty = true;
+                        if (pass_save(p) < 0)
+                                break;
+                        n = state_find_number(p->state, s->target, s->phone_number);
+                        if (n)
+                                (void) send_claim(p, NULL, s->target, s->pool, t->region, t->arn, n, NULL, 0, false);
+                        break;
+                }
+                case STEP_MOVE:
+                        if (start_move(p, s) < 0)
+                                p->retryable = true;
+                        break;
+                case STEP_REPORT_WAITING:
+                        break; /* logged once per episode, as it began (events) */
                 case STEP_GIVE_UP: {
                         struct lifecycle_events ev = {0};
                         lifecycle_give_up(p->state, s, now, &ev);
@@ -1253,6 +1382,7 @@ static void pass_run_steps(struct pass *p) {
                 case STEP_UNTAG:
                 case STEP_ASSOCIATE_FLOW:
                 case STEP_ADOPT:
+                case STEP_TAKE_OVER:
                 case STEP_RELEASE:
                         if (start_step_call(p, s) < 0)
                                 p->retryable = true;
@@ -1277,6 +1407,11 @@ static void pass_execute(struct pass *p) {
                 const struct target_config *t = pass_target(p, n->target);
                 if (n->phase == PHASE_IN_PROGRESS && n->id && t && n->pool)
                         pass_follow(p, n->target, t->region, n->phone_number, n->id);
+                else if (n->move_token && n->id) {
+                        const struct target_config *owner = NULL;
+                        if (lifecycle_source(p->config, n->target, NULL, &owner))
+                                pass_follow(p, n->target, owner->region, n->phone_number, n->id);
+                }
         }
         for (size_t i = 0; i < p->plan->n_steps; i++)
                 if (p->plan->steps[i].action == STEP_CLAIM)
@@ -1440,7 +1575,9 @@ static void pass_describe(struct pass *p) {
 
 struct list_call {
         struct pass *pass;
-        const struct target_config *target;
+        const struct target_config *target; /* the target whose list this is (region, credentials) */
+        const char *source;            /* its name, or one of its previous_arns (lifecycle_source()) */
+        const char *arn;               /* what is listed */
         bool begun;                    /* the first page came: lifecycle_list_begin() ran */
         size_t before;                 /* records in the state when it began */
         int r;                         /* the first error taking a page in */
@@ -1453,22 +1590,22 @@ static int on_list_page(struct connect_number *numbers, size_t n, void *userdata
         if (!lc->begun) {
                 lc->begun = true;
                 lc->before = p->state->n_numbers;
-                lc->r = lifecycle_list_begin(p->state, p->config, lc->target->name);
+                lc->r = lifecycle_list_begin(p->state, p->config, lc->source);
         }
         if (lc->r >= 0)
-                lc->r = lifecycle_list_page(p->state, p->config, lc->target->name, numbers, n);
+                lc->r = lifecycle_list_page(p->state, p->config, lc->source, numbers, n);
         return lc->r;
 }
 
 static void on_list(const struct connect_result *res, void *userdata) {
         _cleanup_(freep) struct list_call *lc = userdata;
         struct pass *p = lc->pass;
-        const struct target_config *t = lc->target;
-        char key[128];
+        const char *name = lc->source, *arn = lc->arn;
+        char key[600];
 
         p->outstanding--;
-        snprintf(key, sizeof key, "list:%s", t->name);
-        struct state_target *st = state_get_target(p->state, t->name, t->arn);
+        snprintf(key, sizeof key, "list:%s", name);
+        struct state_target *st = state_get_target(p->state, name, arn);
         if (st) {
                 st->list_digest_valid = res->r >= 0 && res->have_digest;
                 memcpy(st->list_digest, res->digest, sizeof st->list_digest);
@@ -1478,32 +1615,32 @@ static void on_list(const struct connect_result *res, void *userdata) {
                  * has not changed since (else the digest was forgotten):
                  * taking them in again would change nothing. At 10,000
                  * numbers this saves most of a steady pass's CPU. */
-                log_debug("The list of %s is unchanged since the last pass", t->name);
+                log_debug("The list of %s is unchanged since the last pass", name);
         else if (res->r >= 0) {
                 if (!lc->begun) {
                         lc->before = p->state->n_numbers;
-                        (void) lifecycle_list_begin(p->state, p->config, t->name);
+                        (void) lifecycle_list_begin(p->state, p->config, name);
                 }
                 size_t before = lc->before;
-                (void) lifecycle_list_end(p->state, p->config, t->name);
+                (void) lifecycle_list_end(p->state, p->config, name);
                 if (p->state->n_numbers != before)
                         p->dirty = true;
                 if (log_repeat_clear(key))
-                        log_fields(LOG_NOTICE, 0, &(struct log_fields){.target = t->name, .target_arn = t->arn},
-                                   "Listing numbers of %s works again", t->name);
+                        log_fields(LOG_NOTICE, 0, &(struct log_fields){.target = lc->target->name, .target_arn = arn},
+                                   "Listing numbers of %s works again", name);
         } else {
-                lifecycle_list_failed(p->state, t->name);
+                lifecycle_list_failed(p->state, name);
                 p->dirty = true;
                 if (res->r != -ECANCELED) {
                         int prio = log_repeat_priority(key, res->error.message, LOG_ERR);
-                        struct log_fields f = {.target = t->name, .target_arn = t->arn,
+                        struct log_fields f = {.target = lc->target->name, .target_arn = arn,
                                                .aws_operation = connect_op_name(res->op),
                                                .aws_request_id = res->error.request_id,
                                                .aws_error_code = res->error.code};
-                        log_fields(prio, 0, &f, "Cannot list the numbers of %s: %s%s%s", t->name,
+                        log_fields(prio, 0, &f, "Cannot list the numbers of %s: %s%s%s", name,
                                    connect_error_kind_name(res->error.kind), res->error.message ? ": " : "",
                                    res->error.message ? res->error.message : "");
-                        pass_note_call_error(p, res, t->name);
+                        pass_note_call_error(p, res, lc->target->name);
                 }
         }
         pass_maybe_advance(p);
@@ -1520,7 +1657,8 @@ static bool pass_settle(struct pass *p) {
         bool any = false;
         for (size_t i = 0; i < p->settle_plan->n_steps; i++) {
                 enum step_action a = p->settle_plan->steps[i].action;
-                if (a == STEP_ASSOCIATE_FLOW || a == STEP_TAG || a == STEP_UNTAG || a == STEP_UPDATE_DESCRIPTION)
+                if (a == STEP_ASSOCIATE_FLOW || a == STEP_TAG || a == STEP_UNTAG || a == STEP_UPDATE_DESCRIPTION ||
+                    a == STEP_TAKE_OVER)
                         any = true;
                 else
                         p->settle_plan->steps[i].action = STEP_REPORT_UNKNOWN; /* skipped below */
@@ -1579,7 +1717,7 @@ static void pass_maybe_advance(struct pass *p) {
                         p->claimers[i]->stopped = true;
                 if (pass_follows_active(p) > 0 && !p->stopping)
                         return;
-                if (!p->stopping && !p->settle_plan && p->claims_made > 0 && pass_settle(p))
+                if (!p->stopping && !p->settle_plan && (p->claims_made > 0 || p->moves_made > 0) && pass_settle(p))
                         return;
                 pass_finish(p);
                 return;
@@ -1609,27 +1747,34 @@ int pass_start(sd_event *event, struct connect_client *client, const struct conf
          * retried until then (at least half a minute). */
         connect_client_set_deadline(client, clock_boottime_usec() + MAX(o->follow_usec, 30 * USEC_PER_SEC));
 
+        /* Each target, and where it lived before (previous_arns). */
         for (size_t i = 0; i < config->n_targets; i++) {
                 const struct target_config *t = &config->targets[i];
-                struct list_call *lc = calloc(1, sizeof *lc);
-                if (!lc)
-                        return -ENOMEM;
-                lc->pass = p;
-                lc->target = t;
-                const struct state_target *st = state_get_target(state, t->name, t->arn);
-                struct connect_list_options lo = {
-                        .known_digest = st && st->list_digest_valid ? st->list_digest : NULL,
-                        .max_numbers = config->max_numbers_per_target,
-                        .on_page = on_list_page,
-                };
-                int r = connect_list_numbers(client, t->region, t->arn, &lo, on_list, lc);
-                if (r < 0) {
-                        free(lc);
-                        lifecycle_list_failed(state, t->name);
-                        pass_set_error(p, r == -ENOKEY, "cannot list %s: %s", t->name, strerror(-r));
-                        continue;
+                for (size_t j = 0; j <= t->n_previous_arns; j++) {
+                        const char *name = j == 0 ? t->name : t->previous_arns[j - 1];
+                        const char *arn = j == 0 ? t->arn : t->previous_arns[j - 1];
+                        struct list_call *lc = calloc(1, sizeof *lc);
+                        if (!lc)
+                                return -ENOMEM;
+                        lc->pass = p;
+                        lc->target = t;
+                        lc->source = name;
+                        lc->arn = arn;
+                        const struct state_target *st = state_get_target(state, name, arn);
+                        struct connect_list_options lo = {
+                                .known_digest = st && st->list_digest_valid ? st->list_digest : NULL,
+                                .max_numbers = config->max_numbers_per_target,
+                                .on_page = on_list_page,
+                        };
+                        int r = connect_list_numbers(client, t->region, arn, &lo, on_list, lc);
+                        if (r < 0) {
+                                free(lc);
+                                lifecycle_list_failed(state, name);
+                                pass_set_error(p, r == -ENOKEY, "cannot list %s: %s", name, strerror(-r));
+                                continue;
+                        }
+                        p->outstanding++;
                 }
-                p->outstanding++;
         }
         /* Nothing in flight (no targets, or every call refused at once):
          * move on from the loop, not from here. */
@@ -1720,6 +1865,11 @@ char *pass_result_summary(const struct pass_result *r, const struct config *c, u
                                                                                     "targets"));
         if (r->in_progress)
                 summary_add(buf, sizeof buf, &off, "; %u in progress", r->in_progress);
+        if (r->moving)
+                summary_add(buf, sizeof buf, &off, "; %u moving", r->moving);
+        if (r->pins_missing)
+                summary_add(buf, sizeof buf, &off, "; %u pinned %s not held", r->pins_missing,
+                            plural(r->pins_missing, "number", "numbers"));
         if (r->failed_pending) {
                 char next[32], until[32];
                 format_timestamp_sec(r->next_retry_at, next, sizeof next);

@@ -40,6 +40,9 @@ struct pass_result {
         unsigned short_pools;        /* pools with fewer claimed than desired */
         uint64_t next_retry_at;      /* earliest retry of a failed claim, 0 none */
         unsigned claims_made, releases_made;
+        unsigned moving;             /* numbers moving to their pools (moves in flight or awaiting a retry) */
+        unsigned pins_missing;       /* pinned numbers their pools do not hold */
+        unsigned moves_made;         /* UpdatePhoneNumber calls accepted in this pass */
         bool quota_paused;           /* some target's claims are paused */
         char *quota_targets;         /* comma-separated names, or NULL */
         uint64_t earliest_deadline;  /* of failed claims, 0 none */

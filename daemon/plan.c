@@ -63,6 +63,10 @@ static const char *const action_names[_STEP_ACTION_MAX] = {
         [STEP_REPORT_QUOTA] = "report_quota",
         [STEP_REPORT_UNKNOWN] = "report_unknown",
         [STEP_REPORT_MOVED] = "report_moved",
+        [STEP_MOVE] = "move",
+        [STEP_CLAIM_PINNED] = "claim_pinned",
+        [STEP_TAKE_OVER] = "take_over",
+        [STEP_REPORT_WAITING] = "report_waiting",
 };
 
 const char *step_action_name(enum step_action a) {
@@ -83,6 +87,9 @@ bool step_action_is_change(enum step_action a) {
         case STEP_ASSOCIATE_FLOW:
         case STEP_ADOPT:
         case STEP_RELEASE:
+        case STEP_MOVE:
+        case STEP_CLAIM_PINNED:
+        case STEP_TAKE_OVER:
                 return true;
         default:
                 return false;
@@ -96,6 +103,8 @@ struct plan *plan_free(struct plan *p) {
                 struct plan_step *s = &p->steps[i];
                 free(s->target);
                 free(s->target_arn);
+                free(s->source);
+                free(s->source_arn);
                 free(s->region);
                 free(s->pool);
                 free(s->phone_number);
@@ -227,6 +236,10 @@ int plan_format_json(const struct plan *p, char **ret) {
                         json_object_set_new(o, "phone_number", json_string(s->phone_number));
                 if (s->phone_number_id)
                         json_object_set_new(o, "phone_number_id", json_string(s->phone_number_id));
+                if (s->action == STEP_MOVE) {
+                        json_object_set_new(o, "from_target", json_str_or_null(s->source));
+                        json_object_set_new(o, "from_arn", json_str_or_null(s->source_arn));
+                }
                 if (s->action == STEP_CLAIM || s->action == STEP_REPLAY_CLAIM)
                         json_object_set_new(o, "slot", json_integer(s->slot));
                 if (s->action == STEP_CLAIM) {

@@ -26,6 +26,10 @@ enum step_action {
         STEP_REPORT_QUOTA,       /* claims for the target paused by a quota episode */
         STEP_REPORT_UNKNOWN,     /* target not fully observed: no claim or release planned */
         STEP_REPORT_MOVED,       /* ours, moved to another target by someone else: not counted, left alone */
+        STEP_MOVE,               /* UpdatePhoneNumber: from source to target (a pin, from:, previous_arns:) */
+        STEP_CLAIM_PINNED,       /* ClaimPhoneNumber of a pinned number by its number, no search */
+        STEP_TAKE_OVER,          /* retag a number of a from: pool as this pool's */
+        STEP_REPORT_WAITING,     /* a pin the pool cannot have now, or a failed move: waiting for its next try */
         _STEP_ACTION_MAX,
 };
 /* --plan --json action names: "claim", "retry_claim", ...; reports beyond
@@ -40,14 +44,17 @@ bool step_action_is_change(enum step_action a);
 
 struct plan_step {
         enum step_action action;
-        char *target;                /* target name */
+        char *target;                /* target name (MOVE: the destination) */
         char *target_arn;
+        char *source;                /* MOVE: the record's list source (a target name, or a previous ARN) */
+        char *source_arn;            /* MOVE: where the number is now */
         char *region;                /* where the call goes (the target ARN's region) */
         char *pool;                  /* pool name, or NULL (orphans of a removed target...) */
         char *phone_number;          /* E.164 where known */
         char *phone_number_id;
         char *phone_number_arn;
         unsigned slot;               /* CLAIM: the slot index in the pool */
+        bool pinned;                 /* the number is pinned (numbers:): GIVE_UP keeps trying hourly */
         char client_token[37];       /* CLAIM: the first attempt's token (= claim_tokens[0]); REPLAY: the
                                       * intent's; RETRY/RELEASE/UPDATE: a fresh derived one */
         char claim_tokens[PLAN_CLAIM_ATTEMPTS][37]; /* CLAIM: one token per attempt at this slot in this

@@ -160,6 +160,9 @@ static int pool_view_digest(const struct state *s, const char *target, const cha
 static bool describe_needed(const struct target_config *t, const struct state_number *n, uint64_t now) {
         if (!n->id)
                 return false;
+        /* A move whose outcome is not known (a restart): describe settles it. */
+        if (n->move_token)
+                return true;
         switch (n->phase) {
         case PHASE_UNKNOWN:
         case PHASE_IN_PROGRESS:
@@ -235,6 +238,28 @@ int reconcile_describe_wanted(const struct config *c, const struct state *s, uin
                                 audit[n_audit++] = idx[k];
                 }
         }
+        /* The previous_arns of each target: only what is new there, and
+         * moves whose outcome is not known. */
+        for (size_t i = 0; i < c->n_targets; i++)
+                for (size_t j = 0; j < c->targets[i].n_previous_arns; j++) {
+                        const char *src = c->targets[i].previous_arns[j];
+                        const struct state_target *st = state_find_target(s, src);
+                        if (!st || !st->listed_ok)
+                                continue;
+                        _cleanup_(freep) size_t *idx = NULL;
+                        size_t n_idx = 0;
+                        int r = lifecycle_target_records(s, src, &idx, &n_idx);
+                        if (r < 0)
+                                return r;
+                        for (size_t k = 0; k < n_idx; k++) {
+                                const struct state_number *n = &s->numbers[idx[k]];
+                                if (n->id && (n->phase == PHASE_UNKNOWN || n->move_token)) {
+                                        r = push_describe(&l, n);
+                                        if (r < 0)
+                                                return r;
+                                }
+                        }
+                }
         /* The daily audit, paced: the longest unseen first. */
         qsort_r(audit, n_audit, sizeof *audit, audit_cmp, (void *) s);
         for (size_t k = 0; k < n_audit && k < audit_budget; k++) {
@@ -398,6 +423,36 @@ static bool number_mismatches_pool(const struct state_number *n, const struct po
                (p->prefix && !startswith(n->phone_number, p->prefix));
 }
 
+/* Pinned numbers of p that its target holds (counted in its pool). */
+static unsigned pins_held(const struct planner *pl, const struct target_config *t, const struct pool_config *p) {
+        return p->n_numbers - lifecycle_pins_missing(pl->s, t, p, pl->now);
+}
+
+/* Slots of p that searches, adoptions and moves of unpinned numbers may
+ * fill: count minus the pins (which keep their own slots, held or not),
+ * minus the unpinned numbers held and those moving towards the pool. */
+static unsigned pool_room(const struct planner *pl, const struct target_config *t, const struct pool_config *p,
+                          const struct lifecycle_pool_count *pc, unsigned moving) {
+        unsigned pinned_held = pins_held(pl, t, p);
+        unsigned nonpin = pc->held > pinned_held ? pc->held - pinned_held : 0;
+        unsigned free_slots = p->count > p->n_numbers ? p->count - p->n_numbers : 0;
+        return free_slots > nonpin + moving ? free_slots - nonpin - moving : 0;
+}
+
+/* Unpinned numbers moving towards pool p of t (an intent, or a FAILED
+ * move waiting for its retry). */
+static unsigned pool_moving_unpinned(const struct planner *pl, const struct target_config *t,
+                                     const struct pool_config *p) {
+        unsigned n = 0;
+        for (size_t i = 0; i < pl->s->n_numbers; i++) {
+                const struct state_number *x = &pl->s->numbers[i];
+                if (streq_ptr(x->move_target, t->name) && streq_ptr(x->move_pool, p->name) &&
+                    !lifecycle_pin_pool(t, x->phone_number))
+                        n++;
+        }
+        return n;
+}
+
 /* Adoption (connect-numbers.yaml(5), OWNERSHIP): untagged matching numbers, ascending phone
  * number, up to each adopting pool's need; a number that two adopting
  * pools match goes to the first in file order that has room. The rest are
@@ -410,21 +465,27 @@ static void assign_adoptions(struct planner *pl, struct target_ctx *tc) {
                 return; /* an undescribed number may be one of ours */
         for (size_t j = 0; j < t->n_pools; j++) {
                 const struct pool_config *p = &t->pools[j];
-                if (!p->adopt)
+                if (!p->adopt && p->n_from == 0)
                         continue;
                 struct lifecycle_pool_count pc;
                 lifecycle_count_pool(pl->s, t->name, p->name, pl->now, &pc);
-                unsigned need = p->count > pc.held ? p->count - pc.held : 0;
-                for (size_t k = 0; k < tc->n_idx; k++) {
-                        const struct state_number *n = &pl->s->numbers[tc->idx[k]];
-                        if (n->phase != PHASE_FOREIGN || n->owner_tag || !n->listed || tc->adopt[k] >= 0 ||
-                            !number_matches_pool(n, p))
-                                continue;
-                        if (need > 0) {
-                                tc->adopt[k] = (int) j;
-                                need--;
-                        } else if (tc->unmanaged[k] < 0)
-                                tc->unmanaged[k] = (int) j;
+                unsigned need = pool_room(pl, t, p, &pc, pool_moving_unpinned(pl, t, p));
+                /* from: first (numbers that were the pool's under another
+                 * name), then untagged ones (adopt: true). */
+                for (int pass = 0; pass < 2; pass++) {
+                        for (size_t k = 0; k < tc->n_idx; k++) {
+                                const struct state_number *n = &pl->s->numbers[tc->idx[k]];
+                                if (n->phase != PHASE_FOREIGN || !n->listed || tc->adopt[k] >= 0 || n->move_target)
+                                        continue;
+                                if (pass == 0 ? !lifecycle_pool_takes_tag(p, n->owner_tag)
+                                              : (!p->adopt || n->owner_tag || !number_matches_pool(n, p)))
+                                        continue;
+                                if (need > 0) {
+                                        tc->adopt[k] = (int) j;
+                                        need--;
+                                } else if (pass == 1 && tc->unmanaged[k] < 0)
+                                        tc->unmanaged[k] = (int) j;
+                        }
                 }
         }
         for (size_t k = 0; k < tc->n_idx; k++)
@@ -508,12 +569,16 @@ static void plan_drift(struct planner *pl, struct target_ctx *tc, const struct p
                         }
                 }
         }
-        if (p->contact_flow && t->kind == TARGET_INSTANCE && n->id && !streq_ptr(n->flow_applied, p->contact_flow)) {
+        /* A traffic distribution group's pool names its flow by ARN: the
+         * association goes to the instance that ARN names. */
+        const char *flow_instance = p->flow_instance_id ? p->flow_instance_id
+                                    : t->kind == TARGET_INSTANCE ? t->resource_id : NULL;
+        if (p->contact_flow && flow_instance && n->id && !streq_ptr(n->flow_applied, p->contact_flow)) {
                 struct plan_step *s = pl_step(pl, STEP_ASSOCIATE_FLOW, t, p->name);
                 pl_number(pl, s, n);
                 if (s) {
                         s->contact_flow = pl_dup(pl, p->contact_flow);
-                        s->instance_id = pl_dup(pl, t->resource_id);
+                        s->instance_id = pl_dup(pl, flow_instance);
                 }
                 if (n->flow_applied)
                         pl_detail(pl, s, "associate contact flow %s (was %s)", p->contact_flow, n->flow_applied);
@@ -532,7 +597,7 @@ static void plan_drift(struct planner *pl, struct target_ctx *tc, const struct p
 }
 
 static void plan_excess(struct planner *pl, struct target_ctx *tc, const struct pool_config *p,
-                        const struct lifecycle_pool_count *pc) {
+                        const struct lifecycle_pool_count *pc, unsigned moving) {
         const struct target_config *t = tc->t;
         if (pc->live <= p->count)
                 return;
@@ -545,6 +610,8 @@ static void plan_excess(struct planner *pl, struct target_ctx *tc, const struct 
                 why = "not released while some numbers of the target are not described yet";
         else if (pc->intent + pc->in_progress > 0)
                 why = "not released while claims of the pool are in progress";
+        else if (moving > 0)
+                why = "not released while numbers are moving to the pool";
         unsigned released = 0;
         if (!why) {
                 _cleanup_(freep) size_t *cand = malloc(sizeof *cand * (tc->n_idx + 1));
@@ -562,7 +629,8 @@ static void plan_excess(struct planner *pl, struct target_ctx *tc, const struct 
                          * pass's list or describe), never on a belief. */
                         if (n->phase == PHASE_CLAIMED && lifecycle_record_of_pool(n, t->name, p->name) && n->id &&
                             n->listed && streq_ptr(n->target_arn, t->arn) &&
-                            streq_ptr(number_tag(n, OWNERSHIP_TAG_KEY), owner) && !number_mismatches_pool(n, p))
+                            streq_ptr(number_tag(n, OWNERSHIP_TAG_KEY), owner) && !number_mismatches_pool(n, p) &&
+                            !n->move_target && !lifecycle_pin_anywhere(pl->c, n->phone_number, NULL))
                                 cand[n_cand++] = tc->idx[k];
                 }
                 qsort_r(cand, n_cand, sizeof *cand, release_cmp, (void *) pl->s);
@@ -612,10 +680,209 @@ static void plan_excess(struct planner *pl, struct target_ctx *tc, const struct 
         }
 }
 
+/* The record of phone on a list source other than t's own arn (another
+ * target of the YAML, or a previous_arns entry), if any. */
+static const struct state_number *find_elsewhere(const struct planner *pl, const struct target_config *t,
+                                                 const char *phone) {
+        for (size_t i = 0; i < pl->c->n_targets; i++) {
+                const struct target_config *u = &pl->c->targets[i];
+                for (size_t j = 0; j <= u->n_previous_arns; j++) {
+                        const char *src = j == 0 ? u->name : u->previous_arns[j - 1];
+                        if (streq(src, t->name))
+                                continue;
+                        const struct state_number *n = state_find_number((struct state *) pl->s, src, phone);
+                        if (n && (n->move_target || n->phase == PHASE_CLAIMED || n->phase == PHASE_FOREIGN ||
+                                  n->phase == PHASE_UNKNOWN || n->phase == PHASE_IN_PROGRESS))
+                                return n;
+                }
+        }
+        return NULL;
+}
+
+/* Connect shows n on its list source in this pass: a move may start. */
+static bool movable_now(const struct planner *pl, const struct state_number *n) {
+        const struct state_target *st = state_find_target(pl->s, n->target);
+        return st && st->listed_ok && n->listed && n->id &&
+               (n->phase == PHASE_CLAIMED || n->phase == PHASE_FOREIGN);
+}
+
+static void plan_move_step(struct planner *pl, const struct target_config *t, const struct pool_config *p,
+                           const struct state_number *n, const char *why) {
+        struct plan_step *st = pl_step(pl, STEP_MOVE, t, p->name);
+        pl_number(pl, st, n);
+        if (!st)
+                return;
+        const char *src_arn = NULL;
+        (void) lifecycle_source(pl->c, n->target, &src_arn, NULL);
+        st->source = pl_dup(pl, n->target);
+        st->source_arn = pl_dup(pl, n->target_arn ? n->target_arn : src_arn);
+        st->pinned = lifecycle_pin_pool(t, n->phone_number) != NULL;
+        /* Derived, not random: two instances moving the same number send
+         * the same token, and Connect makes one move of it. A FAILED
+         * attempt counts, so that the retry is a new request. */
+        _cleanup_(freep) char *v = strprintf("move:%s:%s", n->id ? n->id : n->phone_number, t->arn);
+        if (!v)
+                pl->r = -ENOMEM;
+        reconcile_claim_token(t->name, p->name, v ? v : "", 0, n->move_attempts, st->client_token);
+        pl_pool_tags(pl, st, t, p);
+        if (n->move_attempts)
+                pl_detail(pl, st, "%s: from %s (attempt %u after a failed move)", why, st->source_arn,
+                          n->move_attempts + 1);
+        else
+                pl_detail(pl, st, "%s: from %s", why, st->source_arn);
+}
+
+/* A move towards (t, p) already under way for n: counted as moving, and
+ * retried when a FAILED attempt's back-off has passed. */
+static void plan_move_pending(struct planner *pl, const struct target_config *t, const struct pool_config *p,
+                              const struct state_number *n, const char *why) {
+        char b[32];
+        if (n->move_token)
+                return; /* in flight: followed by the executor */
+        if (n->move_next_retry_at > pl->now || !movable_now(pl, n)) {
+                struct plan_step *st = pl_step(pl, STEP_REPORT_WAITING, t, p->name);
+                pl_number(pl, st, n);
+                pl_detail(pl, st, "moving %s here failed (%s): it stays where it is, counts as moving, and is tried "
+                                  "again at %s",
+                          n->phone_number, n->move_message ? n->move_message : "no reason given",
+                          ts(MAX(n->move_next_retry_at, pl->now), b));
+                return;
+        }
+        plan_move_step(pl, t, p, n, why);
+}
+
+/* Pinned numbers of p: held, moved here, claimed by number, or waiting. */
+static void plan_pins(struct planner *pl, struct target_ctx *tc, const struct pool_config *p) {
+        const struct target_config *t = tc->t;
+        char b[32];
+        for (size_t k = 0; k < p->n_numbers; k++) {
+                const char *phone = p->numbers[k];
+                const struct state_number *n = state_find_number((struct state *) pl->s, t->name, phone);
+                if (n && lifecycle_record_of_pool(n, t->name, p->name) &&
+                    (lifecycle_record_held(n, pl->now) || n->phase == PHASE_FAILED))
+                        continue; /* held (or its window is handled with the failed claims) */
+                const struct state_number *e = find_elsewhere(pl, t, phone);
+                if (e && e->move_target) {
+                        if (streq(e->move_target, t->name) && streq_ptr(e->move_pool, p->name))
+                                plan_move_pending(pl, t, p, e, "pinned number held by another target");
+                        continue;
+                }
+                if (e) {
+                        if (movable_now(pl, e))
+                                plan_move_step(pl, t, p, e, "pinned number held by another target");
+                        continue; /* else: not described yet, or not listed this pass */
+                }
+                if (tc->unknown > 0)
+                        continue;
+                if (n && (n->phase == PHASE_UNAVAILABLE || n->phase == PHASE_GIVEN_UP) && n->next_retry_at > pl->now) {
+                        struct plan_step *st = pl_step(pl, STEP_REPORT_WAITING, t, p->name);
+                        pl_number(pl, st, n);
+                        pl_detail(pl, st, "pinned %s %s (%s): tried again at %s", phone,
+                                  n->phase == PHASE_UNAVAILABLE ? "is not available" : "could not be claimed in its window",
+                                  n->failure_message ? n->failure_message : "no reason given", ts(n->next_retry_at, b));
+                        continue;
+                }
+                if (n && n->phase != PHASE_UNAVAILABLE && n->phase != PHASE_GIVEN_UP && n->phase != PHASE_GONE &&
+                    n->phase != PHASE_UNKNOWN && n->phase != PHASE_RELEASED && n->phase != PHASE_MOVED)
+                        continue; /* another pool's record of it, in flight: wait */
+                if (tc->paused) {
+                        struct plan_step *st = pl_step(pl, STEP_REPORT_QUOTA, t, p->name);
+                        pl_detail(pl, st, "pinned %s is wanted, but claims for %s are paused after a phone-number "
+                                          "quota refusal until %s",
+                                  phone, t->name, ts(tc->st->quota_until, b));
+                        continue;
+                }
+                struct plan_step *st = pl_step(pl, STEP_CLAIM_PINNED, t, p->name);
+                if (!st)
+                        return;
+                st->phone_number = pl_dup(pl, phone);
+                st->pinned = true;
+                st->slot = (unsigned) k;
+                _cleanup_(freep) char *v = strprintf("pin:%s", phone);
+                if (!v)
+                        pl->r = -ENOMEM;
+                reconcile_claim_token(t->name, p->name, v ? v : "", 0, n ? n->attempts : 0, st->client_token);
+                pl_claim_params(pl, st, t, p, NULL);
+                pl_detail(pl, st, "pinned %s is not held: claim it by number", phone);
+        }
+}
+
+/* Numbers of other list sources that p asks for (from:, or tagged for it
+ * on one of t's previous_arns), oldest claim first. */
+static bool pool_asks_for(const struct planner *pl, const struct target_config *t, const struct pool_config *p,
+                          const struct state_number *n) {
+        const struct target_config *owner = NULL;
+        if (streq_ptr(n->target, t->name) || !lifecycle_source(pl->c, n->target, NULL, &owner))
+                return false;
+        if (lifecycle_pin_anywhere(pl->c, n->phone_number, NULL))
+                return false; /* pins are moved for their own pool only */
+        if (lifecycle_pool_takes_tag(p, n->owner_tag))
+                return true;
+        if (owner != t)
+                return false;
+        _cleanup_(freep) char *mine = strprintf("%s/%s", t->name, p->name);
+        return mine && (streq_ptr(n->owner_tag, mine) || (!n->owner_tag && streq_ptr(n->pool, p->name)));
+}
+
+static int move_cmp(const void *a, const void *b, void *userdata) {
+        const struct state *s = userdata;
+        const struct state_number *x = &s->numbers[*(const size_t *) a], *y = &s->numbers[*(const size_t *) b];
+        if (x->claimed_at != y->claimed_at)
+                return x->claimed_at < y->claimed_at ? -1 : 1;
+        return strcmp(x->phone_number, y->phone_number);
+}
+
+/* Moves of unpinned numbers into p: those under way, then new ones up to
+ * room. Returns how many are moving towards p after this plan. */
+static unsigned plan_moves(struct planner *pl, struct target_ctx *tc, const struct pool_config *p, unsigned room) {
+        const struct target_config *t = tc->t;
+        if (p->n_from == 0 && t->n_previous_arns == 0)
+                return 0;
+        unsigned moving = 0;
+        _cleanup_(freep) size_t *cand = malloc(sizeof *cand * (pl->s->n_numbers + 1));
+        size_t n_cand = 0;
+        if (!cand) {
+                pl->r = -ENOMEM;
+                return 0;
+        }
+        for (size_t i = 0; i < pl->s->n_numbers; i++) {
+                const struct state_number *n = &pl->s->numbers[i];
+                if (n->move_target) {
+                        if (streq(n->move_target, t->name) && streq_ptr(n->move_pool, p->name) &&
+                            !lifecycle_pin_pool(t, n->phone_number)) {
+                                moving++;
+                                plan_move_pending(pl, t, p, n, "asked for by the pool");
+                        }
+                        continue;
+                }
+                if (movable_now(pl, n) && pool_asks_for(pl, t, p, n))
+                        cand[n_cand++] = i;
+        }
+        qsort_r(cand, n_cand, sizeof *cand, move_cmp, (void *) pl->s);
+        for (size_t k = 0; k < n_cand; k++) {
+                const struct state_number *n = &pl->s->numbers[cand[k]];
+                if (k >= room) {
+                        struct plan_step *st = pl_step(pl, STEP_REPORT_EXCESS, t, p->name);
+                        pl_number(pl, st, n);
+                        pl_detail(pl, st, "%s (%s=%s, on %s) is beyond the pool's count: left where it is, never "
+                                          "released for it",
+                                  n->phone_number, OWNERSHIP_TAG_KEY, n->owner_tag ? n->owner_tag : "-",
+                                  n->target_arn ? n->target_arn : n->target);
+                        continue;
+                }
+                plan_move_step(pl, t, p, n,
+                               lifecycle_pool_takes_tag(p, n->owner_tag) ? "named by the pool's from:"
+                                                                         : "the target's previous ARN");
+                moving++;
+        }
+        return moving;
+}
+
 static void pl_pool_summary(struct planner *pl, const struct target_config *t, const struct pool_config *p) {
         struct pool_summary *sum = &pl->p->pools[pl->p->n_pools++];
         *sum = (struct pool_summary){0};
         lifecycle_pool_figures(pl->s, t->name, p->name, p->count, pl->now, &sum->f);
+        sum->f.pins_missing = lifecycle_pins_missing(pl->s, t, p, pl->now);
         sum->target = pl_dup(pl, t->name);
         sum->pool = pl_dup(pl, p->name);
 }
@@ -663,8 +930,11 @@ static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
                         continue;
                 struct plan_step *st = pl_step(pl, STEP_GIVE_UP, t, p->name);
                 pl_number(pl, st, n);
-                pl_detail(pl, st, "retry window of %s ended %s", n->phone_number,
-                          ts(n->first_failure_at + LIFECYCLE_WINDOW_SEC, b));
+                if (st)
+                        st->pinned = lifecycle_pin_pool(t, n->phone_number) != NULL;
+                pl_detail(pl, st, "retry window of %s ended %s%s", n->phone_number,
+                          ts(n->first_failure_at + LIFECYCLE_WINDOW_SEC, b),
+                          st && st->pinned ? ": pinned, so not replaced; tried again hourly" : "");
         }
 
         /* Failed claims inside their window, when due and still needed. */
@@ -674,7 +944,7 @@ static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
                 if (n->phase != PHASE_FAILED || !lifecycle_record_of_pool(n, t->name, p->name) || !lifecycle_in_window(n, now) ||
                     n->next_retry_at > now)
                         continue;
-                if (live >= p->count)
+                if (live >= p->count && !lifecycle_pin_pool(t, n->phone_number))
                         continue; /* the pool no longer needs it; it expires */
                 if (tc->paused) {
                         if (!n->quota_failure || !tc->quota_retry_ok || tc->quota_retry_used)
@@ -702,23 +972,41 @@ static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
                 if (tc->adopt[k] != (int) j)
                         continue;
                 const struct state_number *n = &s->numbers[tc->idx[k]];
-                struct plan_step *st = pl_step(pl, STEP_ADOPT, t, p->name);
+                struct plan_step *st = pl_step(pl, n->owner_tag ? STEP_TAKE_OVER : STEP_ADOPT, t, p->name);
                 pl_number(pl, st, n);
                 pl_pool_tags(pl, st, t, p);
-                pl_detail(pl, st, "untagged %s matches the pool (adopt: true)", n->phone_number);
+                if (n->owner_tag)
+                        pl_detail(pl, st, "%s=%s is named by the pool's from: retagged as the pool's",
+                                  OWNERSHIP_TAG_KEY, n->owner_tag);
+                else
+                        pl_detail(pl, st, "untagged %s matches the pool (adopt: true)", n->phone_number);
                 adopted++;
         }
 
-        unsigned held = pc.held + adopted;
-        if (held < p->count && tc->unknown == 0) {
+        /* Pins, then moves of the numbers the pool asks for. Neither is
+         * acted on while a number of the target is not described yet. */
+        unsigned moving = 0;
+        if (tc->unknown == 0) {
+                plan_pins(pl, tc, p);
+                unsigned room = pool_room(pl, t, p, &pc, 0);
+                room = room > adopted ? room - adopted : 0;
+                moving = plan_moves(pl, tc, p, room);
+        }
+
+        /* Search fills what pins, held numbers, adoptions and moves leave:
+         * slots numbered from the first free one, as before pins existed. */
+        unsigned pinned_held = pins_held(pl, t, p);
+        unsigned held = pc.held - MIN(pc.held, pinned_held) + adopted + moving;
+        unsigned searchable = p->count - MIN(p->count, p->n_numbers);
+        if (held < searchable && tc->unknown == 0) {
                 if (tc->paused) {
                         struct plan_step *st = pl_step(pl, STEP_REPORT_QUOTA, t, p->name);
                         pl_detail(pl, st,
                                   "%u more wanted, but claims for %s are paused after a phone-number quota refusal "
                                   "until %s or until its configuration changes",
-                                  p->count - held, t->name, ts(tc->st->quota_until, b));
+                                  searchable - held, t->name, ts(tc->st->quota_until, b));
                 } else
-                        for (unsigned slot = held; slot < p->count; slot++) {
+                        for (unsigned slot = held; slot < searchable; slot++) {
                                 struct plan_step *st = pl_step(pl, STEP_CLAIM, t, p->name);
                                 if (!st)
                                         break;
@@ -740,11 +1028,12 @@ static void plan_pool(struct planner *pl, struct target_ctx *tc, size_t j) {
                 const struct state_number *n = &s->numbers[tc->idx[k]];
                 /* Drift is fixed only on a number Connect shows on the
                  * target this pass: a belief is never acted on. */
-                if (n->phase == PHASE_CLAIMED && n->listed && lifecycle_record_of_pool(n, t->name, p->name))
+                if (n->phase == PHASE_CLAIMED && n->listed && lifecycle_record_of_pool(n, t->name, p->name) &&
+                    !n->move_target)
                         plan_drift(pl, tc, p, n);
         }
 
-        plan_excess(pl, tc, p, &pc);
+        plan_excess(pl, tc, p, &pc, moving);
 
         for (size_t k = 0; k < tc->n_idx; k++) {
                 if (tc->unmanaged[k] != (int) j)
@@ -848,6 +1137,24 @@ static void plan_target(struct planner *pl, const struct target_config *t) {
                 if (t->pools[j].count > 0)
                         tc.all_pools_zero = false;
 
+        /* Where the target lived before counts as the target itself: a
+         * number there not described yet, or a list that failed, may be
+         * one the pools would otherwise claim a replacement for. */
+        for (size_t j = 0; j < t->n_previous_arns; j++) {
+                const char *src = t->previous_arns[j];
+                const struct state_target *pst = state_find_target(pl->s, src);
+                if (!pst || !pst->listed_ok) {
+                        struct plan_step *s = pl_step(pl, STEP_REPORT_UNKNOWN, t, NULL);
+                        pl_detail(pl, s, "the numbers of %s (a previous ARN of %s) could not be listed: no claim or "
+                                         "release for %s this pass",
+                                  src, t->name, t->name);
+                        tc.unknown++;
+                        continue;
+                }
+                for (size_t i = 0; i < pl->s->n_numbers; i++)
+                        if (pl->s->numbers[i].phase == PHASE_UNKNOWN && streq_ptr(pl->s->numbers[i].target, src))
+                                tc.unknown++;
+        }
         if (tc.unknown > 0) {
                 struct plan_step *s = pl_step(pl, STEP_REPORT_UNKNOWN, t, NULL);
                 pl_detail(pl, s,
@@ -884,7 +1191,7 @@ static void plan_removed_targets(struct planner *pl) {
         }
         for (size_t i = 0; i < s->n_numbers; i++) {
                 const struct state_number *x = &s->numbers[i];
-                if (config_find_target(pl->c, x->target))
+                if (config_find_target(pl->c, x->target) || lifecycle_source(pl->c, x->target, NULL, NULL))
                         continue;
                 if (((x->phase == PHASE_CLAIMED || x->phase == PHASE_IN_PROGRESS) && x->pool) ||
                     (x->phase == PHASE_FOREIGN && x->owner_tag))

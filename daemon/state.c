@@ -36,7 +36,7 @@ static const char *const phase_names[] = {
         [PHASE_UNKNOWN] = "unknown",   [PHASE_INTENT] = "intent",       [PHASE_IN_PROGRESS] = "in_progress",
         [PHASE_CLAIMED] = "claimed",   [PHASE_FAILED] = "failed",       [PHASE_GIVEN_UP] = "given_up",
         [PHASE_RELEASED] = "released", [PHASE_FOREIGN] = "foreign",     [PHASE_GONE] = "gone",
-        [PHASE_MOVED] = "moved",
+        [PHASE_MOVED] = "moved",       [PHASE_UNAVAILABLE] = "unavailable",
 };
 
 const char *number_phase_name(enum number_phase p) {
@@ -268,7 +268,8 @@ size_t state_strings_count(const struct state *s) {
  * no need) and frees what it owns. */
 static void state_number_done(struct state *s, struct state_number *n) {
         const char **const f[] = {&n->target, &n->target_arn, &n->pool, &n->owner_tag, &n->country, &n->type,
-                                  &n->description, &n->claim_description, &n->flow_applied, &n->pool_digest};
+                                  &n->description, &n->claim_description, &n->flow_applied, &n->pool_digest,
+                                  &n->move_target, &n->move_pool, &n->move_target_arn};
         for (size_t k = 0; s && k < ELEMENTSOF(f); k++)
                 strings_unref(s, *f[k]);
         state_tags_free(s, n->tags, n->n_tags);
@@ -278,6 +279,8 @@ static void state_number_done(struct state *s, struct state_number *n) {
         free(n->arn);
         free(n->client_token);
         free(n->failure_message);
+        free(n->move_token);
+        free(n->move_message);
         strv_free(n->tag_keys_applied);
         *n = (struct state_number){0};
 }
@@ -452,6 +455,24 @@ static json_t *number_to_json(const struct state_number *n, int *ret_r) {
                 r = put_str(o, "pool_digest", n->pool_digest);
         if (r >= 0)
                 r = put_u64(o, "last_described_at", n->last_described_at);
+        if (r >= 0)
+                r = put_str(o, "move_target", n->move_target);
+        if (r >= 0)
+                r = put_str(o, "move_pool", n->move_pool);
+        if (r >= 0)
+                r = put_str(o, "move_target_arn", n->move_target_arn);
+        if (r >= 0)
+                r = put_str(o, "move_token", n->move_token);
+        if (r >= 0)
+                r = put_u64(o, "move_intent_at", n->move_intent_at);
+        if (r >= 0)
+                r = put_u64(o, "move_next_retry_at", n->move_next_retry_at);
+        if (r >= 0)
+                r = put_u64(o, "move_attempts", n->move_attempts);
+        if (r >= 0)
+                r = put_str(o, "move_message", n->move_message);
+        if (r >= 0)
+                r = put_bool(o, "pin_logged", n->pin_logged);
         if (r < 0) {
                 json_decref(o);
                 *ret_r = r;
@@ -835,6 +856,15 @@ static const struct member number_members[] = {
         M("tag_keys_applied", MEMBER_STRV, tag_keys_applied),
         M("pool_digest", MEMBER_ISTR, pool_digest),
         M("last_described_at", MEMBER_U64, last_described_at),
+        M("move_target", MEMBER_ISTR, move_target),
+        M("move_pool", MEMBER_ISTR, move_pool),
+        M("move_target_arn", MEMBER_ISTR, move_target_arn),
+        M("move_token", MEMBER_STR, move_token),
+        M("move_intent_at", MEMBER_U64, move_intent_at),
+        M("move_next_retry_at", MEMBER_U64, move_next_retry_at),
+        M("move_attempts", MEMBER_UNSIGNED, move_attempts),
+        M("move_message", MEMBER_STR, move_message),
+        M("pin_logged", MEMBER_BOOL, pin_logged),
 };
 #undef M
 #undef M_TAGS
@@ -1590,6 +1620,16 @@ void state_remove_number(struct state *s, struct state_number *n) {
         memmove(s->numbers + i, s->numbers + i + 1, sizeof *s->numbers * (s->n_numbers - i - 1));
         s->n_numbers--;
         index_drop(s);
+}
+
+int state_number_set_target(struct state *s, struct state_number *n, const char *target) {
+        if (!s || !n || !target)
+                return -EINVAL;
+        int r = state_set(s, &n->target, target);
+        if (r < 0)
+                return r;
+        index_drop(s);
+        return 0;
 }
 
 /* Finds the target by name, adding it if missing; a known target takes

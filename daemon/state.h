@@ -26,6 +26,9 @@ enum number_phase {
         PHASE_GONE,         /* ours once, no longer listed nor describable */
         PHASE_MOVED,        /* ours, but Connect shows it on another target (target_arn says which):
                              * moved by someone else; never counted, tagged or released for the pool */
+        PHASE_UNAVAILABLE,  /* a pinned number whose direct claim was refused as not available
+                             * (held by a target or customer we do not manage): tried again at
+                             * next_retry_at, at most hourly */
 };
 const char *number_phase_name(enum number_phase p);
 int number_phase_from_name(const char *s);
@@ -85,6 +88,19 @@ struct state_number {
         char **tag_keys_applied;     /* user tag keys this service set (for untag) */
         const char *pool_digest;     /* pool_config.digest when last reconciled */
         uint64_t last_described_at;  /* for the daily audit */
+
+        /* A move (UpdatePhoneNumber) of this number, from where this record
+         * is to a pool that asks for it (pins, from:, previous_arns:). */
+        const char *move_target;     /* destination target name, or NULL: no move under way */
+        const char *move_pool;       /* destination pool */
+        const char *move_target_arn; /* destination ARN */
+        char *move_token;            /* ClientToken of the attempt in flight: its intent is on disk; NULL
+                                      * while none is (before the first, after a FAILED one) */
+        uint64_t move_intent_at;     /* when that intent was written */
+        uint64_t move_next_retry_at; /* after a FAILED move: the next attempt not before */
+        unsigned move_attempts;      /* FAILED attempts so far (each retry takes a new token) */
+        char *move_message;          /* the last failure, or NULL */
+        bool pin_logged;             /* a pinned number's "unavailable" or "lost" was logged (this episode) */
 };
 
 struct state_churn {
@@ -207,6 +223,8 @@ struct state_number *state_find_number_by_id(struct state *s, const char *id);
  * the next add/remove). */
 struct state_number *state_add_number(struct state *s, const char *target, const char *phone_number);
 void state_remove_number(struct state *s, struct state_number *n);
+/* Files the record under another target name (a list source): 0 or -ENOMEM. */
+int state_number_set_target(struct state *s, struct state_number *n, const char *target);
 struct state_target *state_get_target(struct state *s, const char *name, const char *arn); /* finds or adds */
 /* The target record of that name, or NULL (the one lookup by name; like
  * strchr, a const state gives a pointer the caller must not write through). */

@@ -98,6 +98,9 @@ CONFIG_DEFAULTS = {
     "fault_next": [],
     "fail_claims": [],
     "fail_next_claims": 0,
+    # UpdatePhoneNumber outcomes: FAILED after the claim delay, the number left where it was.
+    "fail_moves": [],                # [{"phone_number": "+1...", "times": 1, "message": "..."}]
+    "fail_next_moves": 0,
     "steal_after_search": False,
     "search_misfit": None,
     "no_inventory": [],
@@ -239,6 +242,7 @@ class Number:
             "tags": dict(self.tags), "description": self.description, "contact_flow": self.contact_flow,
             "released": self.released, "released_at": self.released_at, "claims": self.claims,
             "claimed_at": self.claimed_at, "failed_at": self.failed_at, "expired": self.expired,
+            "moves": getattr(self, "moves", 0),
         }
 
 
@@ -753,14 +757,29 @@ class Api:
         rec = self.resolve(ident, ctx["region"])
         if rec.status == "IN_PROGRESS":
             raise self.in_use(rec)
-        if rec.status != "CLAIMED":
+        # A FAILED move leaves the number CLAIMED where it was (shown FAILED
+        # until the next update); it may be moved again.
+        if rec.status != "CLAIMED" and not (rec.status == "FAILED" and rec.fail_kind == "update"):
             raise invalid("The phone number %s is not CLAIMED." % rec.phone_number)
+        if target.get("region", rec.region) != rec.region:
+            raise invalid("The phone number and the target must be in the same AWS Region.")
         outcome, message = "CLAIMED", None
         if target["arn"] != rec.target_arn and \
                 emu.target_count(target["arn"]) >= emu.quota_of(target["arn"]):
             outcome, message = "FAILED", "You've reached the limit of Phone Numbers for this %s. To increase the " \
                                          "limit, contact support." % ("instance" if target["kind"] == "instance"
                                                                       else "traffic distribution group")
+        else:
+            for e in emu.config["fail_moves"]:
+                if e.get("phone_number") in (None, rec.phone_number) and int(e.get("times", 1)) > 0:
+                    e["times"] = int(e.get("times", 1)) - 1
+                    outcome, message = "FAILED", e.get("message") or "The phone number could not be moved. Retry."
+                    break
+            else:
+                if int(emu.config["fail_next_moves"]) > 0:
+                    emu.config["fail_next_moves"] = int(emu.config["fail_next_moves"]) - 1
+                    outcome, message = "FAILED", "The phone number could not be moved. Retry."
+        rec.moves = getattr(rec, "moves", 0) + 1
         now = emu.now()
         rec.status = "IN_PROGRESS"
         rec.pending = {"kind": "update", "until": now + float(emu.config["claim_delay"]), "outcome": outcome,

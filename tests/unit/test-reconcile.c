@@ -764,7 +764,8 @@ static void test_action_names(void **unused) {
         static const char *const names[] = {
                 "claim", "retry_claim", "replay_claim", "give_up", "update_description", "tag", "untag",
                 "associate_flow", "adopt", "release", "report_excess", "report_orphan", "report_mismatch",
-                "report_unmanaged", "report_quota", "report_unknown", "report_moved",
+                "report_unmanaged", "report_quota", "report_unknown", "report_moved", "move", "claim_pinned",
+                "take_over", "report_waiting",
         };
         assert_int_equal(ELEMENTSOF(names), _STEP_ACTION_MAX);
         for (int a = 0; a < _STEP_ACTION_MAX; a++) {
