@@ -29,6 +29,9 @@
 #define NAME_LEN_MAX 64             /* target and pool names */
 #define USER_TAGS_MAX 49            /* TagMap holds 50; the ownership tag takes one */
 #define ARN_ID_LEN_MAX 100          /* InstanceId: 1..100 in the service model */
+#define POOL_COUNT_MAX 1000         /* count: 0..1000 */
+#define E164_DIGITS_MAX 15          /* E.164: a country code and number of at most 15 digits */
+#define FLOW_ARN_FORM "arn:PARTITION:connect:REGION:ACCOUNT:instance/INSTANCE_ID/contact-flow/FLOW_ID"
 
 #define API_RATE_DEFAULT 2.0        /* api_rate defaults: 2 req/s, burst 5 */
 #define API_RATE_BURST 5.0
@@ -199,8 +202,30 @@ static struct node *node_free(struct node *n) {
 }
 DEFINE_FREEP(struct node, node_free)
 
+/* Values that must be unique across the whole file, or that name one
+ * another across targets, collected while parsing and compared once the
+ * whole file is read (config_check_refs()): sorted, so O(n log n) for a
+ * hostile file. */
+enum ref_kind {
+        REF_PIN,        /* a pool's numbers: entry */
+        REF_POOL,       /* a pool's own ownership-tag value TARGET/POOL */
+        REF_FROM,       /* a pool's from: entry */
+        REF_ARN,        /* a target's arn */
+        REF_PREVIOUS,   /* a target's previous_arns: entry */
+};
+
+struct ref {
+        enum ref_kind kind;
+        char *value;
+        unsigned line, column;
+        const char *target;  /* the target's name (owned by its target_config) */
+        const char *pool;    /* the pool's name, or NULL */
+};
+
 struct parse_ctx {
         struct config_problems *problems;
+        struct ref *refs;
+        size_t n_refs;
         struct config *config;
         bool truncated; /* PROBLEMS_MAX reached */
         bool oom;
@@ -220,6 +245,28 @@ static _printf_(4, 5) void problem_at(struct parse_ctx *ctx, unsigned line, unsi
 }
 
 #define problem(ctx, node, ...) problem_at((ctx), (node)->line, (node)->column, __VA_ARGS__)
+
+static void ref_add(struct parse_ctx *ctx, enum ref_kind kind, const char *value, const struct node *at,
+                    const char *target, const char *pool) {
+        if (ctx->oom)
+                return;
+        char *v = strdup(value);
+        if (!v || GROW(ctx->refs, ctx->n_refs) < 0) {
+                free(v);
+                ctx->oom = true;
+                return;
+        }
+        ctx->refs[ctx->n_refs++] = (struct ref) {
+                .kind = kind, .value = v, .line = at->line, .column = at->column, .target = target, .pool = pool,
+        };
+}
+
+static void refs_free(struct parse_ctx *ctx) {
+        for (size_t i = 0; i < ctx->n_refs; i++)
+                free(ctx->refs[i].value);
+        ctx->refs = mfree(ctx->refs);
+        ctx->n_refs = 0;
+}
 
 /* Quotes user text for a one-line message: escapes quotes, backslashes and
  * control bytes, keeps UTF-8, cuts long text with "...". */
@@ -629,6 +676,33 @@ static bool expect_mapping(struct parse_ctx *ctx, const struct node *n, const ch
                 return false;
         }
         return true;
+}
+
+static bool expect_sequence(struct parse_ctx *ctx, const struct node *n, const char *key, const char *what) {
+        if (n->type == NODE_ALIAS)
+                return false;
+        if (n->type != NODE_SEQUENCE) {
+                problem(ctx, n, "\"%s\" must be %s, not %s", key, what, node_describe(n));
+                return false;
+        }
+        return true;
+}
+
+/* Appends a copy of s to a counted string array. */
+static int strs_append(char ***array, size_t *n, const char *s) {
+        char *v = strdup(s);
+        if (!v || GROW(*array, *n) < 0) {
+                free(v);
+                return -ENOMEM;
+        }
+        (*array)[(*n)++] = v;
+        return 0;
+}
+
+static void strs_free(char **array, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(array[i]);
+        free(array);
 }
 
 static bool value_uint(struct parse_ctx *ctx, const struct node *n, const char *key, int64_t min, int64_t max,
@@ -1158,18 +1232,23 @@ enum {
         POOL_CONTACT_FLOW,
         POOL_TAGS,
         POOL_ADOPT,
+        POOL_NUMBERS,
+        POOL_FROM,
         _POOL_KEYS,
 };
 
 static const struct key_spec pool_keys[_POOL_KEYS] = {
         [POOL_COUNTRY] = { "country", VALUE_STRING, true, 1, 2, offsetof(struct pool_config, country), check_country },
         [POOL_TYPE] = { "type", VALUE_STRING, true, 1, 32, offsetof(struct pool_config, type), check_phone_type },
-        [POOL_COUNT] = { "count", VALUE_UINT, true, 0, 1000, offsetof(struct pool_config, count), NULL },
+        /* required unless numbers: is given (pool_parse()) */
+        [POOL_COUNT] = { "count", VALUE_UINT, false, 0, POOL_COUNT_MAX, offsetof(struct pool_config, count), NULL },
         [POOL_PREFIX] = { "prefix", VALUE_OTHER, false, 0, 0, 0, NULL },
         [POOL_DESCRIPTION] = { "description", VALUE_STRING, false, 0, 500, offsetof(struct pool_config, description), NULL },
         [POOL_CONTACT_FLOW] = { "contact_flow", VALUE_STRING, false, 1, 500, offsetof(struct pool_config, contact_flow), NULL },
         [POOL_TAGS] = { "tags", VALUE_OTHER, false, 0, 0, 0, NULL },
         [POOL_ADOPT] = { "adopt", VALUE_BOOL, false, 0, 0, offsetof(struct pool_config, adopt), NULL },
+        [POOL_NUMBERS] = { "numbers", VALUE_OTHER, false, 0, 0, 0, NULL },
+        [POOL_FROM] = { "from", VALUE_OTHER, false, 0, 0, 0, NULL },
 };
 
 static void pool_config_done(struct pool_config *p) {
@@ -1179,6 +1258,9 @@ static void pool_config_done(struct pool_config *p) {
         free(p->prefix);
         free(p->description);
         free(p->contact_flow);
+        free(p->flow_instance_id);
+        strs_free(p->numbers, p->n_numbers);
+        strs_free(p->from, p->n_from);
         for (size_t i = 0; i < p->n_tags; i++) {
                 free(p->tags[i].key);
                 free(p->tags[i].value);
@@ -1291,21 +1373,218 @@ static void pool_parse_tags(struct parse_ctx *ctx, const struct node *m, struct 
         }
 }
 
+/* E.164: '+', then 1 to 15 digits, the first not 0. */
+static bool e164_valid(const char *s, size_t len) {
+        if (len < 2 || len > 1 + E164_DIGITS_MAX || s[0] != '+' || s[1] < '1' || s[1] > '9')
+                return false;
+        return strspn(s + 1, "0123456789") == len - 1;
+}
+
+/* numbers: the pinned numbers, each also a REF_PIN so that a number pinned
+ * twice anywhere in the file is found. */
+static void pool_parse_numbers(struct parse_ctx *ctx, const struct node *n, const struct target_config *t,
+                               struct pool_config *p) {
+        if (!expect_sequence(ctx, n, "numbers", "a list of E.164 phone numbers such as [\"+12065550100\"]"))
+                return;
+        for (size_t i = 0; i < n->n_children; i++) {
+                const struct node *item = n->children[i];
+                if (item->type == NODE_ALIAS)
+                        continue;
+                if (item->type != NODE_SCALAR || node_is_null(item)) {
+                        problem(ctx, item, "a \"numbers\" entry must be an E.164 phone number such as \"+12065550100\", not %s",
+                                node_describe(item));
+                        continue;
+                }
+                if (!e164_valid(item->value, item->len)) {
+                        bool digits_only = item->len > 0 && strspn(item->value, "0123456789") == item->len;
+                        problem(ctx, item,
+                                "pinned number %s is not E.164: + and 1 to %d digits, the first not 0, such as +12065550100%s",
+                                QUOTE_NODE(item), E164_DIGITS_MAX, digits_only ? " (write its leading +)" : "");
+                        continue;
+                }
+                if (strs_append(&p->numbers, &p->n_numbers, item->value) < 0) {
+                        ctx->oom = true;
+                        return;
+                }
+                ref_add(ctx, REF_PIN, item->value, item, t->name, p->name);
+        }
+}
+
+/* TARGET/POOL, the form of an ownership tag's value. */
+static bool tag_value_valid(const char *s, size_t len) {
+        const char *slash = memchr(s, '/', len);
+        if (!slash)
+                return false;
+        size_t a = (size_t) (slash - s);
+        return name_valid(s, a) && name_valid(slash + 1, len - a - 1);
+}
+
+static void pool_parse_from(struct parse_ctx *ctx, const struct node *n, const struct target_config *t,
+                            struct pool_config *p) {
+        if (!expect_sequence(ctx, n, "from", "a list of TARGET/POOL ownership-tag values such as [old-target/main]"))
+                return;
+        for (size_t i = 0; i < n->n_children; i++) {
+                const struct node *item = n->children[i];
+                if (item->type == NODE_ALIAS)
+                        continue;
+                if (item->type != NODE_SCALAR || node_is_null(item)) {
+                        problem(ctx, item, "a \"from\" entry must be TARGET/POOL such as old-target/main, not %s",
+                                node_describe(item));
+                        continue;
+                }
+                if (strlen(item->value) != item->len || !tag_value_valid(item->value, item->len)) {
+                        problem(ctx, item,
+                                "\"from\" entry %s must be TARGET/POOL (an ownership tag's value), each part 1 to %d "
+                                "characters of A-Z, a-z, 0-9, _ and -",
+                                QUOTE_NODE(item), NAME_LEN_MAX);
+                        continue;
+                }
+                size_t tlen = strlen(t->name);
+                if (strncmp(item->value, t->name, tlen) == 0 && item->value[tlen] == '/' &&
+                    streq(item->value + tlen + 1, p->name)) {
+                        problem(ctx, item, "\"from\" entry %s names this pool itself", QUOTE_NODE(item));
+                        continue;
+                }
+                if (strs_append(&p->from, &p->n_from, item->value) < 0) {
+                        ctx->oom = true;
+                        return;
+                }
+                ref_add(ctx, REF_FROM, item->value, item, t->name, p->name);
+        }
+}
+
+/* contact_flow: a flow id, or a flow ARN (FLOW_ARN_FORM), split into the
+ * flow id and its instance. A traffic distribution group has no flows of
+ * its own: its pools name the flow by ARN, whose instance the association
+ * is made through. The ARN must be in the target's partition, region and
+ * account; on an instance target, of the target's own instance. */
+static void pool_resolve_contact_flow(struct parse_ctx *ctx, const struct node *n, const struct target_config *t,
+                                      bool kind_known, struct pool_config *p) {
+        if (!p->contact_flow)
+                return; /* reported already */
+        const char *s = p->contact_flow;
+        if (strncmp(s, "arn:", 4) != 0) {
+                if (kind_known && t->kind == TARGET_TRAFFIC_DISTRIBUTION_GROUP)
+                        problem(ctx, n,
+                                "a traffic distribution group's pool must name its flow by ARN (%s), not by id %s: "
+                                "the association needs the flow's instance, which the ARN names (target %s)",
+                                FLOW_ARN_FORM, QUOTE_NODE(n), QUOTE(t->name));
+                return;
+        }
+
+        /* arn : PARTITION : connect : REGION : ACCOUNT : instance/IID/contact-flow/FID */
+        const char *field[6];
+        size_t flen[6], nf = 0;
+        for (const char *c = s; nf < 6;) {
+                const char *colon = nf < 5 ? strchr(c, ':') : NULL;
+                field[nf] = c;
+                flen[nf] = colon ? (size_t) (colon - c) : strlen(c);
+                nf++;
+                if (!colon)
+                        break;
+                c = colon + 1;
+        }
+        bool ok = nf == 6;
+        char partition[16] = {}, region[64] = {}, account[13] = {};
+        const char *iid = NULL, *fid = NULL;
+        size_t iid_len = 0;
+        if (ok) {
+                ok = ((flen[1] == 3 && memcmp(field[1], "aws", 3) == 0) ||
+                      (flen[1] == 10 && memcmp(field[1], "aws-us-gov", 10) == 0)) &&
+                     flen[2] == 7 && memcmp(field[2], "connect", 7) == 0 && flen[3] < sizeof region &&
+                     flen[4] == 12 && strspn(field[4], "0123456789") >= 12 && strncmp(field[5], "instance/", 9) == 0;
+        }
+        if (ok) {
+                memcpy(partition, field[1], flen[1]);
+                memcpy(region, field[3], flen[3]);
+                memcpy(account, field[4], 12);
+                iid = field[5] + 9;
+                iid_len = strcspn(iid, "/");
+                ok = region_valid(region) && iid_len >= 1 && iid_len <= ARN_ID_LEN_MAX &&
+                     strncmp(iid + iid_len, "/contact-flow/", 14) == 0;
+                for (size_t i = 0; ok && i < iid_len; i++)
+                        ok = is_name_char(iid[i]) && iid[i] != '_';
+        }
+        if (ok) {
+                fid = iid + iid_len + 14;
+                ok = *fid != 0 && strcspn(fid, "/:") == strlen(fid);
+        }
+        if (!ok) {
+                problem(ctx, n, "\"contact_flow\" %s is neither a flow id nor a flow ARN (%s)", QUOTE_NODE(n),
+                        FLOW_ARN_FORM);
+                return;
+        }
+        const char *what = !t->partition || !t->region || !t->account ? NULL
+                           : !streq(partition, t->partition)                ? "partition"
+                           : !streq(account, t->account)                    ? "account"
+                           : !streq(region, t->region)                      ? "region"
+                                                                            : NULL;
+        if (what) {
+                bool part = streq(what, "partition"), acc = streq(what, "account");
+                problem(ctx, n,
+                        "\"contact_flow\" is a flow in %s %s, target %s is in %s: a number is associated with a flow "
+                        "of its own partition, account and region",
+                        what, QUOTE(part ? partition : acc ? account : region), QUOTE(t->name),
+                        QUOTE(part ? t->partition : acc ? t->account : t->region));
+                return;
+        }
+        if (kind_known && t->kind == TARGET_INSTANCE && t->resource_id &&
+            (strlen(t->resource_id) != iid_len || strncmp(iid, t->resource_id, iid_len) != 0)) {
+                problem(ctx, n, "\"contact_flow\" is a flow of instance %s, not of target %s's instance %s",
+                        QUOTE_N(iid, iid_len), QUOTE(t->name), QUOTE(t->resource_id));
+                return;
+        }
+        char *instance = strndup(iid, iid_len), *flow = strdup(fid);
+        if (!instance || !flow) {
+                free(instance);
+                free(flow);
+                ctx->oom = true;
+                return;
+        }
+        free(p->flow_instance_id);
+        p->flow_instance_id = instance;
+        free(p->contact_flow);
+        p->contact_flow = flow;
+}
+
 static void pool_parse(struct parse_ctx *ctx, const struct node *key, const struct node *m,
                        const struct target_config *t, bool kind_known, struct pool_config *p) {
         const struct node *keys[_POOL_KEYS], *values[_POOL_KEYS];
         char where[256];
         snprintf(where, sizeof where, "in pool %s of target %s", QUOTE_NODE(key), QUOTE(t->name));
 
+        /* UINT_MAX: no valid count: (the walker stores only a valid one) */
+        p->count = UINT_MAX;
         mapping_walk(ctx, m, pool_keys, _POOL_KEYS, p, where, keys, values);
         if (values[POOL_PREFIX])
                 pool_parse_prefix(ctx, values[POOL_PREFIX], p);
         if (values[POOL_TAGS])
                 pool_parse_tags(ctx, values[POOL_TAGS], p);
-        if (keys[POOL_CONTACT_FLOW] && kind_known && t->kind == TARGET_TRAFFIC_DISTRIBUTION_GROUP)
-                problem(ctx, keys[POOL_CONTACT_FLOW],
-                        "\"contact_flow\" is only allowed on instance targets: target %s is a traffic distribution group",
-                        QUOTE(t->name));
+        if (values[POOL_CONTACT_FLOW])
+                pool_resolve_contact_flow(ctx, values[POOL_CONTACT_FLOW], t, kind_known, p);
+        if (values[POOL_NUMBERS])
+                pool_parse_numbers(ctx, values[POOL_NUMBERS], t, p);
+        if (values[POOL_FROM])
+                pool_parse_from(ctx, values[POOL_FROM], t, p);
+
+        /* Pins occupy their own slots: count defaults to their number and
+         * may not be smaller. */
+        if (!keys[POOL_COUNT]) {
+                p->count = 0;
+                if (!keys[POOL_NUMBERS])
+                        problem(ctx, m, "missing required key \"count\" %s", where);
+                else if (p->n_numbers > POOL_COUNT_MAX)
+                        problem(ctx, values[POOL_NUMBERS], "\"numbers\" holds %zu numbers: at most %d (the bound of count)",
+                                p->n_numbers, POOL_COUNT_MAX);
+                else
+                        p->count = (unsigned) p->n_numbers;
+        } else if (p->count == UINT_MAX)
+                p->count = 0; /* reported already */
+        else if (p->count < p->n_numbers)
+                problem(ctx, values[POOL_COUNT],
+                        "\"count\" %u is smaller than the %zu pinned \"numbers\" of the pool: pins occupy their own "
+                        "slots (leave count out to hold the pins only)",
+                        p->count, p->n_numbers);
 }
 
 /* ---- targets ----------------------------------------------------------- */
@@ -1320,6 +1599,7 @@ enum {
         TARGET_EXTERNAL_ID,
         TARGET_ROLE_SESSION_NAME,
         TARGET_ROLE_DURATION,
+        TARGET_PREVIOUS_ARNS,
         _TARGET_KEYS,
 };
 
@@ -1336,6 +1616,7 @@ static const struct key_spec target_keys[_TARGET_KEYS] = {
                                     check_session_name },
         [TARGET_ROLE_DURATION] = { "role_duration", VALUE_DURATION, false, ROLE_DURATION_MIN_SEC, ROLE_DURATION_MAX_SEC,
                                 offsetof(struct target_config, role_duration_usec), NULL },
+        [TARGET_PREVIOUS_ARNS] = { "previous_arns", VALUE_OTHER, false, 0, 0, 0, NULL },
 };
 
 static void target_config_done(struct target_config *t) {
@@ -1348,6 +1629,7 @@ static void target_config_done(struct target_config *t) {
         free(t->role_arn);
         free(t->external_id);
         free(t->role_session_name);
+        strs_free(t->previous_arns, t->n_previous_arns);
         for (size_t i = 0; i < t->n_pools; i++)
                 pool_config_done(&t->pools[i]);
         free(t->pools);
@@ -1385,7 +1667,9 @@ static void why_add(char *buf, size_t size, size_t *len, const char *fmt, ...) {
         buf[*len] = 0;
 }
 
-static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct target_config *t, bool *kind_known) {
+/* what: how the messages name the value ("\"arn\"", "a \"previous_arns\" entry"). */
+static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, const char *what, struct target_config *t,
+                             bool *kind_known) {
         static const char usage[] = "arn:PARTITION:connect:REGION:ACCOUNT:instance/ID";
         const char *field[6];
         size_t flen[6], nf = 0;
@@ -1394,7 +1678,7 @@ static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct
         if (!expect_scalar(ctx, n, "arn", "a Connect instance or traffic distribution group ARN"))
                 return false;
         if (strlen(n->value) != n->len || n->len > 2048) {
-                problem(ctx, n, "\"arn\" must be a Connect ARN (%s), not %s", usage, QUOTE_NODE(n));
+                problem(ctx, n, "%s must be a Connect ARN (%s), not %s", what, usage, QUOTE_NODE(n));
                 return false;
         }
         for (const char *s = n->value; nf < 6;) {
@@ -1407,7 +1691,7 @@ static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct
                 s = colon + 1;
         }
         if (nf < 6 || flen[0] != 3 || memcmp(field[0], "arn", 3) != 0) {
-                problem(ctx, n, "\"arn\" must be a Connect ARN (%s), not %s", usage, QUOTE_NODE(n));
+                problem(ctx, n, "%s must be a Connect ARN (%s), not %s", what, usage, QUOTE_NODE(n));
                 return false;
         }
 
@@ -1482,7 +1766,7 @@ static bool target_parse_arn(struct parse_ctx *ctx, const struct node *n, struct
                 /* One value, one problem: a lone reason as it is, several
                  * (an ARN of another service) in one line. */
                 if (strstr(why, "; "))
-                        problem(ctx, n, "\"arn\" %s is not a Connect ARN (%s): %s", QUOTE_NODE(n), usage, why);
+                        problem(ctx, n, "%s %s is not a Connect ARN (%s): %s", what, QUOTE_NODE(n), usage, why);
                 else
                         problem(ctx, n, "%s", why);
                 return false;
@@ -1547,6 +1831,12 @@ static int pool_add(struct parse_ctx *ctx, const struct node *key, const struct 
                 return -ENOMEM;
         }
         t->pools[t->n_pools++] = p;
+        if (name_valid(t->name, strlen(t->name)) && name_valid(p.name, strlen(p.name))) {
+                _cleanup_(freep) char *tag = strprintf("%s/%s", t->name, p.name);
+                if (!tag)
+                        return -ENOMEM;
+                ref_add(ctx, REF_POOL, tag, key, t->name, p.name);
+        }
         return 0;
 }
 
@@ -1598,6 +1888,51 @@ static void target_resolve_role(struct parse_ctx *ctx, const struct node **keys,
         }
 }
 
+/* previous_arns: where the target lived before. A move is UpdatePhoneNumber,
+ * which cannot cross a partition, account or region: each entry must share
+ * those with arn. Entries equal to a target's arn or listed twice are found
+ * by config_check_refs(). */
+static void target_parse_previous_arns(struct parse_ctx *ctx, const struct node *n, struct target_config *t) {
+        if (!expect_sequence(ctx, n, "previous_arns", "a list of Connect instance or traffic distribution group ARNs"))
+                return;
+        for (size_t i = 0; i < n->n_children; i++) {
+                const struct node *item = n->children[i];
+                struct target_config prev = {};
+                bool kind_known;
+                if (item->type == NODE_ALIAS)
+                        continue;
+                if (item->type != NODE_SCALAR || node_is_null(item)) {
+                        problem(ctx, item,
+                                "a \"previous_arns\" entry must be a Connect instance or traffic distribution group ARN, not %s",
+                                node_describe(item));
+                        continue;
+                }
+                if (!target_parse_arn(ctx, item, "a \"previous_arns\" entry", &prev, &kind_known)) {
+                        target_config_done(&prev);
+                        continue;
+                }
+                const char *what = !t->arn                                  ? NULL
+                                   : !streq(prev.partition, t->partition) ? "partition"
+                                   : !streq(prev.account, t->account)     ? "account"
+                                   : !streq(prev.region, t->region)       ? "region"
+                                                                          : NULL;
+                if (t->arn && streq(prev.arn, t->arn))
+                        problem(ctx, item, "\"previous_arns\" entry is the target's own arn");
+                else if (what) {
+                        bool part = streq(what, "partition"), acc = streq(what, "account");
+                        problem(ctx, item,
+                                "\"previous_arns\" entry is in %s %s, arn in %s: a number cannot be moved across "
+                                "partitions, accounts or regions",
+                                what, QUOTE(part ? prev.partition : acc ? prev.account : prev.region),
+                                QUOTE(part ? t->partition : acc ? t->account : t->region));
+                } else if (strs_append(&t->previous_arns, &t->n_previous_arns, prev.arn) < 0)
+                        ctx->oom = true;
+                else
+                        ref_add(ctx, REF_PREVIOUS, prev.arn, item, t->name, NULL);
+                target_config_done(&prev);
+        }
+}
+
 static void target_parse(struct parse_ctx *ctx, const struct node *key, const struct node *m, struct target_config *t) {
         const struct node *keys[_TARGET_KEYS], *values[_TARGET_KEYS];
         char where[160];
@@ -1605,8 +1940,9 @@ static void target_parse(struct parse_ctx *ctx, const struct node *key, const st
         snprintf(where, sizeof where, "in target %s", QUOTE_NODE(key));
 
         mapping_walk(ctx, m, target_keys, _TARGET_KEYS, t, where, keys, values);
-        if (values[TARGET_ARN] && target_parse_arn(ctx, values[TARGET_ARN], t, &kind_known)) {
+        if (values[TARGET_ARN] && target_parse_arn(ctx, values[TARGET_ARN], "\"arn\"", t, &kind_known)) {
                 const struct config *c = ctx->config;
+                ref_add(ctx, REF_ARN, t->arn, values[TARGET_ARN], t->name, NULL);
                 for (size_t i = 0; i < c->n_targets; i++)
                         if (streq_ptr(c->targets[i].arn, t->arn)) {
                                 problem(ctx, values[TARGET_ARN], "arn %s is already used by target %s (line %u)",
@@ -1614,6 +1950,8 @@ static void target_parse(struct parse_ctx *ctx, const struct node *key, const st
                                 break;
                         }
         }
+        if (values[TARGET_PREVIOUS_ARNS])
+                target_parse_previous_arns(ctx, values[TARGET_PREVIOUS_ARNS], t);
         if (values[TARGET_POOLS])
                 target_parse_pools(ctx, values[TARGET_POOLS], t, kind_known);
         target_resolve_role(ctx, keys, values, t);
@@ -1647,6 +1985,83 @@ static void config_parse_targets(struct parse_ctx *ctx, const struct node *m) {
                 return;
         }
         named_entries(ctx, m, "target", "arn and pools", target_add, c);
+}
+
+/* ---- across targets ---------------------------------------------------- */
+
+static int ref_compare(const void *a, const void *b) {
+        const struct ref *x = a, *y = b;
+        int c = strcmp(x->value, y->value);
+        if (c != 0)
+                return c;
+        if (x->line != y->line)
+                return x->line < y->line ? -1 : 1;
+        return x->column < y->column ? -1 : x->column > y->column;
+}
+
+/* The rules that compare values across pools and targets. Pins start with
+ * '+', ARNs with "arn:", and tag values hold neither '+' nor ':', so the
+ * three kinds never share a value. In each run of equal values, the first
+ * one in the file is the one later ones are reported against. */
+static void config_check_refs(struct parse_ctx *ctx) {
+        if (ctx->n_refs == 0)
+                return; /* qsort() wants an array, even an empty one */
+        qsort(ctx->refs, ctx->n_refs, sizeof *ctx->refs, ref_compare);
+        for (size_t i = 0, j; i < ctx->n_refs; i = j) {
+                const struct ref *owner = NULL, *first_from = NULL, *first_prev = NULL, *first_pin = NULL;
+                for (j = i; j < ctx->n_refs && streq(ctx->refs[j].value, ctx->refs[i].value); j++)
+                        if (!owner && (ctx->refs[j].kind == REF_POOL || ctx->refs[j].kind == REF_ARN))
+                                owner = &ctx->refs[j];
+                for (size_t k = i; k < j; k++) {
+                        const struct ref *r = &ctx->refs[k];
+                        switch (r->kind) {
+                        case REF_PIN:
+                                if (first_pin)
+                                        problem_at(ctx, r->line, r->column,
+                                                   "number %s is already pinned by pool %s of target %s (line %u column "
+                                                   "%u): a number may be pinned by one pool only",
+                                                   QUOTE(r->value), QUOTE(first_pin->pool), QUOTE(first_pin->target),
+                                                   first_pin->line, first_pin->column);
+                                else
+                                        first_pin = r;
+                                break;
+                        case REF_FROM:
+                                if (owner)
+                                        problem_at(ctx, r->line, r->column,
+                                                   "\"from\" entry %s names pool %s of target %s, which is still in the "
+                                                   "YAML (line %u): only a pool renamed or removed can be taken over",
+                                                   QUOTE(r->value), QUOTE(owner->pool), QUOTE(owner->target),
+                                                   owner->line);
+                                else if (first_from)
+                                        problem_at(ctx, r->line, r->column,
+                                                   "\"from\" entry %s is already named by pool %s of target %s (line %u "
+                                                   "column %u): a pool's numbers go to one pool only",
+                                                   QUOTE(r->value), QUOTE(first_from->pool), QUOTE(first_from->target),
+                                                   first_from->line, first_from->column);
+                                else
+                                        first_from = r;
+                                break;
+                        case REF_PREVIOUS:
+                                /* its own target's arn is reported by target_parse_previous_arns() */
+                                if (owner && !streq(owner->target, r->target))
+                                        problem_at(ctx, r->line, r->column,
+                                                   "\"previous_arns\" entry is the arn of target %s (line %u): a "
+                                                   "target of the YAML is listed already",
+                                                   QUOTE(owner->target), owner->line);
+                                else if (!owner && first_prev)
+                                        problem_at(ctx, r->line, r->column,
+                                                   "\"previous_arns\" entry is already listed by target %s (line %u "
+                                                   "column %u): a number's previous place belongs to one target only",
+                                                   QUOTE(first_prev->target), first_prev->line, first_prev->column);
+                                else if (!owner)
+                                        first_prev = r;
+                                break;
+                        case REF_POOL:
+                        case REF_ARN:
+                                break;
+                        }
+                }
+        }
 }
 
 /* ---- top level --------------------------------------------------------- */
@@ -1780,6 +2195,8 @@ static void config_parse_root(struct parse_ctx *ctx, const struct node *root) {
                 config_parse_log_level(ctx, values[TOP_LOG_LEVEL]);
         if (values[TOP_TARGETS])
                 config_parse_targets(ctx, values[TOP_TARGETS]);
+        if (!ctx->oom)
+                config_check_refs(ctx);
 }
 
 /* ---- digests ----------------------------------------------------------- */
@@ -1830,6 +2247,28 @@ static int tag_compare(const void *a, const void *b) {
         return strcmp((*x)->key, (*y)->key);
 }
 
+static int str_compare(const void *a, const void *b) {
+        return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* One line per value, sorted (their order in the YAML means nothing), and
+ * nothing at all for an empty list: a YAML without the key keeps the digest
+ * it had before the key existed (the state on disk holds digests). */
+static void buf_sorted_fields(struct buf *b, const char *name, char *const *values, size_t n) {
+        if (n == 0 || b->oom)
+                return;
+        _cleanup_(freep) const char **sorted = calloc(n, sizeof *sorted);
+        if (!sorted) {
+                b->oom = true;
+                return;
+        }
+        for (size_t i = 0; i < n; i++)
+                sorted[i] = values[i];
+        qsort(sorted, n, sizeof *sorted, str_compare);
+        for (size_t i = 0; i < n; i++)
+                buf_field(b, name, sorted[i]);
+}
+
 /* Canonical text of every pool setting; tags sorted, since their order in
  * the YAML means nothing. */
 static int pool_digest(struct pool_config *p) {
@@ -1854,6 +2293,11 @@ static int pool_digest(struct pool_config *p) {
                 buf_field(&b, "tag", sorted[i]->key);
                 buf_field(&b, "value", sorted[i]->value);
         }
+        /* Settings added after pool/1: written only when given. */
+        if (p->flow_instance_id)
+                buf_field(&b, "flow_instance", p->flow_instance_id);
+        buf_sorted_fields(&b, "number", p->numbers, p->n_numbers);
+        buf_sorted_fields(&b, "from", p->from, p->n_from);
         if (b.oom) {
                 free(b.data);
                 return -ENOMEM;
@@ -1870,6 +2314,8 @@ static int target_digest(struct target_config *t) {
         buf_field(&b, "arn", t->arn);
         buf_printf(&b, "quota=%u\nrelease_excess=%d\nmax_releases_per_pass=%u\n", t->quota, t->release_excess,
                    t->max_releases_per_pass);
+        /* added after target/1: written only when given */
+        buf_sorted_fields(&b, "previous_arn", t->previous_arns, t->n_previous_arns);
         for (size_t i = 0; i < t->n_pools; i++) {
                 int r = pool_digest(&t->pools[i]);
                 if (r < 0) {
@@ -1967,6 +2413,7 @@ int config_parse(const char *text, size_t len, struct config **ret, struct confi
         if (r == 0 && p->n > 0)
                 r = -EINVAL;
         config_problems_clear(&local);
+        refs_free(&ctx);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(c);

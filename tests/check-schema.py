@@ -67,10 +67,15 @@ REJECTED = [
     "top-not-mapping", "top-scalar", "type-bad",
     "unknown-key-api-rate", "unknown-key-pool", "unknown-key-suggestion-case", "unknown-key-target",
     "unknown-key-top",
+    "contact-flow-arn-bad", "from-malformed", "numbers-not-list", "pin-not-e164", "previous-arns-bad",
+    "pin-duplicate-same-pool", "previous-arns-duplicate",  # uniqueItems: one list, not across lists
 ]
 
 DUPLICATE = "a duplicate key: YAML loaders keep one of the two, the schema sees one key"
 NOT_YAML = "not YAML the editor can load: its YAML parser reports it, before any schema"
+ACROSS = "a schema cannot compare values across members"
+ACROSS_ARNS = "previous_arns entries against arn and the other targets: " + ACROSS
+COUNT_PINS = "count against the number of pins: a schema cannot compare a value with another member's length"
 SUM = "a duration is a sum of parts (1h30m = 90m = 5400s): a pattern cannot bound the sum"
 BEYOND = {
     "anchors-aliases": "anchors and aliases are resolved by the loader: the schema sees the values written out",
@@ -98,6 +103,16 @@ BEYOND = {
     "syntax-tab": NOT_YAML,
     "two-documents": NOT_YAML + " (two documents)",
     "yaml-tag": "an explicit tag (!!int 3) is resolved by the loader: the schema sees the value",
+    "pin-duplicate": "a number pinned by two pools: a schema cannot compare values across members",
+    "pin-count-smaller": COUNT_PINS,
+    "pin-count-zero": COUNT_PINS,
+    "from-self": "a from: entry against the pool's own names: a schema cannot compare values with keys",
+    "from-still-in-yaml": "a from: entry against the pools of the file: a schema cannot compare values with keys",
+    "from-twice": "one source named by two pools: a schema cannot compare values across members",
+    "previous-arns-elsewhere": ACROSS_ARNS,
+    "previous-arns-own": ACROSS_ARNS,
+    "previous-arns-other-target": ACROSS_ARNS,
+    "contact-flow-arn-elsewhere": "the flow ARN's account, region and instance against the target's arn: " + ACROSS,
 }
 
 # BEYOND files that the schema refuses all the same, for something else in them.

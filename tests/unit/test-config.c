@@ -250,6 +250,66 @@ static void test_good_tdg(_unused_ void **state) {
         assert_string_equal(t->pools[0].contact_flow, "flow-1");
 }
 
+static void test_good_pins(_unused_ void **state) {
+        _cleanup_(config_freep) struct config *c = load_good("config/good/pins.yaml");
+        const struct target_config *t = config_find_target(c, "support");
+        const struct pool_config *p = target_find_pool(t, "hotline");
+        assert_non_null(p);
+        /* count left out: the number of pins; quoted or not, file order */
+        assert_int_equal(p->count, 2);
+        assert_int_equal(p->n_numbers, 2);
+        assert_string_equal(p->numbers[0], "+18005550100");
+        assert_string_equal(p->numbers[1], "+18005550101");
+        p = target_find_pool(t, "main");
+        assert_int_equal(p->count, 3);
+        assert_int_equal(p->n_numbers, 2);
+        assert_string_equal(p->numbers[0], "+442071838750");
+        assert_string_equal(p->prefix, "+1206");
+        p = target_find_pool(t, "none");
+        assert_int_equal(p->count, 0);
+        assert_int_equal(p->n_numbers, 0);
+        p = target_find_pool(t, "zero");
+        assert_int_equal(p->count, 0);
+        assert_null(p->numbers);
+        p = target_find_pool(config_find_target(c, "other"), "longest");
+        assert_string_equal(p->numbers[0], "+123456789012345");
+        p = target_find_pool(config_find_target(c, "other"), "shortest");
+        assert_int_equal(p->count, 1);
+        assert_string_equal(p->numbers[0], "+1");
+}
+
+static void test_good_moves(_unused_ void **state) {
+        _cleanup_(config_freep) struct config *c = load_good("config/good/moves.yaml");
+        const struct target_config *t = config_find_target(c, "global");
+        assert_int_equal(t->kind, TARGET_TRAFFIC_DISTRIBUTION_GROUP);
+        assert_int_equal(t->n_previous_arns, 2);
+        assert_string_equal(t->previous_arns[0],
+                            "arn:aws:connect:us-east-1:111122223333:instance/0b5e3e1a-1a7b-4f59-9c7f-8e2f8f6f3c11");
+        assert_string_equal(t->previous_arns[1], "arn:aws:connect:us-east-1:111122223333:traffic-distribution-group/"
+                                                 "00000000-1111-4222-8333-444444444444");
+        const struct pool_config *p = target_find_pool(t, "primary");
+        assert_int_equal(p->n_from, 2);
+        assert_string_equal(p->from[0], "support/main");
+        assert_string_equal(p->from[1], "old-support/hotline");
+        /* a flow ARN: the flow id, and the instance it belongs to */
+        assert_string_equal(p->contact_flow, "7c1a8bde-2f3a-4c55-9d1e-0a6b4c2d9e10");
+        assert_string_equal(p->flow_instance_id, "0b5e3e1a-1a7b-4f59-9c7f-8e2f8f6f3c11");
+
+        t = config_find_target(c, "sales");
+        assert_int_equal(t->n_previous_arns, 0);
+        p = target_find_pool(t, "main");
+        assert_string_equal(p->from[0], "global/sales_old");
+        assert_string_equal(p->contact_flow, "flow-1");
+        assert_string_equal(p->flow_instance_id, "22222222-3333-4444-8555-666666666666");
+
+        t = config_find_target(c, "gov");
+        assert_int_equal(t->n_previous_arns, 1);
+        p = target_find_pool(t, "main");
+        assert_string_equal(p->contact_flow, "flow-2");
+        assert_null(p->flow_instance_id);
+        assert_int_equal(p->n_from, 0);
+}
+
 static void test_good_prefix_forms(_unused_ void **state) {
         static const struct {
                 const char *pool, *prefix;
@@ -643,6 +703,14 @@ static const char digest_base[] =
 static void test_digests(_unused_ void **state) {
         _cleanup_(config_freep) struct config *base = parse_good(digest_base);
         const struct target_config *a = &base->targets[0], *b = &base->targets[1];
+        /* States on disk hold digests: a YAML that does not use a key added
+         * later keeps the digests it always had (these are the values before
+         * numbers:, from:, previous_arns: and flow ARNs existed). */
+        assert_string_equal(a->digest, "1d3b008830edc8a34583d41f8679b42b756696d1484b8db87fdaaac09f2cce59");
+        assert_string_equal(a->pools[0].digest, "eb832e5cabd6876b37328a0efdf3bdceb65c8d76808e3e7cdd5d52d717d035be");
+        assert_string_equal(a->pools[1].digest, "f712c6152c484a52683340f44ba1584ddd01362fac4d1eff6e9415c76c7f7529");
+        assert_string_equal(b->digest, "3e3e3a8110294ba91d12ae80749a481ad7ac0795f0ffcd00643f47da249733ab");
+        assert_string_equal(b->pools[0].digest, "976f0b8b5538dcf38c3b59cfcd1276f31c1c08feb5c01c9cf576ba38cc894b1b");
         assert_string_not_equal(a->digest, b->digest);
         assert_string_not_equal(a->pools[0].digest, a->pools[1].digest);
         /* same name and settings in another target: same pool digest? no, different settings here */
@@ -681,6 +749,11 @@ static void test_digests(_unused_ void **state) {
                 { "count: 1, tags", "count: 1, description: d, tags" },
                 { "count: 1, tags", "count: 1, contact_flow: f, tags" },
                 { "type: DID, count: 1, tags", "type: TOLL_FREE, count: 1, tags" },
+                { "count: 1, tags", "count: 1, numbers: [\"+12065550100\"], tags" },
+                { "count: 1, tags", "numbers: [\"+12065550100\"], tags" },
+                { "count: 1, tags", "count: 1, from: [old/p], tags" },
+                { "count: 1, tags",
+                  "count: 1, contact_flow: \"arn:aws:connect:us-east-1:111122223333:instance/aaa/contact-flow/f\", tags" },
         };
         for (size_t i = 0; i < ELEMENTSOF(changes); i++) {
                 const char *at = strstr(digest_base, changes[i].from);
@@ -695,8 +768,10 @@ static void test_digests(_unused_ void **state) {
         }
 
         /* A target setting changes the target digest, not its pools'. */
-        static const char *const target_changes[] = { "    quota: 9\n", "    release_excess: true\n",
-                                                      "    max_releases_per_pass: 2\n" };
+        static const char *const target_changes[] = {
+                "    quota: 9\n", "    release_excess: true\n", "    max_releases_per_pass: 2\n",
+                "    previous_arns: [arn:aws:connect:us-east-1:111122223333:instance/old]\n",
+        };
         for (size_t i = 0; i < ELEMENTSOF(target_changes); i++) {
                 const char *at = strstr(digest_base, "    pools:\n");
                 _cleanup_(freep) char *text = strprintf("%.*s%s%s", (int) (at - digest_base), digest_base,
@@ -705,6 +780,45 @@ static void test_digests(_unused_ void **state) {
                 assert_string_not_equal(c->targets[0].digest, a->digest);
                 assert_string_equal(c->targets[0].pools[0].digest, a->pools[0].digest);
                 assert_string_equal(c->targets[1].digest, b->digest);
+        }
+
+        /* The order of pins, from: entries and previous_arns means nothing;
+         * an empty list is the key left out. */
+        static const char *const same_pairs[][2] = {
+                { "count: 2, numbers: [\"+12065550100\", \"+12065550101\"], from: [x/a, x/b], tags",
+                  "count: 2, numbers: [+12065550101, +12065550100], from: [x/b, x/a], tags" },
+                { "count: 1, tags", "count: 1, numbers: [], from: [], tags" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(same_pairs); i++) {
+                struct config *pair[2] = {};
+                for (size_t k = 0; k < 2; k++) {
+                        const char *at = strstr(digest_base, "count: 1, tags");
+                        _cleanup_(freep) char *text = strprintf("%.*s%s%s", (int) (at - digest_base), digest_base,
+                                                                same_pairs[i][k], at + strlen("count: 1, tags"));
+                        pair[k] = parse_good(text);
+                }
+                if (i == 0)
+                        assert_string_equal(pair[0]->targets[0].pools[0].digest, pair[1]->targets[0].pools[0].digest);
+                else
+                        assert_string_equal(pair[1]->targets[0].pools[0].digest, a->pools[0].digest);
+                config_free(pair[0]);
+                config_free(pair[1]);
+        }
+        {
+                const char *at = strstr(digest_base, "    pools:\n");
+                _cleanup_(freep) char *t1 = strprintf("%.*s    previous_arns: [arn:aws:connect:us-east-1:111122223333:instance/x, "
+                                                      "arn:aws:connect:us-east-1:111122223333:instance/y]\n%s",
+                                                      (int) (at - digest_base), digest_base, at);
+                _cleanup_(freep) char *t2 = strprintf("%.*s    previous_arns: [arn:aws:connect:us-east-1:111122223333:instance/y, "
+                                                      "arn:aws:connect:us-east-1:111122223333:instance/x]\n%s",
+                                                      (int) (at - digest_base), digest_base, at);
+                _cleanup_(freep) char *t3 = strprintf("%.*s    previous_arns: []\n%s", (int) (at - digest_base),
+                                                      digest_base, at);
+                _cleanup_(config_freep) struct config *c1 = parse_good(t1);
+                _cleanup_(config_freep) struct config *c2 = parse_good(t2);
+                _cleanup_(config_freep) struct config *c3 = parse_good(t3);
+                assert_string_equal(c1->targets[0].digest, c2->targets[0].digest);
+                assert_string_equal(c3->targets[0].digest, a->digest);
         }
 
         /* A setting outside the targets changes no digest. */
@@ -719,6 +833,8 @@ int main(void) {
                 cmocka_unit_test(test_good_minimal_defaults),
                 cmocka_unit_test(test_good_full),
                 cmocka_unit_test(test_good_tdg),
+                cmocka_unit_test(test_good_pins),
+                cmocka_unit_test(test_good_moves),
                 cmocka_unit_test(test_good_prefix_forms),
                 cmocka_unit_test(test_good_durations_and_rates),
                 cmocka_unit_test(test_good_quirks),
