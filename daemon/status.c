@@ -61,8 +61,11 @@ static int collect(const struct state *s, const struct config *c, uint64_t now, 
         }
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 lifecycle_pool_figures(s, v[i].target, v[i].pool, v[i].f.desired, now, &v[i].f);
+                const struct target_config *t = c ? config_find_target(c, v[i].target) : NULL;
+                v[i].f.pins_missing = lifecycle_pins_missing(s, t, target_find_pool(t, v[i].pool), now);
+        }
         *ret = TAKE_PTR(v);
         *ret_n = n;
         return 0;
@@ -76,7 +79,60 @@ static const char *ts(uint64_t t, char *buf, size_t n) {
         return format_timestamp_sec(t, buf, n);
 }
 
-static int format_json(const struct state *s, const struct pool_count *v, size_t n, uint64_t now, char **ret) {
+/* What a pinned number's record says, for --status. */
+static const char *pin_state(const struct state *s, const struct target_config *t, const struct pool_config *p,
+                             const char *phone, uint64_t now) {
+        const struct state_number *x = state_find_number((struct state *) s, t->name, phone);
+        if (x && lifecycle_record_of_pool(x, t->name, p->name) && lifecycle_record_held(x, now))
+                return x->phase == PHASE_CLAIMED ? "held" : x->phase == PHASE_FAILED ? "failed" : "claiming";
+        for (size_t k = 0; k < s->n_numbers; k++)
+                if (streq_ptr(s->numbers[k].phone_number, phone) && streq_ptr(s->numbers[k].move_target, t->name))
+                        return "moving";
+        if (x && x->phase == PHASE_UNAVAILABLE)
+                return "unavailable";
+        if (x && x->phase == PHASE_GIVEN_UP)
+                return "lost";
+        return "missing";
+}
+
+static int pins_and_moves_json(const struct state *s, const struct config *c, uint64_t now, json_t *root) {
+        json_t *pins = json_array(), *moves = json_array();
+        char b[32];
+        if (!pins || !moves) {
+                json_decref(pins);
+                json_decref(moves);
+                return -ENOMEM;
+        }
+        json_object_set_new(root, "pins", pins);
+        json_object_set_new(root, "moves", moves);
+        for (size_t i = 0; c && i < c->n_targets; i++)
+                for (size_t j = 0; j < c->targets[i].n_pools; j++) {
+                        const struct pool_config *p = &c->targets[i].pools[j];
+                        for (size_t k = 0; k < p->n_numbers; k++)
+                                json_array_append_new(pins, json_pack("{s:s, s:s, s:s, s:s}", "target",
+                                                                      c->targets[i].name, "pool", p->name,
+                                                                      "phone_number", p->numbers[k], "state",
+                                                                      pin_state(s, &c->targets[i], p, p->numbers[k],
+                                                                                now)));
+                }
+        for (size_t k = 0; k < s->n_numbers; k++) {
+                const struct state_number *x = &s->numbers[k];
+                if (!x->move_target)
+                        continue;
+                json_t *o = json_pack("{s:s?, s:s?, s:s?, s:s?, s:s?, s:s, s:s?}", "phone_number", x->phone_number,
+                                      "from", x->target_arn, "to_target", x->move_target, "to_pool", x->move_pool,
+                                      "to_arn", x->move_target_arn, "state", x->move_token ? "in_flight" : "failed",
+                                      "message", x->move_message);
+                if (o && !x->move_token && x->move_next_retry_at)
+                        json_object_set_new(o, "next_retry", json_string(ts(x->move_next_retry_at, b, sizeof b)));
+                if (o)
+                        json_array_append_new(moves, o);
+        }
+        return 0;
+}
+
+static int format_json(const struct state *s, const struct config *c, const struct pool_count *v, size_t n,
+                       uint64_t now, char **ret) {
         json_t *root = json_object(), *pools = json_array(), *failed = json_array(), *quota = json_array();
         char b[32];
         if (!root || !pools || !failed || !quota) {
@@ -134,6 +190,10 @@ static int format_json(const struct state *s, const struct pool_count *v, size_t
                 if (o)
                         json_array_append_new(quota, o);
         }
+        if (pins_and_moves_json(s, c, now, root) < 0) {
+                json_decref(root);
+                return -ENOMEM;
+        }
         json_object_set_new(root, "desired", json_integer(total.desired));
         json_object_set_new(root, "claimed", json_integer(total.claimed));
         json_object_set_new(root, "in_progress", json_integer(total.in_progress));
@@ -163,7 +223,7 @@ int status_format(const struct state *s, const struct config *c, uint64_t now, b
         if (r < 0)
                 return r;
         if (json)
-                return format_json(s, v, n, now, ret);
+                return format_json(s, c, v, n, now, ret);
 
         char *buf = NULL;
         size_t len = 0;
@@ -201,6 +261,37 @@ int status_format(const struct state *s, const struct config *c, uint64_t now, b
                         x->quota_failure ? " [quota]" : "", x->failure_message ? "" : "");
                 if (x->failure_message)
                         fprintf(f, "    %s\n", x->failure_message);
+        }
+        header = false;
+        for (size_t i = 0; c && i < c->n_targets; i++)
+                for (size_t j = 0; j < c->targets[i].n_pools; j++) {
+                        const struct pool_config *p = &c->targets[i].pools[j];
+                        for (size_t k = 0; k < p->n_numbers; k++) {
+                                if (!header) {
+                                        fprintf(f, "\nPinned numbers:\n");
+                                        header = true;
+                                }
+                                fprintf(f, "  %s %s/%s %s\n", p->numbers[k], c->targets[i].name, p->name,
+                                        pin_state(s, &c->targets[i], p, p->numbers[k], now));
+                        }
+                }
+        header = false;
+        for (size_t k = 0; k < s->n_numbers; k++) {
+                const struct state_number *x = &s->numbers[k];
+                if (!x->move_target)
+                        continue;
+                if (!header) {
+                        fprintf(f, "\nMoves in progress:\n");
+                        header = true;
+                }
+                fprintf(f, "  %s from %s to %s/%s: %s", x->phone_number, x->target_arn ? x->target_arn : x->target,
+                        x->move_target, x->move_pool ? x->move_pool : "-",
+                        x->move_token ? "in flight" : "failed, next try ");
+                if (!x->move_token)
+                        fprintf(f, "%s", ts(x->move_next_retry_at, b1, sizeof b1));
+                fprintf(f, "\n");
+                if (x->move_message)
+                        fprintf(f, "    %s\n", x->move_message);
         }
         for (size_t k = 0; k < s->n_targets; k++) {
                 const struct state_target *t = &s->targets[k];

@@ -161,12 +161,13 @@ class Number:
 
     __slots__ = ("seq", "id", "arn", "phone_number", "country", "type", "target_arn", "region", "account",
                  "partition", "status", "status_message", "tags", "description", "contact_flow", "released",
-                 "released_at", "claims", "claimed_at", "failed_at", "expired", "pending", "fail_kind")
+                 "released_at", "claims", "claimed_at", "failed_at", "expired", "pending", "fail_kind", "moves")
 
     def __init__(self, seq, phone_number, country, ptype, target):
         self.seq = seq
         self.id = str(uuid.uuid4())
         self.phone_number = phone_number
+        self.moves = 0                 # UpdatePhoneNumber calls that moved it (idempotent replays excluded)
         self.country = country
         self.type = ptype
         self.set_target(target)
@@ -242,7 +243,7 @@ class Number:
             "tags": dict(self.tags), "description": self.description, "contact_flow": self.contact_flow,
             "released": self.released, "released_at": self.released_at, "claims": self.claims,
             "claimed_at": self.claimed_at, "failed_at": self.failed_at, "expired": self.expired,
-            "moves": getattr(self, "moves", 0),
+            "moves": self.moves,
         }
 
 
@@ -779,7 +780,7 @@ class Api:
                 if int(emu.config["fail_next_moves"]) > 0:
                     emu.config["fail_next_moves"] = int(emu.config["fail_next_moves"]) - 1
                     outcome, message = "FAILED", "The phone number could not be moved. Retry."
-        rec.moves = getattr(rec, "moves", 0) + 1
+        rec.moves += 1
         now = emu.now()
         rec.status = "IN_PROGRESS"
         rec.pending = {"kind": "update", "until": now + float(emu.config["claim_delay"]), "outcome": outcome,
