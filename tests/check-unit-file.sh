@@ -83,7 +83,7 @@ check "unit has no IPAddressDeny= (the AWS endpoints have no fixed addresses)" \
 # 5. The catalog.
 ids=$(sed -n 's/^#define MESSAGE_ID_[A-Z_]* "\([0-9a-f]\{32\}\)"$/\1/p' "$top/daemon/log.h" | sort)
 n_ids=$(echo "$ids" | grep -c .)
-check "daemon/log.h defines 11 MESSAGE_IDs (found $n_ids)" test "$n_ids" = 11
+check "daemon/log.h defines 12 MESSAGE_IDs (found $n_ids)" test "$n_ids" = 12
 
 mkdir -p "$tmp/root/usr/lib/systemd/catalog"
 cp "$catalog" "$tmp/root/usr/lib/systemd/catalog/"
