@@ -1063,6 +1063,8 @@ static void plan_target_orphans(struct planner *pl, struct target_ctx *tc) {
                                   n->phone_number, t->name, n->pool, n->target_arn ? n->target_arn : "another target");
                         continue;
                 }
+                if (tc->adopt[k] >= 0)
+                        continue; /* taken over (from:) in this plan */
                 if (n->phase == PHASE_FOREIGN && n->owner_tag) {
                         if (lifecycle_owner_pool(t, n->owner_tag))
                                 continue; /* its pool is back: describe settles it */

@@ -225,7 +225,9 @@ static const char *event_kind_name(enum lifecycle_event_kind k) {
                 [EVENT_WINDOW_EXPIRED] = "window_expired", [EVENT_QUOTA] = "quota",
                 [EVENT_QUOTA_CLEARED] = "quota_cleared", [EVENT_NO_NUMBERS] = "no_numbers",
                 [EVENT_RELEASED] = "released",       [EVENT_NUMBER_GONE] = "number_gone",
-                [EVENT_MOVED_AWAY] = "moved_away",
+                [EVENT_MOVED_AWAY] = "moved_away",   [EVENT_MOVED] = "moved",
+                [EVENT_MOVE_FAILED] = "move_failed", [EVENT_PIN_UNAVAILABLE] = "pin_unavailable",
+                [EVENT_PIN_LOST] = "pin_lost",
                 [EVENT_NOTE] = "note",
         };
         return names[k];
@@ -468,22 +470,26 @@ static void run_case(void **state) {
         if (!observed)
                 fail_msg("case %s: observed.json: %s at line %d", name, err.text, err.line);
 
-        /* 1. list */
+        /* 1. list: every target, and its previous_arns (observed under the ARN) */
         for (size_t i = 0; i < c->n_targets; i++) {
-                const struct target_config *t = &c->targets[i];
-                json_t *o = json_object_get(observed, t->name);
-                if (json_is_true(json_object_get(o, "list_failed"))) {
-                        lifecycle_list_failed(s, t->name);
-                        continue;
+                for (size_t j = 0; j <= c->targets[i].n_previous_arns; j++) {
+                        const struct target_config *t = &c->targets[i];
+                        const char *src = j == 0 ? t->name : t->previous_arns[j - 1];
+                        const char *src_arn = j == 0 ? t->arn : t->previous_arns[j - 1];
+                        json_t *o = json_object_get(observed, src);
+                        if (json_is_true(json_object_get(o, "list_failed"))) {
+                                lifecycle_list_failed(s, src);
+                                continue;
+                        }
+                        json_t *list = json_object_get(o, "list");
+                        struct numbers l = {0};
+                        l.v = calloc(json_array_size(list) + 1, sizeof *l.v);
+                        size_t k;
+                        json_t *e;
+                        json_array_foreach(list, k, e) number_from(&l.v[l.n++], e, NULL, src_arn, false);
+                        assert_int_equal(lifecycle_ingest_list(s, c, src, l.v, l.n), 0);
+                        numbers_clear(&l);
                 }
-                json_t *list = json_object_get(o, "list");
-                struct numbers l = {0};
-                l.v = calloc(json_array_size(list) + 1, sizeof *l.v);
-                size_t k;
-                json_t *e;
-                json_array_foreach(list, k, e) number_from(&l.v[l.n++], e, NULL, t->arn, false);
-                assert_int_equal(lifecycle_ingest_list(s, c, t->name, l.v, l.n), 0);
-                numbers_clear(&l);
         }
 
         /* 2. describe */
@@ -519,11 +525,11 @@ static void run_case(void **state) {
                 const char *id = tab + 1;
                 json_t *to = json_object_get(observed, target);
                 json_t *d = find_by_id(json_object_get(to, "describe"), id);
-                const struct target_config *t = config_find_target(c, target);
-                assert_non_null(t);
+                const char *src_arn = NULL;
+                assert_true(lifecycle_source(c, target, &src_arn, NULL));
                 if (d) {
                         struct connect_number x;
-                        number_from(&x, d, find_by_id(json_object_get(to, "list"), id), t->arn, true);
+                        number_from(&x, d, find_by_id(json_object_get(to, "list"), id), src_arn, true);
                         assert_int_equal(lifecycle_ingest_describe(s, c, target, &x, now, &ev), 0);
                         struct numbers one = {.v = malloc(sizeof x), .n = 1};
                         one.v[0] = x;
