@@ -285,6 +285,14 @@ static void log_event(struct pass *p, const struct lifecycle_event *ev) {
                 break;
         case EVENT_MOVED_AWAY:
                 f.message_id = MESSAGE_ID_MOVED;
+                if (lifecycle_pin_pool(t, ev->phone_number)) {
+                        log_fields(LOG_WARNING, 0, &f,
+                                   "Pinned number %s of %s/%s was moved to %s outside connect-numbers: it is moved "
+                                   "back if that target is one the service lists, else claimed again when it is "
+                                   "free; it is never replaced by another number.",
+                                   num, who, pool, ev->message ? ev->message : "another target");
+                        break;
+                }
                 log_fields(LOG_WARNING, 0, &f,
                            "%s of %s/%s was moved to %s outside connect-numbers: it no longer counts for the pool, "
                            "which claims a replacement, and it is never released, tagged or untagged for it.",

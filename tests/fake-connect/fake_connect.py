@@ -813,16 +813,19 @@ class Api:
 
     def _flow_number(self, ctx, instance_id):
         rec = self.resolve(ctx["uri"]["PhoneNumberId"], ctx["region"])
-        if rec.is_tdg:
-            raise invalid("Contact flows are associated per instance: the phone number %s is claimed to the "
-                          "traffic distribution group %s." % (rec.phone_number, rec.target_arn))
         given = instance_id
         m = TARGET_ARN_RE.match(given)
         if m:
             if m.group(4) != "instance" or m.group(2) != rec.region or m.group(3) != rec.account:
                 raise not_found("Phone number %s not found in instance %s." % (rec.phone_number, given))
             given = m.group(5)
-        if given != rec.instance_id:
+        # A traffic distribution group's number is associated through one of
+        # the group's instances (the one its flow belongs to): the fake knows
+        # no membership, so any well-formed instance id of the account is taken.
+        if rec.is_tdg:
+            if not UUID_RE.match(given or ""):
+                raise not_found("Phone number %s not found in instance %s." % (rec.phone_number, given))
+        elif given != rec.instance_id:
             raise not_found("Phone number %s not found in instance %s." % (rec.phone_number, given))
         if rec.status != "CLAIMED":
             raise invalid("The phone number %s is %s: only a CLAIMED number can be associated with a contact "
@@ -835,7 +838,7 @@ class Api:
         flow = b["ContactFlowId"]
         m = FLOW_ARN_RE.match(flow)
         if m:
-            if m.group(4) != rec.instance_id:
+            if m.group(4) != (rec.instance_id or b["InstanceId"]):
                 raise not_found("Contact flow %s not found in instance %s." % (flow, rec.instance_id))
             flow = m.group(5)
         if not flow or self.emu.target_missing(flow):

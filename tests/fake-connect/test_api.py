@@ -213,11 +213,13 @@ class ClaimLifecycle(EmulatorTest, unittest.TestCase):
         self.assertEqual([n for n in self.fake.numbers() if n["id"] == pid][0]["contact_flow"], "flow-1")
         self.assertEqual(self.c.disassociate(pid, iid).status, 200)
         self.assertIsNone([n for n in self.fake.numbers() if n["id"] == pid][0]["contact_flow"])
-        # TDG numbers take no flow.
+        # A TDG number takes a flow through an instance (the one the flow is in).
         g = tdg_arn()
         gid = self.c.claim(g, self.first_available(g)[0]).json["PhoneNumberId"]
         wait_status(self.c, gid, "CLAIMED")
-        self.assertError(self.c.associate(gid, iid, "flow-1"), 400, "InvalidParameterException")
+        self.assertError(self.c.associate(gid, "not-an-id", "flow-1"), 404, "ResourceNotFoundException")
+        self.assertEqual(self.c.associate(gid, iid, "%s/contact-flow/flow-2" % t).status, 200)
+        self.assertEqual([n for n in self.fake.numbers() if n["id"] == gid][0]["contact_flow"], "flow-2")
 
     def test_tags(self):
         t = instance_arn()

@@ -38,9 +38,12 @@ class PinsAndMoves(cnlib.DaemonTest):
     def inventory(self, n=3):
         return self.fake.admin("GET", "/admin/inventory?country=US&type=DID&count=%d" % n)["numbers"]
 
+    def flow(self):
+        return "%s/contact-flow/7c1a8bde-2f3a-4c55-9d1e-0a6b4c2d9e10" % self.a
+
     def two_pools(self, arn, **target):
         t = {"arn": arn, "quota": 100,
-             "pools": {"main": {"country": "US", "type": "DID", "count": 12},
+             "pools": {"main": {"country": "US", "type": "DID", "count": 12, "contact_flow": self.flow()},
                        "support": {"country": "US", "type": "DID", "count": 8}}}
         t.update(target)
         cnlib.write_yaml(self.yaml, self.fake, {"support": t})
@@ -70,6 +73,13 @@ class PinsAndMoves(cnlib.DaemonTest):
         for phone, n in after.items():
             self.assertEqual(n["tags"].get(TAG), before[phone]["tags"].get(TAG), "each keeps its pool")
             self.assertEqual(n.get("moves"), 1, phone)
+            # A move does not carry the flow: the pool's is associated again,
+            # through the instance its ARN names.
+            want = "7c1a8bde-2f3a-4c55-9d1e-0a6b4c2d9e10" if n["tags"].get(TAG) == "support/main" else None
+            self.assertEqual(n.get("contact_flow"), want, phone)
+        assoc = self.ops("AssociatePhoneNumberContactFlow")
+        self.assertEqual(len(assoc), 12)
+        self.assertEqual({q["body"]["InstanceId"] for q in assoc}, {self.a.rsplit("/", 1)[1]})
         # A second pass has nothing to do.
         self.fake.reset()
         r = self.once("--wait", "30s")
@@ -167,6 +177,26 @@ class PinsAndMoves(cnlib.DaemonTest):
         self.assertEqual(calls.get("UpdatePhoneNumber", 0), 1, calls)
         self.assertEqual(calls.get("ClaimPhoneNumber", 0), 0, calls)
         self.assertIn("Moved %s" % pin, r.stderr)
+
+    def test_pin_moved_away_by_someone_else_is_moved_back(self):
+        cnlib.write_yaml(self.yaml, self.fake, {"sales": {"arn": self.b, "pools": {
+            "main": {"country": "US", "type": "DID", "count": 0}}}})
+        pin = self.inventory(3)[-1]
+        targets = self.pin_yaml([pin], 1)
+        targets["sales"] = {"arn": self.b, "pools": {"main": {"country": "US", "type": "DID", "count": 0}}}
+        cnlib.write_yaml(self.yaml, self.fake, targets)
+        self.once("--wait", "30s", check=0)
+        self.assertIn(pin, self.on(self.a))
+        self.fake.admin("POST", "/admin/move", {"phone_number": pin, "target_arn": self.b})
+        self.fake.reset()
+        r = self.once("--wait", "60s")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(pin, self.on(self.a))
+        self.assertIn("Pinned number %s of support/main was moved to %s" % (pin, self.b), r.stderr)
+        calls = self.calls()
+        self.assertEqual(calls.get("UpdatePhoneNumber", 0), 1, calls)
+        self.assertEqual(calls.get("ClaimPhoneNumber", 0), 0, calls)
+        self.assertEqual(calls.get("ReleasePhoneNumber", 0), 0, calls)
 
     def test_pin_taken_by_someone_else_waits_an_hour(self):
         pin, other = self.inventory(2)
