@@ -48,6 +48,8 @@ MSG = {
     "quota": "3397924d2cd44439856474d51b94ceda",
     "pass": "6ae6cd9d9ba346269c909e0a010f7801",
     "config_rejected": "74a9b527b5114d6c936bc5e72a541aa2",
+    "moved": "c8f7426e7d32423ba00b32c03464e7a7",
+    "pin": "869c57ce438f44c88e13d31666e19092",
 }
 QUOTA_TEXT = "You've reached the limit of Phone Numbers. To increase the limit, contact support."
 DYNAMIC_UID_MIN, DYNAMIC_UID_MAX = 61184, 65519
@@ -572,6 +574,27 @@ def service_checks(c, fake, res, root, ca_src, exporter_port):
     res.check(after_claims == before_claims and len(after_numbers) == len(before_numbers),
               "no claim after the restart (ClaimPhoneNumber %d -> %d, numbers %d -> %d)" % (
                   before_claims, after_claims, len(before_numbers), len(after_numbers)))
+
+    # Pins: one number that small holds is pinned by a new pool of main (a
+    # move, MESSAGE_ID moved), one that another customer took (not
+    # available, MESSAGE_ID pin); journalctl -x explains both.
+    moved = fake.held(arn_small, "small/p")[0]
+    taken = [n for n in fake.admin("GET", "/admin/inventory?country=US&type=DID&count=5")["numbers"]][-1]
+    fake.admin("POST", "/admin/steal", {"phone_number": taken})
+    write(os.path.join(etc, "numbers.yaml"), good_yaml.replace(
+        "  small:\n", "      pinned: {country: US, type: DID, numbers: [\"%s\", \"%s\"]}\n  small:\n" % (moved, taken)))
+    p = c.run("systemctl", "reload", UNIT)
+    res.check(p.returncode == 0, "systemctl reload with pinned numbers", p.stdout + p.stderr)
+    res.check(wait_for(lambda: moved in fake.held(arn_main, "main/pinned"), 90, failed),
+              "the pinned number moved from small to main (UpdatePhoneNumber), retagged main/pinned")
+    for kind, phone, subject in (("moved", moved, "moved between targets"), ("pin", taken, "cannot be had now")):
+        recs = wait_for(lambda: [r for r in journal_json(c, "-u", UNIT, "MESSAGE_ID=" + MSG[kind])
+                                 if r.get("PHONE_NUMBER") == phone], 60, failed) or []
+        res.check(len(recs) == 1, "one %s record (MESSAGE_ID %s) for %s" % (kind, MSG[kind], phone),
+                  json.dumps(recs, indent=1)[-2000:])
+        xq = c.out("journalctl", "-x", "--no-pager", "-u", UNIT, "MESSAGE_ID=" + MSG[kind])
+        res.check(subject in xq and "man:connect-numbersd(8)" in xq,
+                  "journalctl -x shows the catalog entry of %s (%s)" % (MSG[kind], subject), xq[-2000:])
 
     # Clean stop.
     p = c.run("systemctl", "stop", UNIT, timeout=60)
