@@ -1043,6 +1043,10 @@ struct state_number *lifecycle_claim_intent(struct state *s, const struct plan_s
                 case PHASE_UNAVAILABLE:
                         break;
                 case PHASE_GIVEN_UP:
+                case PHASE_MOVED:
+                case PHASE_RELEASED:
+                        /* A pinned number is claimed again by number whatever
+                         * became of it; Amazon Connect says whether it can be. */
                         if (step->action != STEP_CLAIM_PINNED) {
                                 errno = EEXIST;
                                 return NULL;
