@@ -154,8 +154,10 @@ static const struct connect_role *role_pick(const struct connect_roles *rs, cons
 
 int connect_roles_credentials(struct connect_roles *rs, struct role_cache *cache, struct credentials_provider *base,
                               const char *region, const char *arn, const char *phone_number_id, uint64_t now,
-                              const struct aws_credentials **ret, const char **ret_error) {
+                              const struct aws_credentials **ret, const char **ret_error, bool *ret_assumed) {
         const struct connect_role *r = role_pick(rs, region, arn, phone_number_id);
+        if (ret_assumed)
+                *ret_assumed = r != NULL;
         if (!r) {
                 int k = credentials_get(base, now, ret);
                 if (k < 0)

@@ -23,7 +23,8 @@ void connect_roles_remember(struct connect_roles *rs, const char *phone_number_i
  * ARN, or NULL) or phone_number_id (or NULL): the role of the ARN's
  * account, else of the account the id was claimed in, else the region's
  * only role, else the chain's (base). As role_cache_get() and
- * credentials_get(); *ret_role is the role ARN used, or NULL. */
+ * credentials_get(); *ret_assumed (may be NULL) says whether a role was
+ * picked, so that a failure is that role's targets' only. */
 int connect_roles_credentials(struct connect_roles *rs, struct role_cache *cache, struct credentials_provider *base,
                               const char *region, const char *arn, const char *phone_number_id, uint64_t now,
-                              const struct aws_credentials **ret, const char **ret_error);
+                              const struct aws_credentials **ret, const char **ret_error, bool *ret_assumed);

@@ -507,10 +507,14 @@ static void call_start_attempt(struct connect_call *call) {
         int r;
 
         const char *why = NULL;
+        bool assumed = false;
         r = connect_roles_credentials(c->roles, c->role_cache, c->creds, call->region, call->cred_arn,
-                                      call->cred_id, now, &creds, &why);
+                                      call->cred_id, now, &creds, &why, &assumed);
         if (r < 0) {
-                call_fail(call, r, CONNECT_ERROR_AUTH, why ? why : "no AWS credentials found");
+                /* A role that cannot be assumed fails its targets only; the
+                 * chain's own credentials failing fails every call. */
+                call_fail(call, r, assumed ? CONNECT_ERROR_CREDENTIALS : CONNECT_ERROR_AUTH,
+                          why ? why : "no AWS credentials found");
                 return;
         }
 
@@ -741,6 +745,7 @@ static int error_kind_errno(enum connect_error_kind kind) {
         case CONNECT_ERROR_ACCESS_DENIED:
                 return -EACCES;
         case CONNECT_ERROR_AUTH:
+        case CONNECT_ERROR_CREDENTIALS:
                 return -EPERM;
         case CONNECT_ERROR_TLS:
                 return -EPROTO;
