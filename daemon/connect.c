@@ -22,6 +22,7 @@
 #include "aws/pacing.h"
 #include "aws/roles.h"
 #include "aws/sigv4.h"
+#include "config.h"
 #include "connect-roles.h"
 #include "dispatch.h"
 #include "log.h"
@@ -1024,6 +1025,19 @@ static void client_settings_clear(struct client_settings *s) {
         free(s->ca_file);
 }
 
+/* Where the chain's own STS calls go (role profiles, web identity):
+ * region:, else AWS_REGION / AWS_DEFAULT_REGION, else the first target's. */
+static const char *chain_region(const struct config *config) {
+        const char *e = getenv("AWS_REGION");
+        if (config && config->region)
+                return config->region;
+        if (isempty(e))
+                e = getenv("AWS_DEFAULT_REGION");
+        if (!isempty(e))
+                return e;
+        return config && config->n_targets > 0 ? config->targets[0].region : NULL;
+}
+
 static int client_settings_from(const struct connect_client_options *o, struct client_settings *ret) {
         struct client_settings s = {};
         const char *ca;
@@ -1096,6 +1110,8 @@ int connect_client_new(sd_event *event, const struct connect_client_options *o, 
         if (r < 0)
                 goto fail;
         r = credentials_provider_new(o->profile, &c->creds);
+        if (r >= 0)
+                r = credentials_provider_set_region(c->creds, chain_region(o->config));
         if (r < 0)
                 goto fail;
         r = role_cache_new(&c->role_cache);
@@ -1125,6 +1141,8 @@ int connect_client_reconfigure(struct connect_client *c, const struct connect_cl
         if (r < 0)
                 return r;
         r = credentials_provider_new(o->profile, &creds);
+        if (r >= 0)
+                r = credentials_provider_set_region(creds, chain_region(o->config));
         if (r < 0)
                 return r;
         r = connect_roles_new(o->config, &roles);

@@ -25,6 +25,9 @@ DEFINE_FREEP(struct credentials_provider, credentials_provider_free)
  * containing a secret). */
 int credentials_get(struct credentials_provider *p, uint64_t now, const struct aws_credentials **ret);
 const char *credentials_provider_error(const struct credentials_provider *p);
+/* The region whose STS endpoint the chain's own role profiles and web
+ * identity call (NULL: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1). */
+int credentials_provider_set_region(struct credentials_provider *p, const char *region);
 
 /* New credentials from their parts (copied; source may be NULL): -EINVAL
  * when a part has spaces or control characters (it goes into a header),

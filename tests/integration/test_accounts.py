@@ -183,6 +183,57 @@ class Accounts(cnlib.DaemonTest):
         if journal:
             self.assertIn(ROLE_B, texts["journal"] + texts["console -v"])
 
+    def run_service_with_expiring_credentials(self, ttl, seconds, interval):
+        """The service, shifted in time with CONNECT_NUMBERS_CLOCK_OFFSET
+        (and the fake with it), while STS hands out credentials that last
+        ttl s. Returns the service's output."""
+        self.fake.config(sts_credentials_ttl=ttl)
+        self.fake.clock(7200)
+        env = dict(self.env, CONNECT_NUMBERS_CLOCK_OFFSET="+2h")
+        self.write(interval="%ds" % interval)
+        out = open(os.path.join(self.tmp, "service.log"), "w+")
+        p = self.start_service("--log-target", "console", env=env, stdout=out)
+        time.sleep(seconds)
+        self.assertIsNone(p.poll(), "the service died")
+        p.terminate()
+        p.wait(timeout=30)
+        out.seek(0)
+        text = out.read()
+        out.close()
+        return text
+
+    def check_expiring_run(self, log, ttl, seconds):
+        self.assert_converged()
+        self.assert_signed_by_account()
+        c = self.fake.calls()
+        self.assertNotIn("ExpiredTokenException", c["error_codes"], log[-3000:])
+        self.assertEqual(c["errors"], {}, log[-3000:])
+        lists = c["calls"].get("ListPhoneNumbersV2", 0)
+        self.assertGreaterEqual(lists, 6 * 3, "too few passes to mean anything: %r" % c)
+        for role in (ROLE_B, ROLE_C):
+            n = len(self.sts_calls(role))
+            # renewed at half their life: twice per lifetime, plus the first
+            # (and slack for a pass that starts just before the renewal)
+            expiries = seconds / ttl
+            self.assertGreaterEqual(n, expiries, "%s: %d AssumeRole in %ds" % (role, n, seconds))
+            self.assertLessEqual(n, 2 * expiries + 2, "%s: %d AssumeRole in %ds (not per call)" % (role, n, seconds))
+            self.assertLess(n, lists / 3, "STS must not be called per Connect call")
+            sys.stderr.write("[%s: %d AssumeRole, %d lists in %ds, credentials of %ds] " % (role[13:25], n, lists,
+                                                                                              seconds, ttl))
+
+    def test_short_lived_credentials_quick(self):
+        """The same as the 5-minute run below, scaled down: 6 s credentials,
+        passes every second, for 18 s."""
+        log = self.run_service_with_expiring_credentials(ttl=6, seconds=18, interval=1)
+        self.check_expiring_run(log, 6, 18)
+
+    @cnlib.real_time
+    def test_short_lived_credentials_five_minutes(self):
+        """Credentials that expire every 60 s across a 5-minute run: no
+        call refused, STS asked about once per expiry per role."""
+        log = self.run_service_with_expiring_credentials(ttl=60, seconds=300, interval=10)
+        self.check_expiring_run(log, 60, 300)
+
 
 if __name__ == "__main__":
     cnlib.main()
