@@ -1187,6 +1187,8 @@ static int profile_assume(struct walk *w, const struct profile_files *f, const c
                         r = akid && secret ? credentials_new(akid, secret, env("AWS_SESSION_TOKEN"), 0, "environment",
                                                              &base)
                                            : NOT_FOUND;
+                        if (r == 0 && base)
+                                r = FOUND;
                         if (r == -EINVAL)
                                 return set_error(ret_error, r,
                                                  "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_SESSION_TOKEN "
@@ -1314,9 +1316,12 @@ static int chain_resolve(struct walk *w, struct aws_credentials **ret, char **re
         bool found_section = false;
         int r;
 
-        /* (a) environment; both halves or nothing */
+        /* (a) environment; both halves or nothing. A profile named in the
+         * YAML is an explicit choice, as the CLI's --profile: the
+         * environment's keys then serve only through credential_source =
+         * Environment (botocore drops its environment provider likewise). */
         const char *akid = env("AWS_ACCESS_KEY_ID"), *secret = env("AWS_SECRET_ACCESS_KEY");
-        if (akid && secret) {
+        if (akid && secret && !p->profile) {
                 const char *token = env("AWS_SESSION_TOKEN");
                 if (!token)
                         token = env("AWS_SECURITY_TOKEN"); /* legacy name botocore still reads */
@@ -1460,16 +1465,15 @@ int credentials_get(struct credentials_provider *p, uint64_t now, const struct a
                 *ret = p->creds;
                 return 0;
         }
-        if (p->creds && p->attempted && now >= p->last_attempt_sec &&
-            now - p->last_attempt_sec < REFRESH_RETRY_SEC) {
-                /* Asked recently: these are the freshest the source had,
-                 * or the old ones are still good. */
-                if (p->creds->expiration > now) {
-                        *ret = p->creds;
-                        return 0;
-                }
-                if (!p->last_attempt_ok)
-                        return p->error_code < 0 ? p->error_code : -EIO;
+        if (p->creds && p->attempted && now >= p->last_attempt_sec && p->creds->expiration > now &&
+            now - p->last_attempt_sec < (p->last_attempt_ok ? 1 : REFRESH_RETRY_SEC)) {
+                /* The renewal failed a moment ago (asked again once a
+                 * minute), or the source just gave these: the old ones are
+                 * still good. A renewal that worked is due again at half
+                 * of what is left (needs_refresh()), which also paces a
+                 * source that keeps serving a set near its expiry. */
+                *ret = p->creds;
+                return 0;
         }
 
         if (!p->creds && p->attempted && !p->last_attempt_ok && now >= p->last_attempt_sec &&
