@@ -126,6 +126,17 @@ void connect_roles_remember(struct connect_roles *rs, const char *phone_number_i
         rs->next_id = (rs->next_id + 1) % REMEMBERED_IDS;
 }
 
+bool connect_roles_account_of(const struct connect_roles *rs, const char *phone_number_id, char ret[13]) {
+        if (!rs || !phone_number_id || rs->n_roles == 0)
+                return false;
+        for (size_t i = 0; i < REMEMBERED_IDS; i++)
+                if (rs->ids[i].id && streq(rs->ids[i].id, phone_number_id)) {
+                        memcpy(ret, rs->ids[i].account, 13);
+                        return true;
+                }
+        return false;
+}
+
 static const struct connect_role *role_pick(const struct connect_roles *rs, const char *region, const char *arn,
                                             const char *id) {
         size_t n;

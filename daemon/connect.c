@@ -403,14 +403,21 @@ static void bucket_on_answer(struct connect_bucket *b, bool throttled) {
 
 /* The account whose limits a call draws on: the account field of the ARN
  * the call names (target, resource, or a number given by ARN). A number
- * given by bare id names no account: those calls share the bucket of
- * account "" in their region. */
-static void call_account(const struct connect_args *a, char *ret, size_t size) {
+ * given by bare id: the account it was claimed in when the client saw
+ * that (with roles configured, connect_roles_account_of()), else none:
+ * those calls share the bucket of account "" in their region. */
+static void call_account(const struct connect_client *c, const struct connect_args *a, char *ret, size_t size) {
         const char *arn = a->target_arn ?: a->resource_arn;
 
         if (!arn && a->phone_number_id && strncmp(a->phone_number_id, "arn:", 4) == 0)
                 arn = a->phone_number_id;
         ret[0] = '\0';
+        if (!arn && a->phone_number_id && size >= 13) {
+                char acct[13];
+                if (connect_roles_account_of(c->roles, a->phone_number_id, acct))
+                        memcpy(ret, acct, 13);
+                return;
+        }
         if (!arn || strncmp(arn, "arn:", 4) != 0)
                 return;
         /* arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE */
@@ -1336,7 +1343,7 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                 return r;
         }
         char account[64];
-        call_account(a, account, sizeof account);
+        call_account(c, a, account, sizeof account);
         call->bucket = bucket_get(c, account, region, op, &r);
         if (!call->bucket) {
                 call_free(call);
