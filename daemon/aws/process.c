@@ -178,6 +178,37 @@ static bool env_passes(const char *entry) {
         return false;
 }
 
+/* The program's path: argv0 itself when it has a '/', else the first
+ * executable of that name in PATH (default "/usr/bin:/bin"). Resolved
+ * here rather than by posix_spawnp(), so that a missing program is
+ * told apart from one that fails. -ENOENT when there is none. */
+static int resolve_program(const char *argv0, char **ret) {
+        if (strchr(argv0, '/')) {
+                if (access(argv0, X_OK) < 0)
+                        return -errno;
+                *ret = strdup(argv0);
+                return *ret ? 0 : -ENOMEM;
+        }
+        const char *path = getenv("PATH");
+        if (isempty(path))
+                path = "/usr/bin:/bin";
+        for (const char *p = path; *p;) {
+                size_t n = strcspn(p, ":");
+                char *cand = n > 0 ? strprintf("%.*s/%s", (int) n, p, argv0) : strprintf("./%s", argv0);
+                if (!cand)
+                        return -ENOMEM;
+                if (access(cand, X_OK) == 0) {
+                        *ret = cand;
+                        return 0;
+                }
+                free(cand);
+                p += n;
+                if (*p == ':')
+                        p++;
+        }
+        return -ENOENT;
+}
+
 static usec_t now_mono(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -186,6 +217,7 @@ static usec_t now_mono(void) {
 
 int process_credentials(const char *cmd, usec_t timeout_usec, struct aws_credentials **ret, char **ret_error) {
         _cleanup_(strv_freep) char **argv = NULL;
+        _cleanup_(freep) char *program = NULL;
         char **envp = NULL;
         size_t n_env = 0;
         int pipefd[2] = { -1, -1 }, devnull = -1, r;
@@ -206,6 +238,11 @@ int process_credentials(const char *cmd, usec_t timeout_usec, struct aws_credent
         }
         if (r < 0)
                 return r;
+        r = resolve_program(argv[0], &program);
+        if (r < 0) {
+                set_error(ret_error, "cannot run credential_process %s: %s", argv[0], strerror(-r));
+                return r == -ENOMEM ? r : -ENOENT;
+        }
         for (char **e = environ; e && *e; e++)
                 if (env_passes(*e)) {
                         char **ne = realloc(envp, (n_env + 2) * sizeof(char *));
@@ -241,8 +278,7 @@ int process_credentials(const char *cmd, usec_t timeout_usec, struct aws_credent
         posix_spawnattr_setsigdefault(&attr, &all);
         posix_spawnattr_setpgroup(&attr, 0);
         posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-        r = argv[0][0] == '/' || strchr(argv[0], '/') ? posix_spawn(&pid, argv[0], &fa, &attr, argv, envp)
-                                                      : posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
+        r = posix_spawn(&pid, program, &fa, &attr, argv, envp);
         posix_spawn_file_actions_destroy(&fa);
         posix_spawnattr_destroy(&attr);
         close(pipefd[1]);
