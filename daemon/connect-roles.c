@@ -126,6 +126,17 @@ void connect_roles_remember(struct connect_roles *rs, const char *phone_number_i
         rs->next_id = (rs->next_id + 1) % REMEMBERED_IDS;
 }
 
+bool connect_roles_account_of(const struct connect_roles *rs, const char *phone_number_id, char ret[13]) {
+        if (!rs || !phone_number_id || rs->n_roles == 0)
+                return false;
+        for (size_t i = 0; i < REMEMBERED_IDS; i++)
+                if (rs->ids[i].id && streq(rs->ids[i].id, phone_number_id)) {
+                        memcpy(ret, rs->ids[i].account, 13);
+                        return true;
+                }
+        return false;
+}
+
 static const struct connect_role *role_pick(const struct connect_roles *rs, const char *region, const char *arn,
                                             const char *id) {
         size_t n;
@@ -154,8 +165,10 @@ static const struct connect_role *role_pick(const struct connect_roles *rs, cons
 
 int connect_roles_credentials(struct connect_roles *rs, struct role_cache *cache, struct credentials_provider *base,
                               const char *region, const char *arn, const char *phone_number_id, uint64_t now,
-                              const struct aws_credentials **ret, const char **ret_error) {
+                              const struct aws_credentials **ret, const char **ret_error, bool *ret_assumed) {
         const struct connect_role *r = role_pick(rs, region, arn, phone_number_id);
+        if (ret_assumed)
+                *ret_assumed = r != NULL;
         if (!r) {
                 int k = credentials_get(base, now, ret);
                 if (k < 0)

@@ -22,6 +22,7 @@
 #include "aws/pacing.h"
 #include "aws/roles.h"
 #include "aws/sigv4.h"
+#include "config.h"
 #include "connect-roles.h"
 #include "dispatch.h"
 #include "log.h"
@@ -402,14 +403,21 @@ static void bucket_on_answer(struct connect_bucket *b, bool throttled) {
 
 /* The account whose limits a call draws on: the account field of the ARN
  * the call names (target, resource, or a number given by ARN). A number
- * given by bare id names no account: those calls share the bucket of
- * account "" in their region. */
-static void call_account(const struct connect_args *a, char *ret, size_t size) {
+ * given by bare id: the account it was claimed in when the client saw
+ * that (with roles configured, connect_roles_account_of()), else none:
+ * those calls share the bucket of account "" in their region. */
+static void call_account(const struct connect_client *c, const struct connect_args *a, char *ret, size_t size) {
         const char *arn = a->target_arn ?: a->resource_arn;
 
         if (!arn && a->phone_number_id && strncmp(a->phone_number_id, "arn:", 4) == 0)
                 arn = a->phone_number_id;
         ret[0] = '\0';
+        if (!arn && a->phone_number_id && size >= 13) {
+                char acct[13];
+                if (connect_roles_account_of(c->roles, a->phone_number_id, acct))
+                        memcpy(ret, acct, 13);
+                return;
+        }
         if (!arn || strncmp(arn, "arn:", 4) != 0)
                 return;
         /* arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE */
@@ -507,10 +515,14 @@ static void call_start_attempt(struct connect_call *call) {
         int r;
 
         const char *why = NULL;
+        bool assumed = false;
         r = connect_roles_credentials(c->roles, c->role_cache, c->creds, call->region, call->cred_arn,
-                                      call->cred_id, now, &creds, &why);
+                                      call->cred_id, now, &creds, &why, &assumed);
         if (r < 0) {
-                call_fail(call, r, CONNECT_ERROR_AUTH, why ? why : "no AWS credentials found");
+                /* A role that cannot be assumed fails its targets only; the
+                 * chain's own credentials failing fails every call. */
+                call_fail(call, r, assumed ? CONNECT_ERROR_CREDENTIALS : CONNECT_ERROR_AUTH,
+                          why ? why : "no AWS credentials found");
                 return;
         }
 
@@ -741,6 +753,7 @@ static int error_kind_errno(enum connect_error_kind kind) {
         case CONNECT_ERROR_ACCESS_DENIED:
                 return -EACCES;
         case CONNECT_ERROR_AUTH:
+        case CONNECT_ERROR_CREDENTIALS:
                 return -EPERM;
         case CONNECT_ERROR_TLS:
                 return -EPROTO;
@@ -1019,6 +1032,19 @@ static void client_settings_clear(struct client_settings *s) {
         free(s->ca_file);
 }
 
+/* Where the chain's own STS calls go (role profiles, web identity):
+ * region:, else AWS_REGION / AWS_DEFAULT_REGION, else the first target's. */
+static const char *chain_region(const struct config *config) {
+        const char *e = getenv("AWS_REGION");
+        if (config && config->region)
+                return config->region;
+        if (isempty(e))
+                e = getenv("AWS_DEFAULT_REGION");
+        if (!isempty(e))
+                return e;
+        return config && config->n_targets > 0 ? config->targets[0].region : NULL;
+}
+
 static int client_settings_from(const struct connect_client_options *o, struct client_settings *ret) {
         struct client_settings s = {};
         const char *ca;
@@ -1091,6 +1117,8 @@ int connect_client_new(sd_event *event, const struct connect_client_options *o, 
         if (r < 0)
                 goto fail;
         r = credentials_provider_new(o->profile, &c->creds);
+        if (r >= 0)
+                r = credentials_provider_set_region(c->creds, chain_region(o->config));
         if (r < 0)
                 goto fail;
         r = role_cache_new(&c->role_cache);
@@ -1120,6 +1148,8 @@ int connect_client_reconfigure(struct connect_client *c, const struct connect_cl
         if (r < 0)
                 return r;
         r = credentials_provider_new(o->profile, &creds);
+        if (r >= 0)
+                r = credentials_provider_set_region(creds, chain_region(o->config));
         if (r < 0)
                 return r;
         r = connect_roles_new(o->config, &roles);
@@ -1313,7 +1343,7 @@ static int call_submit_full(struct connect_client *c, enum connect_op op, const 
                 return r;
         }
         char account[64];
-        call_account(a, account, sizeof account);
+        call_account(c, a, account, sizeof account);
         call->bucket = bucket_get(c, account, region, op, &r);
         if (!call->bucket) {
                 call_free(call);

@@ -16,6 +16,7 @@ const char *connect_error_kind_name(enum connect_error_kind k) {
                 [CONNECT_ERROR_TLS] = "tls",
                 [CONNECT_ERROR_LIST_BOUND] = "list-bound",
                 [CONNECT_ERROR_OTHER] = "other",
+                [CONNECT_ERROR_CREDENTIALS] = "credentials",
         };
         if ((unsigned) k >= ELEMENTSOF(names))
                 return "other";

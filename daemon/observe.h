@@ -21,6 +21,7 @@ enum connect_error_kind {
         CONNECT_ERROR_TLS,           /* certificate verification and other TLS failures */
         CONNECT_ERROR_LIST_BOUND,    /* a list that cycles (NextToken seen before) or passes its cap */
         CONNECT_ERROR_OTHER,
+        CONNECT_ERROR_CREDENTIALS,   /* the target's role could not be assumed: that target only */
 };
 const char *connect_error_kind_name(enum connect_error_kind k);
 /* Worth another try later (the pass ends with work remaining, exit 75):

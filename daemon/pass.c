@@ -60,6 +60,7 @@ struct pass {
         unsigned outstanding;          /* connect calls in flight that this pass waits for */
         bool stopping;
         bool fatal;                    /* auth, access denied, TLS, internal: exit 1 */
+        bool target_failed;            /* a target's credentials failed: exit 1, the others go on */
         bool retryable;                /* throttled/transient errors outlasted their retries */
         char *error;
 
@@ -162,6 +163,8 @@ static void pass_note_call_error(struct pass *p, const struct connect_result *re
         enum connect_error_kind k = res->error.kind;
         if (res->r == -ECANCELED)
                 return;
+        if (k == CONNECT_ERROR_CREDENTIALS)
+                p->target_failed = true;
         if (k == CONNECT_ERROR_AUTH || k == CONNECT_ERROR_ACCESS_DENIED || k == CONNECT_ERROR_TLS)
                 pass_set_error(p, true, "%s on %s: %s", connect_op_name(res->op), target ? target : "-",
                                res->error.message ? res->error.message : connect_error_kind_name(k));
@@ -407,7 +410,7 @@ static void pass_summarize(struct pass *p, struct pass_result *r) {
         if (p->plan)
                 r->next_wakeup_at = p->plan->next_wakeup_at;
 
-        if (p->fatal)
+        if (p->fatal || p->target_failed)
                 r->exit_status = EXIT_FAILURE_OTHER;
         else if (p->opts.read_only)
                 r->exit_status = p->plan && plan_count_api_changes(p->plan) > 0 ? EXIT_WORK_REMAINS

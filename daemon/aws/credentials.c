@@ -21,6 +21,8 @@
 
 #include "../log.h"
 #include "http.h"
+#include "process.h"
+#include "sts.h"
 
 #ifndef VERSION
 #define VERSION "0"
@@ -37,6 +39,11 @@
 #define RESPONSE_MAX_BYTES (64 * 1024)
 #define FILE_MAX_BYTES (1024 * 1024)
 #define TOKEN_FILE_MAX_BYTES (16 * 1024)
+/* STS takes web identity tokens of up to 20000 characters. */
+#define WEB_IDENTITY_TOKEN_MAX_BYTES (32 * 1024)
+/* source_profile chains longer than this are refused as a loop would be. */
+#define PROFILE_CHAIN_MAX 16
+#define DEFAULT_SESSION_NAME "connect-numbers"
 
 #define CONTAINER_HOST_RELATIVE "http://169.254.170.2"
 #define CONTAINER_TIMEOUT_MS 2000L
@@ -51,11 +58,16 @@
         "no AWS credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, use LoadCredential=aws:..., " \
         "a profile in ~/.aws/credentials, or an instance role"
 #define UNSUPPORTED_HINT                                                                                   \
-        "use aws_access_key_id/aws_secret_access_key, LoadCredential=aws:..., container credentials or an " \
-        "instance role"
+        "use aws_access_key_id/aws_secret_access_key, role_arn, web identity, credential_process, "        \
+        "LoadCredential=aws:..., container credentials or an instance role"
 
 struct credentials_provider {
         char *profile;                 /* the YAML's profile:, or NULL */
+        char *region;                  /* where the chain's own STS calls go, or NULL (then AWS_REGION...) */
+        uint64_t obtained;             /* wall seconds when creds arrived */
+        char *error_aws_code;          /* the STS code of the last failure, or NULL */
+        const char *error_operation;   /* "AssumeRole", "AssumeRoleWithWebIdentity", "credential_process" or NULL */
+        bool failure_logged;           /* this failure episode is in the log */
         struct aws_credentials *creds; /* what credentials_get() hands out, or NULL */
         char *error;                   /* one line: why the last walk of the chain failed */
         int error_code;                /* its negative errno */
@@ -215,24 +227,26 @@ int credentials_parse_iso8601(const char *s, uint64_t *ret) {
 
 /* ---- shared credentials / config files ---- */
 
-/* Profile keys that need a provider this version does not have (role
- * chaining, credential_process, SSO, web identity). */
+/* Profile keys of a provider this version refuses: AWS IAM Identity
+ * Center (SSO), whose tokens come from an interactive login. */
 static bool key_unsupported(const char *key) {
-        static const char *const keys[] = {
-                "role_arn", "source_profile", "credential_source", "credential_process", "web_identity_token_file",
-        };
-        for (size_t i = 0; i < ELEMENTSOF(keys); i++)
-                if (streq(key, keys[i]))
-                        return true;
         return strncmp(key, "sso_", 4) == 0;
 }
+
+/* The settings of a profile that pick and configure its provider. */
+#define PROFILE_SETTINGS(X)                                                                               \
+        X(role_arn) X(source_profile) X(credential_source) X(external_id) X(role_session_name)              \
+        X(duration_seconds) X(web_identity_token_file) X(credential_process)
 
 struct ini_profile {
         bool found;              /* the section exists */
         char *access_key_id;
         char *secret_access_key; /* wiped when freed */
         char *session_token;     /* wiped when freed */
-        char *unsupported;       /* the first key this version refuses, e.g. "role_arn" */
+        char *unsupported;       /* the first key this version refuses, e.g. "sso_start_url" */
+#define X(name) char *name;
+        PROFILE_SETTINGS(X)
+#undef X
 };
 
 static void ini_profile_done(struct ini_profile *p) {
@@ -240,7 +254,28 @@ static void ini_profile_done(struct ini_profile *p) {
         free_cleanse_str(p->secret_access_key);
         free_cleanse_str(p->session_token);
         free(p->unsupported);
+#define X(name) free(p->name);
+        PROFILE_SETTINGS(X)
+#undef X
         *p = (struct ini_profile) {};
+}
+
+/* Merges from into into, keys of into winning (the credentials file
+ * over the config file, as botocore merges them). from is emptied. */
+static void ini_profile_merge(struct ini_profile *into, struct ini_profile *from) {
+        into->found = into->found || from->found;
+#define TAKE(name)                                         \
+        if (!into->name)                                   \
+                into->name = TAKE_PTR(from->name);
+        TAKE(access_key_id)
+        TAKE(secret_access_key)
+        TAKE(session_token)
+        TAKE(unsupported)
+#define X(name) TAKE(name)
+        PROFILE_SETTINGS(X)
+#undef X
+#undef TAKE
+        ini_profile_done(from);
 }
 
 static bool is_blank(char c) {
@@ -368,8 +403,13 @@ static int ini_parse(const char *text, size_t len, const char *profile, bool is_
                 } else if (streq(key, "aws_session_token") || streq(key, "aws_security_token")) {
                         dest = &prof.session_token;
                         secret = true;
-                } else if (key_unsupported(key) && !prof.unsupported)
-                        prof.unsupported = TAKE_PTR(key);
+                } else if (key_unsupported(key)) {
+                        if (!prof.unsupported)
+                                prof.unsupported = TAKE_PTR(key);
+                }
+#define X(name) else if (streq(key, #name)) dest = &prof.name;
+                PROFILE_SETTINGS(X)
+#undef X
                 if (dest) {
                         char *val = vl > 0 ? strndup(v, vl) : NULL;
                         if (vl > 0 && !val)
@@ -395,7 +435,8 @@ static int ini_profile_credentials(const struct ini_profile *prof, const char *p
                 return NOT_FOUND;
         if (prof->unsupported)
                 return set_error(ret_error, -EOPNOTSUPP,
-                                 "profile %s uses %s, which this version does not support; " UNSUPPORTED_HINT " (%s)",
+                                 "profile %s uses %s: AWS IAM Identity Center (SSO) profiles are not supported "
+                                 "(their tokens come from an interactive login); " UNSUPPORTED_HINT " (%s)",
                                  profile, prof->unsupported, where);
         if (!prof->access_key_id && !prof->secret_access_key)
                 return NOT_FOUND;
@@ -502,61 +543,6 @@ static char *shared_file_path(const char *env_name, const char *default_rel) {
  * reads the file the unit hands over instead, so that both use the same
  * keys. CONNECT_NUMBERS_TEST_ROOT_CREDENTIALS moves it, for tests only. */
 #define ROOT_CREDENTIALS_FILE "/etc/connect-numbers/aws-credentials"
-
-static int from_credentials_directory(const char *profile, bool *found_section, struct aws_credentials **ret,
-                                      char **ret_error) {
-        _cleanup_(ini_profile_done) struct ini_profile prof = {};
-        const char *dir = env("CREDENTIALS_DIRECTORY"), *root_file = NULL;
-        if (!dir) {
-                if (geteuid() != 0)
-                        return NOT_FOUND;
-                root_file = env("CONNECT_NUMBERS_TEST_ROOT_CREDENTIALS") ?: ROOT_CREDENTIALS_FILE;
-        }
-        _cleanup_(freep) char *path = dir ? strprintf("%s/aws", dir) : strdup(root_file);
-        if (!path)
-                return set_error(ret_error, -ENOMEM, "out of memory");
-        int r = ini_load(path, profile, false, &prof, ret_error);
-        if (r < 0)
-                return r;
-        *found_section = *found_section || prof.found;
-        return ini_profile_credentials(&prof, profile, path, dir ? "credentials-directory" : path, ret, ret_error);
-}
-
-static int from_shared_files(const char *profile, bool *found_section, char **ret_paths,
-                             struct aws_credentials **ret, char **ret_error) {
-        _cleanup_(ini_profile_done) struct ini_profile cred = {}, conf = {};
-        _cleanup_(freep) char *cred_path = shared_file_path("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
-        _cleanup_(freep) char *conf_path = shared_file_path("AWS_CONFIG_FILE", ".aws/config");
-        int r;
-
-        if (cred_path) {
-                r = ini_load(cred_path, profile, false, &cred, ret_error);
-                if (r < 0)
-                        return r;
-        }
-        if (conf_path) {
-                r = ini_load(conf_path, profile, true, &conf, ret_error);
-                if (r < 0)
-                        return r;
-        }
-        *found_section = *found_section || cred.found || conf.found;
-        *ret_paths = strprintf("%s or %s", cred_path ? cred_path : "~/.aws/credentials",
-                               conf_path ? conf_path : "~/.aws/config");
-
-        /* A key that needs role chaining, a process or SSO makes the whole
-         * profile unusable, in either file (botocore merges the two before
-         * its assume-role provider looks). */
-        if (cred.found && cred.unsupported)
-                return ini_profile_credentials(&cred, profile, cred_path, "shared-file", ret, ret_error);
-        if (conf.found && conf.unsupported)
-                return ini_profile_credentials(&conf, profile, conf_path, "shared-file", ret, ret_error);
-        /* The credentials file wins over the config file for the same
-         * profile, as in botocore (SharedCredentialProvider first). */
-        r = ini_profile_credentials(&cred, profile, cred_path, "shared-file", ret, ret_error);
-        if (r != NOT_FOUND)
-                return r;
-        return ini_profile_credentials(&conf, profile, conf_path, "shared-file", ret, ret_error);
-}
 
 /* ---- HTTP (container credentials, IMDS) ---- */
 
@@ -1015,16 +1001,327 @@ fail:
         return r;
 }
 
+/* ---- profiles: role_arn, web identity, credential_process ---- */
+
+/* One walk of the chain: the time (for signing STS calls) and, when a
+ * step fails, what failed, for the catalogued record. */
+struct walk {
+        const struct credentials_provider *p;
+        uint64_t now;
+        char *code;            /* the STS error code, or NULL */
+        const char *operation; /* "AssumeRole", "AssumeRoleWithWebIdentity", "credential_process" */
+};
+
+static void walk_done(struct walk *w) {
+        w->code = mfree(w->code);
+}
+
+/* Where the chain's own STS calls go: region:, else AWS_REGION,
+ * AWS_DEFAULT_REGION, else us-east-1 (every regional endpoint serves
+ * every account). */
+static const char *walk_region(const struct walk *w) {
+        if (w->p && w->p->region)
+                return w->p->region;
+        return env("AWS_REGION") ?: env("AWS_DEFAULT_REGION") ?: "us-east-1";
+}
+
+static int walk_sts(struct walk *w, const struct sts_assume_role *a, const struct aws_credentials *caller,
+                    const char *what, const char *source, struct aws_credentials **ret, char **ret_error) {
+        _cleanup_(freep) char *endpoint = NULL, *code = NULL, *why = NULL;
+        const char *region = walk_region(w);
+        const char *op = a->web_identity_token ? "AssumeRoleWithWebIdentity" : "AssumeRole";
+        int r = sts_endpoint(region, &endpoint);
+        if (r < 0)
+                return set_error(ret_error, r == -ENOMEM ? r : -EINVAL,
+                                 "%s: no usable STS endpoint for region %s (check AWS_ENDPOINT_URL_STS and "
+                                 "AWS_ENDPOINT_URL)",
+                                 what, region);
+        r = sts_call(endpoint, region, a, caller, w->now, ret, &code, &why);
+        if (r < 0) {
+                w->operation = op;
+                free(w->code);
+                w->code = TAKE_PTR(code);
+                return set_error(ret_error, r == -ENOMEM ? r : r == -EACCES ? r : -EIO, "%s: %s for role %s failed: %s",
+                                 what, op, a->role_arn, why ? why : strerror(-r));
+        }
+        r = free_and_strdup(&(*ret)->source, source);
+        if (r < 0) {
+                *ret = aws_credentials_free(*ret);
+                return set_error(ret_error, r, "out of memory");
+        }
+        return FOUND;
+}
+
+/* AssumeRoleWithWebIdentity with the token read from token_file now: the
+ * file is read at every refresh, as Kubernetes rotates it. */
+static int from_web_identity(struct walk *w, const char *token_file, const char *role_arn, const char *session,
+                             unsigned duration, const char *what, struct aws_credentials **ret, char **ret_error) {
+        char *tok = NULL;
+        size_t n = 0;
+        int r = read_full_file(token_file, WEB_IDENTITY_TOKEN_MAX_BYTES, &tok, &n);
+        if (r < 0)
+                return set_error(ret_error, r == -ENOMEM ? r : -EIO, "%s: cannot read the web identity token file %s: %s",
+                                 what, token_file, file_error_string(r));
+        size_t cap = n;
+        while (n > 0 && strchr(" \t\r\n", tok[n - 1]))
+                tok[--n] = 0;
+        if (n == 0 || strlen(tok) != n) {
+                free_cleanse(tok, cap);
+                return set_error(ret_error, -EINVAL, "%s: the web identity token file %s is empty or holds a NUL byte",
+                                 what, token_file);
+        }
+        struct sts_assume_role a = {
+                .role_arn = role_arn,
+                .role_session_name = session ? session : DEFAULT_SESSION_NAME,
+                .duration_sec = duration,
+                .web_identity_token = tok,
+        };
+        _cleanup_(freep) char *source = strprintf("web identity (role %s)", role_arn);
+        r = source ? walk_sts(w, &a, NULL, what, source, ret, ret_error) : set_error(ret_error, -ENOMEM, "out of memory");
+        free_cleanse(tok, cap);
+        return r;
+}
+
+static int from_process(struct walk *w, const char *cmd, const char *what, struct aws_credentials **ret,
+                        char **ret_error) {
+        _cleanup_(freep) char *why = NULL;
+        int r = process_credentials(cmd, 0, ret, &why);
+        if (r < 0) {
+                w->operation = "credential_process";
+                return set_error(ret_error, r == -ENOMEM ? r : -EIO, "%s: %s", what, why ? why : strerror(-r));
+        }
+        return FOUND;
+}
+
+/* Where profiles are read from: the credentials directory's file (in the
+ * credentials file format) or the shared credentials and config files. */
+struct profile_files {
+        const char *cred_path; /* or NULL */
+        const char *conf_path; /* or NULL */
+        const char *where;     /* both, for messages */
+        const char *source;    /* the source of static keys */
+};
+
+/* The named profile from both files, merged: the credentials file's keys
+ * win over the config file's, as botocore merges them. */
+static int profile_load(const struct profile_files *f, const char *name, struct ini_profile *ret, char **ret_error) {
+        _cleanup_(ini_profile_done) struct ini_profile cred = {}, conf = {};
+        int r;
+        if (f->cred_path) {
+                r = ini_load(f->cred_path, name, false, &cred, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        if (f->conf_path) {
+                r = ini_load(f->conf_path, name, true, &conf, ret_error);
+                if (r < 0)
+                        return r;
+        }
+        ini_profile_merge(&cred, &conf);
+        *ret = cred;
+        cred = (struct ini_profile) {};
+        return 0;
+}
+
+static int profile_resolve(struct walk *w, const struct profile_files *f, const char *name, const char **chain,
+                           size_t depth, bool *ret_found, struct aws_credentials **ret, char **ret_error);
+
+static int parse_duration_seconds(const char *s, unsigned *ret) {
+        char *end;
+        if (!s) {
+                *ret = 0;
+                return 0;
+        }
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || v < 900 || v > 43200)
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+/* A profile with role_arn: its source credentials (source_profile,
+ * credential_source), then AssumeRole; or web identity. */
+static int profile_assume(struct walk *w, const struct profile_files *f, const char *name,
+                          const struct ini_profile *prof, const char **chain, size_t depth,
+                          struct aws_credentials **ret, char **ret_error) {
+        _cleanup_(aws_credentials_freep) struct aws_credentials *base = NULL;
+        _cleanup_(freep) char *what = strprintf("profile %s", name), *source = NULL;
+        unsigned duration;
+        int r;
+
+        if (!what)
+                return set_error(ret_error, -ENOMEM, "out of memory");
+        if (parse_duration_seconds(prof->duration_seconds, &duration) < 0)
+                return set_error(ret_error, -EINVAL, "profile %s: duration_seconds must be a number from 900 to 43200 (%s)",
+                                 name, f->where);
+        if (prof->web_identity_token_file)
+                return from_web_identity(w, prof->web_identity_token_file, prof->role_arn, prof->role_session_name,
+                                         duration, what, ret, ret_error);
+        if (prof->source_profile && prof->credential_source)
+                return set_error(ret_error, -EINVAL, "profile %s has both source_profile and credential_source (%s)",
+                                 name, f->where);
+        if (prof->source_profile && streq(prof->source_profile, name)) {
+                /* its own keys assume its role, as botocore allows */
+                r = ini_profile_credentials(prof, name, f->where, f->source, &base, ret_error);
+                if (r == NOT_FOUND)
+                        return set_error(ret_error, -EINVAL,
+                                         "profile %s names itself as source_profile but has no keys (%s)", name,
+                                         f->where);
+                if (r < 0)
+                        return r;
+        } else if (prof->source_profile) {
+                bool found = false;
+                chain[depth] = name;
+                r = profile_resolve(w, f, prof->source_profile, chain, depth + 1, &found, &base, ret_error);
+                if (r < 0)
+                        return r;
+                if (r == NOT_FOUND)
+                        return set_error(ret_error, -ENOKEY, "source_profile %s of profile %s %s (%s)",
+                                         prof->source_profile, name,
+                                         found ? "has no credentials" : "does not exist", f->where);
+        } else if (prof->credential_source) {
+                const char *cs = prof->credential_source;
+                if (streq(cs, "Environment")) {
+                        const char *akid = env("AWS_ACCESS_KEY_ID"), *secret = env("AWS_SECRET_ACCESS_KEY");
+                        r = akid && secret ? credentials_new(akid, secret, env("AWS_SESSION_TOKEN"), 0, "environment",
+                                                             &base)
+                                           : NOT_FOUND;
+                        if (r == 0 && base)
+                                r = FOUND;
+                        if (r == -EINVAL)
+                                return set_error(ret_error, r,
+                                                 "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY or AWS_SESSION_TOKEN "
+                                                 "contains spaces or control characters");
+                } else if (streq(cs, "Ec2InstanceMetadata"))
+                        r = from_imds(&base, ret_error);
+                else if (streq(cs, "EcsContainer"))
+                        r = from_container(&base, ret_error);
+                else
+                        return set_error(ret_error, -EINVAL,
+                                         "profile %s: credential_source must be Environment, Ec2InstanceMetadata or "
+                                         "EcsContainer, not \"%s\" (%s)",
+                                         name, cs, f->where);
+                if (r < 0)
+                        return r;
+                if (r == NOT_FOUND)
+                        return set_error(ret_error, -ENOKEY, "profile %s: credential_source %s has no credentials",
+                                         name, cs);
+        } else
+                return set_error(ret_error, -EINVAL,
+                                 "profile %s has role_arn but no source_profile, credential_source or "
+                                 "web_identity_token_file (%s)",
+                                 name, f->where);
+
+        struct sts_assume_role a = {
+                .role_arn = prof->role_arn,
+                .role_session_name = prof->role_session_name ? prof->role_session_name : DEFAULT_SESSION_NAME,
+                .external_id = prof->external_id,
+                .duration_sec = duration,
+        };
+        source = strprintf("profile %s (role %s)", name, prof->role_arn);
+        if (!source)
+                return set_error(ret_error, -ENOMEM, "out of memory");
+        return walk_sts(w, &a, base, what, source, ret, ret_error);
+}
+
+/* FOUND, NOT_FOUND (*ret_found: whether the section exists) or an error.
+ * chain: the profiles that led here (depth of them), for loops. */
+static int profile_resolve(struct walk *w, const struct profile_files *f, const char *name, const char **chain,
+                           size_t depth, bool *ret_found, struct aws_credentials **ret, char **ret_error) {
+        _cleanup_(ini_profile_done) struct ini_profile prof = {};
+        int r;
+
+        for (size_t i = 0; i < depth; i++)
+                if (streq(chain[i], name) || depth >= PROFILE_CHAIN_MAX) {
+                        char path[512] = "";
+                        for (size_t k = 0; k < depth; k++) {
+                                strncat(path, chain[k], sizeof path - strlen(path) - 1);
+                                strncat(path, " -> ", sizeof path - strlen(path) - 1);
+                        }
+                        strncat(path, name, sizeof path - strlen(path) - 1);
+                        return set_error(ret_error, -ELOOP, "source_profile %s: %s (%s)",
+                                         depth >= PROFILE_CHAIN_MAX ? "chain too long" : "profiles form a loop", path,
+                                         f->where);
+                }
+        r = profile_load(f, name, &prof, ret_error);
+        if (r < 0)
+                return r;
+        *ret_found = prof.found;
+        if (!prof.found)
+                return NOT_FOUND;
+        if (prof.unsupported)
+                return ini_profile_credentials(&prof, name, f->where, f->source, ret, ret_error);
+        if (prof.role_arn)
+                return profile_assume(w, f, name, &prof, chain, depth, ret, ret_error);
+        if (prof.web_identity_token_file)
+                return set_error(ret_error, -EINVAL, "profile %s has web_identity_token_file but no role_arn (%s)", name,
+                                 f->where);
+        if (prof.credential_process && !prof.access_key_id && !prof.secret_access_key) {
+                _cleanup_(freep) char *what = strprintf("profile %s", name);
+                if (!what)
+                        return set_error(ret_error, -ENOMEM, "out of memory");
+                return from_process(w, prof.credential_process, what, ret, ret_error);
+        }
+        return ini_profile_credentials(&prof, name, f->where, f->source, ret, ret_error);
+}
+
+/* LoadCredential= feeds the service only: root at a shell (--plan, --once)
+ * reads the file the unit hands over instead, so that both use the same
+ * keys. CONNECT_NUMBERS_TEST_ROOT_CREDENTIALS moves it, for tests only. */
+#define ROOT_CREDENTIALS_FILE "/etc/connect-numbers/aws-credentials"
+
+static int from_credentials_directory(struct walk *w, const char *profile, bool *found_section,
+                                      struct aws_credentials **ret, char **ret_error) {
+        const char *dir = env("CREDENTIALS_DIRECTORY"), *root_file = NULL;
+        const char *chain[PROFILE_CHAIN_MAX];
+        bool found = false;
+        if (!dir) {
+                if (geteuid() != 0)
+                        return NOT_FOUND;
+                root_file = env("CONNECT_NUMBERS_TEST_ROOT_CREDENTIALS") ?: ROOT_CREDENTIALS_FILE;
+        }
+        _cleanup_(freep) char *path = dir ? strprintf("%s/aws", dir) : strdup(root_file);
+        if (!path)
+                return set_error(ret_error, -ENOMEM, "out of memory");
+        struct profile_files f = { .cred_path = path, .where = path, .source = dir ? "credentials-directory" : path };
+        int r = profile_resolve(w, &f, profile, chain, 0, &found, ret, ret_error);
+        *found_section = *found_section || found;
+        return r;
+}
+
+static int from_shared_files(struct walk *w, const char *profile, bool *found_section, char **ret_paths,
+                             struct aws_credentials **ret, char **ret_error) {
+        _cleanup_(freep) char *cred_path = shared_file_path("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials");
+        _cleanup_(freep) char *conf_path = shared_file_path("AWS_CONFIG_FILE", ".aws/config");
+        const char *chain[PROFILE_CHAIN_MAX];
+        bool found = false;
+
+        *ret_paths = strprintf("%s or %s", cred_path ? cred_path : "~/.aws/credentials",
+                               conf_path ? conf_path : "~/.aws/config");
+        if (!*ret_paths)
+                return set_error(ret_error, -ENOMEM, "out of memory");
+        struct profile_files f = { .cred_path = cred_path, .conf_path = conf_path, .where = *ret_paths,
+                                   .source = "shared-file" };
+        int r = profile_resolve(w, &f, profile, chain, 0, &found, ret, ret_error);
+        *found_section = *found_section || found;
+        return r;
+}
+
 /* Walks the chain once. 0 with *ret, or a negative errno with *ret_error. */
-static int chain_resolve(const struct credentials_provider *p, struct aws_credentials **ret, char **ret_error) {
+static int chain_resolve(struct walk *w, struct aws_credentials **ret, char **ret_error) {
+        const struct credentials_provider *p = w->p;
         _cleanup_(aws_credentials_freep) struct aws_credentials *c = NULL;
         _cleanup_(freep) char *note = NULL, *paths = NULL;
         bool found_section = false;
         int r;
 
-        /* (a) environment; both halves or nothing */
+        /* (a) environment; both halves or nothing. A profile named in the
+         * YAML is an explicit choice, as the CLI's --profile: the
+         * environment's keys then serve only through credential_source =
+         * Environment (botocore drops its environment provider likewise). */
         const char *akid = env("AWS_ACCESS_KEY_ID"), *secret = env("AWS_SECRET_ACCESS_KEY");
-        if (akid && secret) {
+        if (akid && secret && !p->profile) {
                 const char *token = env("AWS_SESSION_TOKEN");
                 if (!token)
                         token = env("AWS_SECURITY_TOKEN"); /* legacy name botocore still reads */
@@ -1038,6 +1335,22 @@ static int chain_resolve(const struct credentials_provider *p, struct aws_creden
                 return 0;
         }
 
+        /* (a2) web identity from the environment (EKS service-account
+         * roles): a token file without a role is refused rather than
+         * skipped, since the chain would go on to another identity */
+        const char *token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE");
+        if (token_file) {
+                const char *role = env("AWS_ROLE_ARN");
+                if (!role)
+                        return set_error(ret_error, -EINVAL,
+                                         "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
+                r = from_web_identity(w, token_file, role, env("AWS_ROLE_SESSION_NAME"), 0,
+                                      "AWS_WEB_IDENTITY_TOKEN_FILE", &c, ret_error);
+                if (r < 0)
+                        return r;
+                goto found;
+        }
+
         /* profile: YAML profile: > AWS_PROFILE > "default" */
         const char *profile = p->profile;
         if (!profile)
@@ -1049,14 +1362,14 @@ static int chain_resolve(const struct credentials_provider *p, struct aws_creden
                 profile = "default";
 
         /* (b) systemd LoadCredential=aws:... */
-        r = from_credentials_directory(profile, &found_section, &c, ret_error);
+        r = from_credentials_directory(w, profile, &found_section, &c, ret_error);
         if (r < 0)
                 return r;
         if (r == FOUND)
                 goto found;
 
         /* (c) shared credentials and config files */
-        r = from_shared_files(profile, &found_section, &paths, &c, ret_error);
+        r = from_shared_files(w, profile, &found_section, &paths, &c, ret_error);
         if (r < 0)
                 return r;
         if (r == FOUND)
@@ -1067,14 +1380,6 @@ static int chain_resolve(const struct credentials_provider *p, struct aws_creden
                                  : geteuid() == 0             ? ROOT_CREDENTIALS_FILE ", "
                                                               : "",
                                  paths ? paths : "the shared credentials files");
-
-        /* Web identity comes before the container and IMDS in botocore's
-         * chain: going on to the instance role would silently change the
-         * identity, so it is refused instead. */
-        if (env("AWS_WEB_IDENTITY_TOKEN_FILE"))
-                return set_error(ret_error, -EOPNOTSUPP,
-                                 "AWS_WEB_IDENTITY_TOKEN_FILE is set: web identity credentials are not supported "
-                                 "by this version; " UNSUPPORTED_HINT);
 
         /* (d) container credentials */
         r = from_container(&c, ret_error);
@@ -1119,8 +1424,10 @@ struct credentials_provider *credentials_provider_free(struct credentials_provid
         if (!p)
                 return NULL;
         free(p->profile);
+        free(p->region);
         aws_credentials_free(p->creds);
         free(p->error);
+        free(p->error_aws_code);
         free(p);
         return NULL;
 }
@@ -1129,8 +1436,21 @@ const char *credentials_provider_error(const struct credentials_provider *p) {
         return p && p->error ? p->error : "";
 }
 
-static bool needs_refresh(const struct aws_credentials *c, uint64_t now) {
-        return c->expiration != 0 && now + REFRESH_BEFORE_SEC >= c->expiration;
+int credentials_provider_set_region(struct credentials_provider *p, const char *region) {
+        if (!p)
+                return -EINVAL;
+        return free_and_strdup(&p->region, isempty(region) ? NULL : region);
+}
+
+/* Renew min(REFRESH_BEFORE_SEC, half the lifetime) before they expire:
+ * long-lived sets 5 minutes before, short-lived ones (a role that gives
+ * 15 minutes, a test's 60 s) halfway. */
+static bool needs_refresh(const struct credentials_provider *p, uint64_t now) {
+        const struct aws_credentials *c = p->creds;
+        if (c->expiration == 0)
+                return false;
+        uint64_t life = c->expiration > p->obtained ? c->expiration - p->obtained : 0;
+        return now + MIN((uint64_t) REFRESH_BEFORE_SEC, life / 2) >= c->expiration;
 }
 
 int credentials_get(struct credentials_provider *p, uint64_t now, const struct aws_credentials **ret) {
@@ -1141,22 +1461,29 @@ int credentials_get(struct credentials_provider *p, uint64_t now, const struct a
 
         if (!p || !ret)
                 return -EINVAL;
-        if (p->creds && !needs_refresh(p->creds, now)) {
+        if (p->creds && !needs_refresh(p, now)) {
                 *ret = p->creds;
                 return 0;
         }
-        if (p->creds && p->attempted && now >= p->last_attempt_sec &&
-            now - p->last_attempt_sec < REFRESH_RETRY_SEC) {
-                /* Asked recently: these are the freshest the source had,
-                 * or the old ones are still good. */
-                if (p->last_attempt_ok || p->creds->expiration > now) {
-                        *ret = p->creds;
-                        return 0;
-                }
-                return p->error_code < 0 ? p->error_code : -EIO;
+        if (p->creds && p->attempted && now >= p->last_attempt_sec && p->creds->expiration > now &&
+            now - p->last_attempt_sec < (p->last_attempt_ok ? 1 : REFRESH_RETRY_SEC)) {
+                /* The renewal failed a moment ago (asked again once a
+                 * minute), or the source just gave these: the old ones are
+                 * still good. A renewal that worked is due again at half
+                 * of what is left (needs_refresh()), which also paces a
+                 * source that keeps serving a set near its expiry. */
+                *ret = p->creds;
+                return 0;
         }
 
-        r = chain_resolve(p, &c, &error);
+        if (!p->creds && p->attempted && !p->last_attempt_ok && now >= p->last_attempt_sec &&
+            now - p->last_attempt_sec < REFRESH_RETRY_SEC)
+                /* failed a moment ago: a process that hangs, or STS refusing,
+                 * is not asked again for every call */
+                return p->error_code < 0 ? p->error_code : -EIO;
+
+        _cleanup_(walk_done) struct walk w = { .p = p, .now = now };
+        r = chain_resolve(&w, &c, &error);
         p->attempted = true;
         p->last_attempt_sec = now;
         if (r >= 0) {
@@ -1167,10 +1494,14 @@ int credentials_get(struct credentials_provider *p, uint64_t now, const struct a
                         log_debug("using AWS credentials from %s (access key id ...%s)", c->source, key_tail(c));
                 aws_credentials_free(p->creds);
                 p->creds = TAKE_PTR(c);
+                p->obtained = now;
                 p->error = mfree(p->error);
                 p->error_code = 0;
                 p->last_attempt_ok = true;
                 p->refresh_failure_logged = false;
+                if (p->failure_logged)
+                        log_notice("AWS credentials from %s work again", p->creds->source ? p->creds->source : "?");
+                p->failure_logged = false;
                 *ret = p->creds;
                 return 0;
         }
@@ -1179,6 +1510,9 @@ int credentials_get(struct credentials_provider *p, uint64_t now, const struct a
         p->error_code = r;
         free(p->error);
         p->error = TAKE_PTR(error);
+        free(p->error_aws_code);
+        p->error_aws_code = TAKE_PTR(w.code);
+        p->error_operation = w.operation;
         if (!p->error)
                 p->error = strdup(r == -ENOKEY ? NO_CREDENTIALS_MESSAGE : strerror(-r));
 
@@ -1203,6 +1537,16 @@ int credentials_get(struct credentials_provider *p, uint64_t now, const struct a
                         p->error = e;
                 }
                 p->creds = aws_credentials_free(p->creds);
+        }
+        if (!p->failure_logged && p->error_operation) {
+                /* a role, web identity or process of the chain failed:
+                 * once per episode, with the catalogued id */
+                log_fields(LOG_ERR, 0,
+                           &(struct log_fields){ .message_id = MESSAGE_ID_CREDENTIALS_FAILED,
+                                                 .aws_operation = p->error_operation,
+                                                 .aws_error_code = p->error_aws_code },
+                           "Credentials of the AWS credential chain failed: %s", p->error ? p->error : "?");
+                p->failure_logged = true;
         }
         return r;
 }

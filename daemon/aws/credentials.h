@@ -1,6 +1,9 @@
 /* credentials.h: the standard AWS credential chain (connect-numbersd(8),
- * CREDENTIALS): environment, $CREDENTIALS_DIRECTORY/aws, shared
- * credentials/config files, container credentials, EC2 IMDSv2. Fetching
+ * CREDENTIALS): environment, web identity, $CREDENTIALS_DIRECTORY/aws,
+ * shared credentials/config files (with role, web identity and
+ * credential_process profiles), container credentials, EC2 IMDSv2. STS
+ * calls (sts.c) and credential_process (process.c) are bounded blocking
+ * calls too. Fetching
  * from the container or IMDS endpoints is a short, bounded, blocking HTTP
  * call (1-2 s timeouts) to a loopback or link-local address. */
 #pragma once
@@ -18,13 +21,19 @@ DEFINE_FREEP(struct credentials_provider, credentials_provider_free)
  * refreshing temporary credentials at least 5 minutes before they expire
  * (a failed refresh keeps the old ones until they expire, logged once).
  * now: wall seconds. The pointer stays valid until the next call.
- * Errors: -ENOKEY nothing in the chain has credentials; -EOPNOTSUPP a
- * profile needs role_arn/credential_process/SSO/web identity; -EIO an
- * endpoint failed (-EINVAL: a credentials file or variable is malformed).
+ * Errors: -ENOKEY nothing in the chain has credentials; -EOPNOTSUPP an
+ * SSO profile; -ELOOP a source_profile loop; -EACCES STS refused a role
+ * or web identity; -EIO an endpoint, STS or credential_process failed
+ * (-EINVAL: a credentials file, profile or variable is malformed). With
+ * nothing valid left, a failing chain is walked again at most once a
+ * minute.
  * credentials_provider_error() then says why in one line (never
  * containing a secret). */
 int credentials_get(struct credentials_provider *p, uint64_t now, const struct aws_credentials **ret);
 const char *credentials_provider_error(const struct credentials_provider *p);
+/* The region whose STS endpoint the chain's own role profiles and web
+ * identity call (NULL: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1). */
+int credentials_provider_set_region(struct credentials_provider *p, const char *region);
 
 /* New credentials from their parts (copied; source may be NULL): -EINVAL
  * when a part has spaces or control characters (it goes into a header),

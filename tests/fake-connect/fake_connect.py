@@ -34,7 +34,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -108,6 +108,8 @@ CONFIG_DEFAULTS = {
     "credentials": [],
     "container_token": None,
     "temp_credentials_ttl": 3600,
+    "roles": {},
+    "sts_credentials_ttl": None,
     "list_hides_in_progress": False,
     "list_token_cycle": 0,
     "list_order": "stable",
@@ -318,13 +320,15 @@ class Emulator:
     # ------------------------------------------------------------ credentials
     def lookup_key(self, akid):
         if akid == ACCESS_KEY_ID:
-            return {"secret": SECRET_ACCESS_KEY, "token": None, "expiration": None}
+            return {"secret": SECRET_ACCESS_KEY, "token": None, "expiration": None, "account": self.account}
         for c in self.config["credentials"]:
             if c.get("access_key_id") == akid:
-                return {"secret": c.get("secret_access_key", ""), "token": None, "expiration": None}
+                return {"secret": c.get("secret_access_key", ""), "token": None, "expiration": None,
+                        "account": c.get("account", self.account)}
         k = self.temp_keys.get(akid)
         if k:
-            return {"secret": k["secret"], "token": k["token"], "expiration": k["expiration"]}
+            return {"secret": k["secret"], "token": k["token"], "expiration": k["expiration"],
+                    "account": k.get("account", self.account), "role_arn": k.get("role_arn")}
         return None
 
     def temp_credentials(self, source):
@@ -1043,6 +1047,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                            "SerializationException")
             return
         headers = list(self.headers.items())
+        if raw_path == "/" and self.command == "POST":
+            return sts_handle(self, raw_path, raw_query, headers, body_bytes, rid)
         try:
             op, labels = match_route(self.command, raw_path)
         except UnicodeDecodeError:
@@ -1091,13 +1097,17 @@ class ApiHandler(BaseHTTPRequestHandler):
             return
         rec["region"] = ident.region
         rec["access_key_id"] = ident.access_key_id
+        with emu.lock:
+            caller = emu.lookup_key(ident.access_key_id) or {}
+        caller_account = caller.get("account", emu.account)
+        rec["account"] = caller_account
 
         # 2. throttling (docs/connect-api.md §6) and faults decided before the action
         with emu.lock:
             faults = self.server.pick_faults(op)
             throttled = "throttle" in faults
             if not throttled:
-                key = (ident.region, op)
+                key = (caller_account, ident.region, op)
                 rate = float(emu.config["rates"].get(op, emu.config["rate"]))
                 b = emu.buckets.get(key)
                 if b is None or b.rate != rate or b.burst != emu.config["burst"]:
@@ -1123,6 +1133,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         try:
             ctx = self.decode(op, labels, qpairs, body_bytes, ident.region)
             with emu.lock:
+                check_caller_account(emu, op, ctx, caller_account, caller)
                 status, body = getattr(api, op)(ctx)
         except ApiError as e:
             fault_after = self.post_faults(faults, op, rec)
@@ -1283,6 +1294,301 @@ class TLSServer(ThreadingHTTPServer):
             emu.faults_done.setdefault(op, {}).setdefault(kind, 0)
             emu.faults_done[op][kind] += 1
         return out
+
+
+# ==================================================================== accounts and STS
+#
+# Several accounts: every key belongs to one (the built-in key and the
+# "credentials" entries without "account" to --account-id; credentials from
+# STS to the role's account). Connect calls are throttled per (caller
+# account, region, operation), and a call that names a resource of another
+# account is refused with AccessDeniedException, as Connect does without a
+# resource policy. STS (Query protocol, docs/credentials.md): POST / with a
+# form body; AssumeRole is SigV4-signed for service "sts" and checks the
+# role's trust ("trusted": accounts or key ids) and its "external_id";
+# AssumeRoleWithWebIdentity is unsigned and checks the token against the
+# role's "web_identity_token" or the current contents of its
+# "web_identity_token_file". Answers are XML.
+
+STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+STS_VERSION = "2011-06-15"
+CONNECT_ARN_ACCOUNT_RE = re.compile(r"^arn:[a-z-]+:connect:[a-z0-9-]*:(\d{12}):")
+IAM_ROLE_ARN_RE = re.compile(r"^arn:(aws|aws-us-gov|aws-cn):iam::(\d{12}):role/((?:[\w+=,.@-]+/)*)([\w+=,.@-]{1,64})$")
+SESSION_NAME_RE = re.compile(r"^[\w+=,.@-]{2,64}$")
+EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+# sigv4_verify speaks Connect's codes; STS names the same refusals so.
+STS_AUTH_CODES = {
+    "UnrecognizedClientException": "InvalidClientTokenId",
+    "InvalidSignatureException": "SignatureDoesNotMatch",
+    "ExpiredTokenException": "ExpiredToken",
+    "MissingAuthenticationTokenException": "MissingAuthenticationToken",
+    "IncompleteSignatureException": "IncompleteSignature",
+}
+
+
+class StsError(Exception):
+    def __init__(self, code, message, status=400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def xml_text(s):
+    return (str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"))
+
+
+def caller_arn(key, akid):
+    if key.get("role_arn"):
+        m = IAM_ROLE_ARN_RE.match(key["role_arn"])
+        name = m.group(4) if m else "role"
+        return "arn:aws:sts::%s:assumed-role/%s/%s" % (key.get("account"), name, key.get("session") or "session")
+    return "arn:aws:iam::%s:user/fake-user-%s" % (key.get("account"), akid[-4:])
+
+
+def resource_accounts(emu, ctx):
+    """The accounts of the resources a Connect call names (ARNs, or a
+    phone number id this emulator knows)."""
+    out = set()
+    for part in (ctx["uri"], ctx["query"], ctx["body"]):
+        for v in part.values():
+            if isinstance(v, str):
+                m = CONNECT_ARN_ACCOUNT_RE.match(v)
+                if m:
+                    out.add(m.group(1))
+    pid = ctx["uri"].get("PhoneNumberId")
+    if pid and not pid.startswith("arn:"):
+        rec = emu.by_id.get(pid)
+        if rec is not None:
+            out.add(rec.account)
+    return out
+
+
+def check_caller_account(emu, op, ctx, account, key):
+    """AccessDeniedException when the call names a resource of an account
+    other than the caller's."""
+    for acct in sorted(resource_accounts(emu, ctx)):
+        if acct != account:
+            raise ApiError("AccessDeniedException",
+                           "User: %s is not authorized to perform: connect:%s on resource: arn:aws:connect:*:%s:* "
+                           "because no resource-based policy allows the connect:%s action"
+                           % (caller_arn(key, "????"), op, acct, op))
+
+
+def issue_sts_credentials(emu, role_arn, account, session, ttl):
+    """New temporary credentials of a role (under the lock)."""
+    akid = "ASIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+    k = {"secret": base64.b64encode(secrets.token_bytes(30)).decode(),
+         "token": "IQoJb3JpZ2luX2VjE" + base64.b64encode(secrets.token_bytes(180)).decode(),
+         "expiration": emu.now() + ttl, "source": "sts", "account": account, "role_arn": role_arn,
+         "session": session}
+    emu.temp_keys[akid] = k
+    return akid, k
+
+
+def sts_send(handler, status, text, rid):
+    data = text.encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "text/xml")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.send_header("x-amzn-RequestId", rid)
+    handler._headers_buffer.append(b"\r\n")
+    handler._headers_buffer.append(data)
+    handler.flush_headers()
+
+
+def sts_params(handler, body_bytes):
+    ctype = (handler.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        raise StsError("InvalidParameterValue", "The request must be a form (application/x-www-form-urlencoded), "
+                       "got '%s'." % ctype[:100])
+    try:
+        pairs = parse_qsl(body_bytes.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body_bytes))
+    except (ValueError, UnicodeDecodeError):
+        raise StsError("MalformedQueryString", "The request body is not a valid form.")
+    params = {}
+    for k, v in pairs:
+        if k in params:
+            raise StsError("InvalidParameterValue", "Parameter %s given more than once." % k[:100])
+        params[k] = v
+    return params
+
+
+def sts_validate(params, name, member, pattern, required=True):
+    v = params.get(name)
+    if v is None:
+        if required:
+            raise StsError("ValidationError", "1 validation error detected: Value null at '%s' failed to satisfy "
+                           "constraint: Member must not be null" % member)
+        return None
+    if not pattern.match(v):
+        raise StsError("ValidationError", "1 validation error detected: Value '%s' at '%s' failed to satisfy "
+                       "constraint: Member must satisfy regular expression pattern: %s"
+                       % (v[:100], member, pattern.pattern))
+    return v
+
+
+def sts_role(emu, params, action, who):
+    role_arn = sts_validate(params, "RoleArn", "roleArn", re.compile(r"^[\x09\x0A\x0D\x20-\x7E]{20,2048}$"))
+    session = sts_validate(params, "RoleSessionName", "roleSessionName", SESSION_NAME_RE)
+    m = IAM_ROLE_ARN_RE.match(role_arn)
+    role = emu.config["roles"].get(role_arn)
+    if not m or role is None:
+        raise StsError("AccessDenied", "User: %s is not authorized to perform: sts:%s on resource: %s"
+                       % (who, action, role_arn), 403)
+    return role_arn, session, m.group(2), role
+
+
+def sts_duration(params, role, chained):
+    d = params.get("DurationSeconds")
+    if d is None:
+        return 3600
+    if not re.match(r"^\d{1,6}$", d) or not 900 <= int(d) <= 43200:
+        raise StsError("ValidationError", "1 validation error detected: Value '%s' at 'durationSeconds' failed to "
+                       "satisfy constraint: Member must have value between 900 and 43200" % d[:20])
+    d = int(d)
+    if chained and d > 3600:
+        raise StsError("ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit for "
+                       "roles assumed by role chaining.")
+    if d > int(role.get("max_duration", 3600)):
+        raise StsError("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for "
+                       "this role.")
+    return d
+
+
+def sts_assume_role(handler, emu, params, rec, raw_path, raw_query, headers, body_bytes):
+    try:
+        with emu.lock:
+            ident = sigv4_verify.verify("POST", raw_path, raw_query, headers, body_bytes, emu.now(), emu.lookup_key,
+                                        service="sts", max_skew=float(emu.config["max_skew"]))
+    except sigv4_verify.AuthError as e:
+        raise StsError(STS_AUTH_CODES.get(e.code, e.code), e.message, e.status)
+    rec["region"] = ident.region
+    rec["access_key_id"] = ident.access_key_id
+    with emu.lock:
+        key = emu.lookup_key(ident.access_key_id) or {}
+        who = caller_arn(key, ident.access_key_id)
+        rec["account"] = key.get("account")
+        role_arn, session, account, role = sts_role(emu, params, "AssumeRole", who)
+        rec["role_arn"] = role_arn
+        ext = sts_validate(params, "ExternalId", "externalId", EXTERNAL_ID_RE, required=False)
+        rec["external_id"] = ext
+        duration = sts_duration(params, role, bool(key.get("role_arn")))
+        trusted = role.get("trusted")
+        if trusted is not None and key.get("account") not in trusted and ident.access_key_id not in trusted \
+                and key.get("role_arn") not in trusted:
+            raise StsError("AccessDenied", "User: %s is not authorized to perform: sts:AssumeRole on resource: %s"
+                           % (who, role_arn), 403)
+        if role.get("external_id") is not None and ext != role["external_id"]:
+            raise StsError("AccessDenied", "User: %s is not authorized to perform: sts:AssumeRole on resource: %s"
+                           % (who, role_arn), 403)
+        ttl = emu.config.get("sts_credentials_ttl") or duration
+        return issue_sts_credentials(emu, role_arn, account, session, float(ttl)) + (role_arn, session, account)
+
+
+def sts_assume_role_web_identity(handler, emu, params, rec):
+    with emu.lock:
+        role_arn, session, account, role = sts_role(emu, params, "AssumeRoleWithWebIdentity",
+                                                    "an anonymous web identity")
+        rec["role_arn"] = role_arn
+        token = params.get("WebIdentityToken")
+        if not token or len(token) < 4 or len(token) > 20000:
+            raise StsError("ValidationError", "1 validation error detected: Value at 'webIdentityToken' failed to "
+                           "satisfy constraint: Member must have length between 4 and 20000")
+        duration = sts_duration(params, role, False)
+        want = role.get("web_identity_token")
+        if role.get("web_identity_token_file"):
+            try:
+                with open(role["web_identity_token_file"]) as f:
+                    want = f.read().strip()
+            except OSError:
+                want = None
+        if token in role.get("expired_tokens", []):
+            raise StsError("ExpiredTokenException", "Token expired: current date/time %s must be before the "
+                           "expiration date/time." % iso8601(emu.now()))
+        if want is None or not hmac.compare_digest(token.encode(), want.encode()):
+            raise StsError("InvalidIdentityToken", "Couldn't verify the web identity token: its signature does not "
+                           "match a key of the identity provider.")
+        rec["web_identity_token_ok"] = True
+        ttl = emu.config.get("sts_credentials_ttl") or duration
+        return issue_sts_credentials(emu, role_arn, account, session, float(ttl)) + (role_arn, session, account)
+
+
+def sts_handle(handler, raw_path, raw_query, headers, body_bytes, rid):
+    """One STS request (POST / on the API port)."""
+    emu = handler.server.emu
+    rec = {"op": "STS", "method": "POST", "path": raw_path, "query": raw_query, "status": None, "error_code": None,
+           "time": emu.now(), "body": None, "client_token": None, "request_id": rid, "region": None,
+           "access_key_id": None, "fault": None, "account": None, "role_arn": None, "external_id": None,
+           "issued_access_key_id": None}
+    with emu.lock:
+        emu.requests.append(rec)
+    action = None
+    try:
+        params = sts_params(handler, body_bytes)
+        rec["body"] = {k: v for k, v in params.items() if k != "WebIdentityToken"}
+        action = params.get("Action")
+        if action not in ("AssumeRole", "AssumeRoleWithWebIdentity"):
+            raise StsError("InvalidAction" if action else "MissingAction",
+                           "Could not find operation %s for version %s" % ((action or "")[:100], STS_VERSION)
+                           if action else "Missing Action")
+        rec["op"] = action
+        with emu.lock:
+            emu.count(emu.calls, action)
+        if params.get("Version") != STS_VERSION:
+            raise StsError("InvalidAction", "Could not find operation %s for version %s"
+                           % (action, (params.get("Version") or "NO_VERSION_SPECIFIED")[:40]))
+        with emu.lock:
+            faults = handler.server.pick_faults(action)
+        if "throttle" in faults:
+            raise StsError("Throttling", "Rate exceeded")
+        if "error500" in faults:
+            raise StsError("InternalFailure", "An internal error occurred.", 500)
+        if action == "AssumeRole":
+            akid, k, role_arn, session, account = sts_assume_role(handler, emu, params, rec, raw_path, raw_query,
+                                                                  headers, body_bytes)
+        else:
+            akid, k, role_arn, session, account = sts_assume_role_web_identity(handler, emu, params, rec)
+    except StsError as e:
+        with emu.lock:
+            rec["status"] = e.status
+            rec["error_code"] = e.code
+            emu.count(emu.errors, action or "STS")
+            emu.count(emu.error_codes, e.code)
+        sts_send(handler, e.status,
+                 '<ErrorResponse xmlns="%s">\n  <Error>\n    <Type>Sender</Type>\n    <Code>%s</Code>\n'
+                 '    <Message>%s</Message>\n  </Error>\n  <RequestId>%s</RequestId>\n</ErrorResponse>\n'
+                 % (STS_NS, xml_text(e.code), xml_text(e.message), rid), rid)
+        return
+    with emu.lock:
+        rec["status"] = 200
+        rec["issued_access_key_id"] = akid
+    name = IAM_ROLE_ARN_RE.match(role_arn).group(4)
+    extra = ""
+    if action == "AssumeRoleWithWebIdentity":
+        extra = ("    <SubjectFromWebIdentityToken>system:serviceaccount:fake:connect-numbers"
+                 "</SubjectFromWebIdentityToken>\n    <Audience>sts.amazonaws.com</Audience>\n")
+    sts_send(handler, 200,
+             '<%sResponse xmlns="%s">\n  <%sResult>\n%s'
+             '    <AssumedRoleUser>\n      <AssumedRoleId>AROAFAKE%s:%s</AssumedRoleId>\n'
+             '      <Arn>arn:aws:sts::%s:assumed-role/%s/%s</Arn>\n    </AssumedRoleUser>\n'
+             '    <Credentials>\n      <AccessKeyId>%s</AccessKeyId>\n      <SecretAccessKey>%s</SecretAccessKey>\n'
+             '      <SessionToken>%s</SessionToken>\n      <Expiration>%s</Expiration>\n    </Credentials>\n'
+             '  </%sResult>\n  <ResponseMetadata>\n    <RequestId>%s</RequestId>\n  </ResponseMetadata>\n'
+             '</%sResponse>\n'
+             % (action, STS_NS, action, extra, account[-4:], xml_text(session), account, xml_text(name),
+                xml_text(session), akid, xml_text(k["secret"]), xml_text(k["token"]), iso8601(k["expiration"]),
+                action, rid, action), rid)
+
+
+def admin_issued(emu, body, q):
+    """Every temporary credential handed out (STS, IMDS, container), with
+    its secrets: for tests that look for them where they must not be."""
+    with emu.lock:
+        out = [{"access_key_id": akid, "secret_access_key": k["secret"], "session_token": k["token"],
+                "expiration": k["expiration"], "source": k.get("source"), "account": k.get("account"),
+                "role_arn": k.get("role_arn")} for akid, k in emu.temp_keys.items()]
+    return 200, {"credentials": out}
 
 
 # ==================================================================== admin
@@ -1468,7 +1774,7 @@ def admin_config(emu, body, q):
                     raise AdminError("fault_next: a list of {fault: %s, op?, count?}" % "|".join(FAULT_KINDS))
             if k == "list_order" and v not in ("stable", "shuffle"):
                 raise AdminError("list_order must be \"stable\" or \"shuffle\"")
-            if k in ("quotas", "rates") and not isinstance(v, dict):
+            if k in ("quotas", "rates", "roles") and not isinstance(v, dict):
                 raise AdminError("%s must be an object" % k)
             if k in ("fail_claims", "no_inventory", "missing_targets", "credentials") and not isinstance(v, list):
                 raise AdminError("%s must be a list" % k)
@@ -1637,6 +1943,7 @@ ADMIN_ROUTES = {
     ("POST", "/admin/reset"): admin_reset,
     ("GET", "/admin/inventory"): admin_inventory,
     ("GET", "/admin/health"): admin_health,
+    ("GET", "/admin/issued"): admin_issued,
 }
 
 
@@ -1701,10 +2008,12 @@ Endpoints (all on 127.0.0.1, ports chosen at start unless given):
          UpdatePhoneNumberMetadata, Associate/DisassociatePhoneNumberContactFlow,
          TagResource, UntagResource, ListTagsForResource, ListPhoneNumbers,
          DescribeInstance (ImportPhoneNumber always finds no source number).
+         STS (Query protocol, POST /): AssumeRole (SigV4 service "sts"),
+         AssumeRoleWithWebIdentity (unsigned).
   HTTP   admin API, EC2 IMDSv2 and container credentials:
          GET  /admin/calls /admin/requests[?op=] /admin/numbers[?target_arn=]
               /admin/config /admin/clock /admin/inventory?country=&type=&prefix=&count=
-              /admin/health
+              /admin/health /admin/issued
          POST /admin/config /admin/clock /admin/seed /admin/steal /admin/move /admin/reset
          PUT  /latest/api/token, GET /latest/meta-data/iam/security-credentials/[ROLE]
          GET  /container-credentials
@@ -1725,6 +2034,8 @@ POST /admin/config keys (each replaces its current value):
   numbers of that country and type, labelled as they are or as asked),
   missing_targets [arn], credentials [{access_key_id, secret_access_key}],
   container_token s, temp_credentials_ttl s, list_hides_in_progress bool,
+  roles {role_arn: {external_id?, trusted?, max_duration?, web_identity_token?,
+         web_identity_token_file?, expired_tokens?}}, sts_credentials_ttl s,
   list_token_cycle n (after n pages, NextToken goes back to page 2: A->B->A),
   list_order "stable" | "shuffle" (each list answer in another order),
   remember_refused_claims bool,

@@ -20,7 +20,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "fake_connect.py")
@@ -108,8 +108,9 @@ class Client:
     """One keep-alive TLS connection to the emulator, SigV4-signed calls."""
 
     def __init__(self, info, region="us-east-1", akid=None, secret=None, token=None, clock_offset=0.0,
-                 timeout=30):
+                 timeout=30, service="connect"):
         self.info = info
+        self.service = service
         self.region = region
         self.akid = akid or info["access_key_id"]
         self.secret = secret or info["secret_access_key"]
@@ -150,7 +151,7 @@ class Client:
         send = dict(h)
         if sign_it:
             authz, _, _ = sign(method, sign_path or path, query, h, data, self.akid, self.secret,
-                               region or self.region, amz_date)
+                               region or self.region, amz_date, service=self.service)
             send["authorization"] = authz
         send.update(headers or {})
         if tamper:
@@ -174,6 +175,13 @@ class Client:
         if r.will_close:
             self.close()
         return out
+
+    def sts(self, params, sign_it=True, **kw):
+        """An STS Query-protocol call (POST / with a form body); the client
+        signs for its service (make it with service="sts")."""
+        body = urlencode(params)
+        return self.raw("POST", "/", body=body, sign_it=sign_it,
+                        content_type="application/x-www-form-urlencoded; charset=utf-8", **kw)
 
     def call(self, method, path, body=None, query="", **kw):
         return self.raw(method, path, query=query, body=body, **kw)

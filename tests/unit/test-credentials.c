@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "aws/credentials.h"
+#include "aws/process.h"
 #include "log.h"
 
 #define DATA "tests/data/credentials"
@@ -480,8 +481,7 @@ static void test_parse_ini(_unused_ void **state) {
                 { "credentials", "default", false, 0, "AKIDDEFAULTCREDS0001", NULL, NULL },
                 { "credentials", "yamlprof", false, 0, "AKIDYAMLPROFILE00002", NULL, NULL },
                 { "credentials", "envprof", false, 0, "AKIDENVPROFILE000003", "envProfileToken0003", NULL },
-                { "credentials", "assume", false, -EOPNOTSUPP, NULL, NULL,
-                  "profile assume uses role_arn, which this version does not support; " },
+                { "credentials", "assume", false, -ENOKEY, NULL, NULL, "profile assume has no aws_access_key_id" },
                 { "credentials", "half", false, -EINVAL, NULL, NULL, "has aws_access_key_id but no aws_secret" },
                 { "credentials", "empty", false, -ENOKEY, NULL, NULL, "profile empty has no" },
                 { "credentials", "nosuch", false, -ENOENT, NULL, NULL, "profile nosuch not found" },
@@ -492,10 +492,11 @@ static void test_parse_ini(_unused_ void **state) {
                 { "config", "default", true, -ENOKEY, NULL, NULL, "has no" },
                 { "config", "regiononly", true, -ENOKEY, NULL, NULL, "has no" },
                 { "config", "notaprofile", true, -ENOENT, NULL, NULL, "not found" },
-                { "config", "process", true, -EOPNOTSUPP, NULL, NULL, "profile process uses credential_process," },
-                { "config", "sso", true, -EOPNOTSUPP, NULL, NULL, "profile sso uses sso_start_url," },
-                { "config", "ssosession", true, -EOPNOTSUPP, NULL, NULL, "uses sso_session," },
-                { "config", "webid", true, -EOPNOTSUPP, NULL, NULL, "uses web_identity_token_file," },
+                /* keys of other providers: no static keys here */
+                { "config", "process", true, -ENOKEY, NULL, NULL, "profile process has no aws_access_key_id" },
+                { "config", "sso", true, -EOPNOTSUPP, NULL, NULL, "profile sso uses sso_start_url: AWS IAM Identity" },
+                { "config", "ssosession", true, -EOPNOTSUPP, NULL, NULL, "uses sso_session: AWS IAM Identity" },
+                { "config", "webid", true, -ENOKEY, NULL, NULL, "profile webid has no aws_access_key_id" },
                 { "creddir-aws", "yamlprof", false, 0, "AKIDCREDDIRYAMLPRF10", "credDirYamlToken0010", NULL },
                 { "crlf-bom", "default", false, 0, "AKIDCRLFBOM000000012", NULL, NULL },
                 { "malformed-orphan", "default", false, -EINVAL, NULL, NULL, "line 2: setting outside" },
@@ -674,35 +675,35 @@ static void test_profile_refused(_unused_ void **state) {
         static const struct {
                 const char *profile, *key;
         } cases[] = {
-                { "assume", "role_arn" },
-                { "process", "credential_process" },
                 { "sso", "sso_start_url" },
                 { "ssosession", "sso_session" },
-                { "webid", "web_identity_token_file" },
         };
         set_env("AWS_SHARED_CREDENTIALS_FILE", DATA "/credentials");
         set_env("AWS_CONFIG_FILE", DATA "/config");
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 _cleanup_(freep) char *want =
-                        strprintf("profile %s uses %s, which this version does not support; ", cases[i].profile,
-                                  cases[i].key);
+                        strprintf("profile %s uses %s: AWS IAM Identity Center (SSO) profiles are not supported",
+                                  cases[i].profile, cases[i].key);
                 expect_error(cases[i].profile, -EOPNOTSUPP, want);
                 set_env("AWS_PROFILE", cases[i].profile);
                 expect_error(NULL, -EOPNOTSUPP, want);
                 assert_int_equal(unsetenv("AWS_PROFILE"), 0);
         }
         /* a refused key in the config file spoils the credentials file's keys */
-        write_file("config", "[profile yamlprof]\nrole_arn = arn:aws:iam::111122223333:role/x\n");
+        write_file("config", "[profile yamlprof]\nsso_start_url = https://example.awsapps.com/start\n");
         _cleanup_(freep) char *config = tmp_path("config");
         set_env("AWS_CONFIG_FILE", config);
-        expect_error("yamlprof", -EOPNOTSUPP, "profile yamlprof uses role_arn");
+        expect_error("yamlprof", -EOPNOTSUPP, "profile yamlprof uses sso_start_url");
 
-        /* web identity from the environment */
+        /* web identity from the environment comes right after the
+         * environment's keys, before any profile */
         set_env("AWS_CONFIG_FILE", DATA "/config");
-        set_env("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/token");
+        set_env("AWS_WEB_IDENTITY_TOKEN_FILE", "/nonexistent/token");
+        expect_error("yamlprof", -EINVAL, "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not");
         set_env("AWS_ROLE_ARN", "arn:aws:iam::111122223333:role/web");
-        expect_error("regiononly", -EOPNOTSUPP, "AWS_WEB_IDENTITY_TOKEN_FILE");
-        /* static keys still win over it */
+        expect_error("yamlprof", -EIO, "cannot read the web identity token file /nonexistent/token");
+        assert_int_equal(unsetenv("AWS_WEB_IDENTITY_TOKEN_FILE"), 0);
+        assert_int_equal(unsetenv("AWS_ROLE_ARN"), 0);
         expect_key("yamlprof", "shared-file", "AKIDYAMLPROFILE00002");
 
         /* malformed files are reported with their name and line */
@@ -922,20 +923,24 @@ static void test_refresh(_unused_ void **state) {
         pthread_mutex_lock(&stub.lock);
         snprintf(stub.expiration, sizeof stub.expiration, "2026-11-27T12:00:00Z");
         pthread_mutex_unlock(&stub.lock);
-        assert_int_equal(credentials_get(p, EXPIRY_1100Z + 10, &c), 0);
+        /* with nothing valid left, asked again after a minute (not at
+         * every call: a source that hangs would stall every call) */
+        assert_true(credentials_get(p, EXPIRY_1100Z + 10, &c) < 0);
+        assert_int_equal(credentials_get(p, EXPIRY_1100Z + 60, &c), 0);
         assert_string_equal(c->access_key_id, "ASIASTUB000000000006");
         assert_string_equal(credentials_provider_error(p), "");
 
         /* a source whose credentials are always within the window (it
-         * keeps serving 12:00 while the clock nears it) is asked at most
-         * once a minute, and what it gave is used meanwhile */
+         * keeps serving 12:00 while the clock nears it) is asked again
+         * when half of what was left is gone (299 s left: after 150 s),
+         * and what it gave is used meanwhile */
         assert_int_equal(credentials_get(p, EXPIRY_1100Z + 3600 - 299, &c), 0);
         assert_string_equal(c->access_key_id, "ASIASTUB000000000007");
         size_t n = stub_count();
-        assert_int_equal(credentials_get(p, EXPIRY_1100Z + 3600 - 299 + 59, &c), 0);
+        assert_int_equal(credentials_get(p, EXPIRY_1100Z + 3600 - 299 + 149, &c), 0);
         assert_string_equal(c->access_key_id, "ASIASTUB000000000007");
         assert_int_equal(stub_count(), n);
-        assert_int_equal(credentials_get(p, EXPIRY_1100Z + 3600 - 299 + 60, &c), 0);
+        assert_int_equal(credentials_get(p, EXPIRY_1100Z + 3600 - 299 + 150, &c), 0);
         assert_string_equal(c->access_key_id, "ASIASTUB000000000008");
 
         /* long-term credentials are never refreshed */
@@ -1012,6 +1017,168 @@ static void test_log_has_no_secrets(_unused_ void **state) {
         assert_null(strstr(log, "AKIDENVIRONMENT00001"));
 }
 
+/* Role, web identity, process and SSO profiles that fail before any STS
+ * call: each with its errno and the words the operator reads. */
+static void test_profile_chains(_unused_ void **state) {
+        static const struct {
+                const char *profile;
+                int r;
+                const char *message;
+        } cases[] = {
+                { "loop-a", -ELOOP, "source_profile profiles form a loop: loop-a -> loop-b -> loop-c -> loop-a" },
+                { "loop-b", -ELOOP, "loop-b -> loop-c -> loop-a -> loop-b" },
+                { "both-sources", -EINVAL, "profile both-sources has both source_profile and credential_source" },
+                { "no-source", -EINVAL,
+                  "profile no-source has role_arn but no source_profile, credential_source or web_identity_token_file" },
+                { "bad-source", -EINVAL, "credential_source must be Environment, Ec2InstanceMetadata or EcsContainer" },
+                { "self-no-keys", -EINVAL, "profile self-no-keys names itself as source_profile but has no keys" },
+                { "missing-source", -ENOKEY, "source_profile nowhere of profile missing-source does not exist" },
+                { "bad-duration", -EINVAL, "duration_seconds must be a number from 900 to 43200" },
+                { "webid-no-role", -EINVAL, "profile webid-no-role has web_identity_token_file but no role_arn" },
+                { "webid-no-file", -EIO, "profile webid-no-file: cannot read the web identity token file /nonexistent/token" },
+                { "env-source-empty", -ENOKEY, "profile env-source-empty: credential_source Environment has no credentials" },
+                { "chained-sso", -EOPNOTSUPP, "profile sso-login uses sso_session: AWS IAM Identity Center (SSO)" },
+                { "sso-login", -EOPNOTSUPP, "profile sso-login uses sso_session" },
+                { "process-missing", -EIO, "cannot run credential_process /nonexistent/bin/print-credentials" },
+                { "process-quote", -EIO, "credential_process is not a command line" },
+        };
+        set_env("AWS_CONFIG_FILE", DATA "/profiles");
+        set_env("AWS_SHARED_CREDENTIALS_FILE", DATA "/does-not-exist");
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                expect_error(cases[i].profile, cases[i].r, cases[i].message);
+        /* the same profiles from $CREDENTIALS_DIRECTORY/aws (credentials
+         * file format: no "profile " prefix) */
+        write_file("creds/aws", "[a]\nrole_arn = arn:aws:iam::111122223333:role/a\nsource_profile = b\n"
+                                "[b]\nrole_arn = arn:aws:iam::111122223333:role/b\nsource_profile = a\n");
+        _cleanup_(freep) char *creddir = tmp_path("creds");
+        set_env("CREDENTIALS_DIRECTORY", creddir);
+        expect_error("a", -ELOOP, "profiles form a loop: a -> b -> a");
+        /* none of it was an HTTP call */
+        assert_int_equal(stub_count(), 0);
+}
+
+static void test_process_split(_unused_ void **state) {
+        static const struct {
+                const char *cmd;
+                int r;
+                const char *words[6];
+        } cases[] = {
+                { "/usr/bin/helper", 0, { "/usr/bin/helper" } },
+                { "  helper  --profile   prod ", 0, { "helper", "--profile", "prod" } },
+                { "helper 'two words' \"and three words\"", 0, { "helper", "two words", "and three words" } },
+                { "helper '$HOME;rm -rf /' `x` $(y) a|b", 0, { "helper", "$HOME;rm -rf /", "`x`", "$(y)", "a|b" } },
+                { "helper \"a \\\"q\\\" \\$x \\n\"", 0, { "helper", "a \"q\" $x \\n" } },
+                { "helper a\\ b c'd'e", 0, { "helper", "a b", "cde" } },
+                { "helper 'unterminated", -EINVAL, { NULL } },
+                { "helper \"unterminated", -EINVAL, { NULL } },
+                { "helper trailing\\", -EINVAL, { NULL } },
+                { "   ", -EINVAL, { NULL } },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(strv_freep) char **v = NULL;
+                int r = process_split_command(cases[i].cmd, &v);
+                if (r != cases[i].r)
+                        fail_msg("[%s]: got %d, expected %d", cases[i].cmd, r, cases[i].r);
+                if (r < 0)
+                        continue;
+                size_t n = 0;
+                for (; cases[i].words[n]; n++) {
+                        assert_non_null(v[n]);
+                        if (!streq(v[n], cases[i].words[n]))
+                                fail_msg("[%s] word %zu: got [%s], expected [%s]", cases[i].cmd, n, v[n],
+                                         cases[i].words[n]);
+                }
+                assert_null(v[n]);
+        }
+}
+
+static void test_process_output(_unused_ void **state) {
+        static const struct {
+                const char *file;
+                int r;
+                const char *akid, *token;
+                uint64_t expiration;
+                const char *message;
+        } cases[] = {
+                { "long-term.json", 0, "AKIDPROCESS000000001", NULL, 0, NULL },
+                { "temporary.json", 0, "ASIAPROCESS000000002", "processToken0002", EXPIRY_1000Z, NULL },
+                { "version-2.json", -EINVAL, NULL, NULL, 0, "no \"Version\": 1" },
+                { "version-string.json", -EINVAL, NULL, NULL, 0, "no \"Version\": 1" },
+                { "no-version.json", -EINVAL, NULL, NULL, 0, "no \"Version\": 1" },
+                { "missing-secret.json", -EINVAL, NULL, NULL, 0, "lacks AccessKeyId or SecretAccessKey" },
+                { "bad-expiration.json", -EINVAL, NULL, NULL, 0, "Expiration is not an ISO-8601 time" },
+                { "not-json.txt", -EINVAL, NULL, NULL, 0, "not a JSON object" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(freep) char *path = strprintf(DATA "/process/%s", cases[i].file), *text = NULL,
+                                      *err = NULL;
+                _cleanup_(aws_credentials_freep) struct aws_credentials *c = NULL;
+                size_t len;
+                assert_int_equal(read_full_file(path, 1 << 20, &text, &len), 0);
+                int r = process_parse_output(text, len, &c, &err);
+                if (r != cases[i].r)
+                        fail_msg("%s: got %d (%s), expected %d", cases[i].file, r, err ? err : "-", cases[i].r);
+                if (r < 0) {
+                        assert_non_null(err);
+                        assert_non_null(strstr(err, cases[i].message));
+                        /* the message never quotes the output */
+                        assert_null(strstr(err, "processSecret"));
+                        assert_null(strstr(err, "AKIDPROCESS"));
+                        continue;
+                }
+                assert_string_equal(c->access_key_id, cases[i].akid);
+                if (cases[i].token)
+                        assert_string_equal(c->session_token, cases[i].token);
+                else
+                        assert_null(c->session_token);
+                assert_int_equal(c->expiration, cases[i].expiration);
+                assert_string_equal(c->source, "process");
+        }
+}
+
+/* Real processes: no shell, the limits, the environment. */
+static void test_process_run(_unused_ void **state) {
+        _cleanup_(aws_credentials_freep) struct aws_credentials *c = NULL;
+        _cleanup_(freep) char *cmd = strprintf("/bin/cat %s/process/temporary.json", DATA);
+        char *err = NULL;
+
+        assert_int_equal(process_credentials(cmd, 0, &c, &err), 0);
+        assert_string_equal(c->access_key_id, "ASIAPROCESS000000002");
+        assert_null(err);
+
+        /* exit status, timeout, output bound, a missing program */
+        assert_int_equal(process_credentials("/bin/false", 0, &c, &err), -ECHILD);
+        assert_non_null(strstr(err, "credential_process /bin/false exited with status 1"));
+        usec_t t0 = clock_boottime_usec();
+        assert_int_equal(process_credentials("/bin/sleep 30", 300 * USEC_PER_MSEC, &c, &err), -ETIME);
+        assert_true(clock_boottime_usec() - t0 < 5 * USEC_PER_SEC);
+        assert_non_null(strstr(err, "did not finish within"));
+        assert_int_equal(process_credentials("/usr/bin/head -c 10000000 /dev/zero", 0, &c, &err), -EFBIG);
+        assert_non_null(strstr(err, "printed more than 65536 bytes and was killed"));
+        assert_int_equal(process_credentials("/nonexistent/helper", 0, &c, &err), -ENOENT);
+        /* no shell: ';' and '$' are words */
+        assert_int_equal(process_credentials("/bin/echo '{}' ; /bin/false $HOME", 0, &c, &err), -EINVAL);
+        assert_non_null(strstr(err, "not a JSON object")); /* it printed "{} ; /bin/false $HOME" */
+
+        /* no secret of the environment reaches the process */
+        set_env("AWS_SECRET_ACCESS_KEY", ENV_SECRET);
+        set_env("AWS_SESSION_TOKEN", ENV_TOKEN);
+        set_env("AWS_REGION", "eu-west-2");
+        _cleanup_(freep) char *envfile = tmp_path("env.txt");
+        _cleanup_(freep) char *envcmd = strprintf("/bin/sh -c '/usr/bin/env > %s; /bin/cat %s/process/long-term.json'",
+                                                  envfile, DATA);
+        aws_credentials_free(c);
+        c = NULL;
+        assert_int_equal(process_credentials(envcmd, 0, &c, &err), 0);
+        _cleanup_(freep) char *envtext = NULL;
+        size_t n;
+        assert_int_equal(read_full_file(envfile, 1 << 20, &envtext, &n), 0);
+        assert_null(strstr(envtext, ENV_SECRET));
+        assert_null(strstr(envtext, ENV_TOKEN));
+        assert_non_null(strstr(envtext, "AWS_REGION=eu-west-2"));
+        free(err);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_parse_iso8601, setup, teardown),
@@ -1025,6 +1192,10 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_container, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refresh, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_log_has_no_secrets, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_profile_chains, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_process_split, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_process_output, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_process_run, setup, teardown),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
