@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "metrics-snapshot.h"
+#include "prune.h"
 
 _Static_assert(STATE_LIST_DIGEST_LEN == CONNECT_LIST_DIGEST_LEN, "a list digest fits the state's copy");
 
@@ -420,6 +421,8 @@ static void pass_finish(struct pass *p) {
                 return;
         if (!p->opts.read_only && pass_record_desired(p))
                 p->dirty = true;
+        if (!p->opts.read_only && state_prune(p->state, clock_wall_sec(), NULL) > 0)
+                p->dirty = true; /* forget the numbers we are done with (prune.h) */
         p->finished = true;
         p->phase = PASS_DONE;
         uint64_t now = clock_wall_sec();

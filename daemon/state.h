@@ -85,6 +85,7 @@ struct state_number {
         char **tag_keys_applied;     /* user tag keys this service set (for untag) */
         const char *pool_digest;     /* pool_config.digest when last reconciled */
         uint64_t last_described_at;  /* for the daily audit */
+        uint64_t ended_at;           /* first seen final (prune.h); 0 while it is not */
 };
 
 struct state_churn {
@@ -118,6 +119,7 @@ struct state_target {
                                       * pass: --status shows it without reading the YAML */
         size_t n_desired;
         bool listed_ok;              /* the last list of this target succeeded */
+        uint64_t pruned;             /* records of this target ever pruned: part of its pools' view digests */
         /* In memory only, never saved: the SHA-256 of the target's last list
          * answer, when it was one page and the state has not changed since
          * it was taken in. A pass that receives the same bytes again may
