@@ -63,6 +63,12 @@ int state_prune(struct state *s, uint64_t now, unsigned *ret_pruned) {
         }
         if (r < 0)
                 return r;
+        /* The churn ledger keeps its own 180 days. */
+        for (size_t i = 0; i < s->n_targets; i++) {
+                size_t before = s->targets[i].n_churn;
+                if (state_churn_prune(&s->targets[i], now) != before)
+                        changed = true;
+        }
         if (ret_pruned)
                 *ret_pruned = pruned;
         return changed ? 1 : 0;

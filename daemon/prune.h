@@ -16,7 +16,8 @@
 bool prune_record_final(const struct state_number *n);
 
 /* Stamps ended_at on records newly final (and clears it on records that
- * are no longer), then removes the records final for PRUNE_RETENTION_SEC,
+ * are no longer), drops churn entries older than the ledger's 180 days,
+ * and removes the records final for PRUNE_RETENTION_SEC,
  * counting each in its target's `pruned`, which the pools' view digests
  * include (so that a ClientToken can never be derived twice). Returns 1
  * when the state changed (it must be saved), 0 when not, -ENOMEM (then

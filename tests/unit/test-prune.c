@@ -89,12 +89,18 @@ static void test_retention(void **unused) {
         add(s, "+12065550001", PHASE_CLAIMED, true);
         add(s, "+12065550002", PHASE_RELEASED, false);
         add(s, "+12065550003", PHASE_GONE, false);
+        struct state_target *st = state_find_target(s, TARGET);
+        assert_int_equal(state_churn_add(st, NOW - 181 * 86400, true, "+12065550009"), 0);
+        assert_int_equal(state_churn_add(st, NOW - 10 * 86400, false, "+12065550001"), 0);
         unsigned pruned = 99;
 
         assert_int_equal(state_prune(s, NOW, &pruned), 1);
         assert_int_equal(pruned, 0);
         assert_int_equal(state_find_number(s, TARGET, "+12065550002")->ended_at, NOW);
         assert_int_equal(state_find_number(s, TARGET, "+12065550001")->ended_at, 0);
+        /* The churn ledger keeps 180 days. */
+        assert_int_equal(st->n_churn, 1);
+        assert_string_equal(st->churn[0].phone_number, "+12065550001");
         /* Nothing new: nothing to save. */
         assert_int_equal(state_prune(s, NOW + 10, &pruned), 0);
 
