@@ -645,8 +645,13 @@ static void follow_send(struct follow *f) {
 }
 
 /* Hands due describes to the client, oldest claim first, while the region
- * has fewer than FOLLOW_WINDOW in flight. */
+ * has fewer than FOLLOW_WINDOW in flight. Each round is one walk over the
+ * follows; a region found full is skipped for the rest of the call. */
+#define FOLLOW_FULL_REGIONS_MAX 16
 static void follow_dispatch(struct pass *p) {
+        const char *full[FOLLOW_FULL_REGIONS_MAX];
+        size_t n_full = 0;
+
         if (p->stopping)
                 return;
         for (;;) {
@@ -655,16 +660,24 @@ static void follow_dispatch(struct pass *p) {
                         struct follow *f = p->follows[i];
                         if (!f->ready || f->done || (best && best->started <= f->started))
                                 continue;
-                        unsigned in_region = 0;
-                        for (size_t j = 0; j < p->n_follows; j++)
-                                if (p->follows[j]->in_flight && streq(p->follows[j]->region, f->region))
-                                        in_region++;
-                        if (in_region < FOLLOW_WINDOW)
+                        bool skip = false;
+                        for (size_t k = 0; k < n_full && !skip; k++)
+                                skip = streq(full[k], f->region);
+                        if (!skip)
                                 best = f;
                 }
                 if (!best)
                         return;
-                follow_send(best);
+                unsigned in_region = 0;
+                for (size_t j = 0; j < p->n_follows; j++)
+                        if (p->follows[j]->in_flight && streq(p->follows[j]->region, best->region))
+                                in_region++;
+                if (in_region < FOLLOW_WINDOW)
+                        follow_send(best);
+                else if (n_full < FOLLOW_FULL_REGIONS_MAX)
+                        full[n_full++] = best->region;
+                else
+                        return; /* more full regions than that: the next answer dispatches again */
         }
 }
 
