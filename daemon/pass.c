@@ -489,6 +489,7 @@ struct follow {
         unsigned polls;                /* describes answered */
         sd_event_source *timer;
         bool parked;                   /* waits for the latency probe */
+        bool early;                    /* its first look is the pass's probe down (FOLLOW_PROBE_DOWN) */
         bool ready;                    /* due: waits for a place in the window */
         bool in_flight;
         bool done;
@@ -616,6 +617,11 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
                         usec_t age = now_b > f->started ? now_b - f->started : 0;
                         f->due = f->started + MAX((usec_t) ((double) age * FOLLOW_PROBE_GROWTH),
                                                   age + FOLLOW_STEP_MIN_USEC);
+                } else if (f->early) {
+                        /* Looked early on purpose: the next look when the
+                         * estimate says, as for any other claim. */
+                        f->early = false;
+                        f->due = MAX(now_b, f->started + follow_latency_usec(p));
                 } else {
                         f->due = now_b + f->step;
                         f->step = MIN(f->step * 2, FOLLOW_MAX_DELAY_USEC);
@@ -733,7 +739,7 @@ static void pass_follow(struct pass *p, enum follow_kind kind, const char *targe
                 else if (!lat)
                         f->due = f->started + FOLLOW_PROBE_FIRST_USEC;
                 else if (!p->probed_down) {
-                        p->probed_down = true;
+                        p->probed_down = f->early = true;
                         f->due = f->started + (usec_t) ((double) lat * FOLLOW_PROBE_DOWN);
                 } else
                         f->due = f->started + lat;
