@@ -4,6 +4,7 @@ given up, numbers taken away to another target. The state keeps only what
 can still matter (daemon/prune.c): its size follows the numbers held, not
 the history, and so does the memory of a run."""
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -72,8 +73,8 @@ class Soak(cnlib.DaemonTest):
             with open(state_file) as f:
                 records = sum(1 for _ in f) - 1
             rows.append((step, len(held), records, os.path.getsize(state_file), peak[0]))
-        with open(state_file) as f:
-            open(os.environ.get("SOAK_DUMP", os.devnull), "w").write(f.read())
+        if os.environ.get("SOAK_KEEP"):         # SOAK_KEEP=path: a copy of the last state file
+            shutil.copyfile(state_file, os.environ["SOAK_KEEP"])
         table = "\n".join("day %3d: held %2d, records %3d, %6d bytes, peak RssAnon %d KiB" % (
             r[0] * STEP_DAYS, r[1], r[2], r[3], r[4]) for r in rows)
         sys.stderr.write("\n" + table + "\n")
