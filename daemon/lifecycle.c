@@ -1015,6 +1015,7 @@ void lifecycle_give_up(struct state *s, const struct plan_step *step, uint64_t n
                 return;
         n->phase = PHASE_GIVEN_UP;
         n->next_retry_at = step->pinned ? now + LIFECYCLE_PIN_RETRY_SEC : 0;
+        record_clear_claim(s, n); /* settled: no claim of it is ever in flight again (prune.h) */
         struct lifecycle_event *e = event_add(ev, step->pinned ? EVENT_PIN_LOST : EVENT_WINDOW_EXPIRED, n->target,
                                               step->target_arn, n->pool, n);
         if (e) {
@@ -1212,6 +1213,7 @@ enum claim_next lifecycle_claim_refused(struct state *s, const struct config *c,
                          * left to use. Another number replaces it. */
                         n->phase = PHASE_GIVEN_UP;
                         n->next_retry_at = 0;
+                        record_clear_claim(s, n);
                         struct lifecycle_event *ev_ = event_add(ev, EVENT_NOTE, n->target, NULL, n->pool, n);
                         event_message(ev_, "Gave up on %s for %s/%s: it can no longer be claimed. Amazon Connect "
                                            "said: \"%s\" Another number will be claimed in its place.",

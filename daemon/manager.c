@@ -41,6 +41,7 @@ struct manager {
         bool plan;
         bool json;
         usec_t wait_usec;
+        usec_t once_deadline;         /* CLOCK_BOOTTIME: --once's --wait ends */
         bool rerun;                   /* SIGUSR1/SIGHUP during a pass: another right after */
         bool stopping;
         int exit_status;
@@ -233,6 +234,38 @@ static void manager_log_pass(const struct pass_result *r, const char *sum, const
 
 static void on_pass_done(struct pass *p, const struct pass_result *r, void *userdata);
 
+/* What is left of --once's --wait (the first pass has all of it). */
+static usec_t manager_once_left(const struct manager *m) {
+        usec_t now = clock_boottime_usec();
+        if (!m->once_deadline)
+                return m->wait_usec;
+        return m->once_deadline > now ? m->once_deadline - now : 0;
+}
+
+static int on_pass_timer(sd_event_source *s, uint64_t usec, void *userdata);
+static void format_next_pass(uint64_t now, usec_t delay, char *buf, size_t n);
+
+/* --once does what falls due before its --wait ends (docs/design.md): a
+ * pass that left work whose retry (a failed claim's backoff, a quota pause)
+ * ends in time is followed by another pass then. Returns true when one is
+ * scheduled. */
+static bool manager_once_again(struct manager *m, const struct pass_result *r) {
+        if (m->plan || m->stopping || r->exit_status != EXIT_WORK_REMAINS || !r->next_retry_at)
+                return false;
+        uint64_t now = clock_wall_sec();
+        usec_t delay = r->next_retry_at > now ? (r->next_retry_at - now) * USEC_PER_SEC : 0;
+        delay = MAX(delay, MIN_PASS_DELAY_USEC);
+        if (clock_boottime_usec() + delay >= m->once_deadline)
+                return false;
+        char when[64];
+        format_next_pass(now, delay, when, sizeof when);
+        log_info("A failed claim's retry falls due before --wait ends: another pass at %s", when);
+        if (m->pass_timer)
+                return sd_event_source_set_time_relative(m->pass_timer, delay) >= 0 &&
+                       sd_event_source_set_enabled(m->pass_timer, SD_EVENT_ONESHOT) >= 0;
+        return sd_event_add_time_relative(m->event, &m->pass_timer, CLOCK_BOOTTIME, delay, 0, on_pass_timer, m) >= 0;
+}
+
 static int manager_start_pass(struct manager *m) {
         if (m->pass || m->stopping)
                 return 0;
@@ -250,7 +283,7 @@ static int manager_start_pass(struct manager *m) {
         m->rerun = false;
         struct pass_options o = {
                 .read_only = m->plan,
-                .follow_usec = m->once ? m->wait_usec : MIN(m->config->interval_usec, SERVICE_FOLLOW_MAX_USEC),
+                .follow_usec = m->once ? manager_once_left(m) : MIN(m->config->interval_usec, SERVICE_FOLLOW_MAX_USEC),
                 .audit_budget = audit_budget(m),
                 .state_dir = m->plan ? NULL : m->state_dir,
                 .counters = m->plan ? NULL : &m->counters,
@@ -397,8 +430,10 @@ static void on_pass_done(struct pass *p _unused_, const struct pass_result *r, v
                         _cleanup_(freep) char *sum = pass_result_summary(r, m->config, USEC_INFINITY);
                         manager_log_pass(r, sum, NULL);
                 }
+                bool again = manager_once_again(m, r);
                 m->pass = pass_free(m->pass);
-                sd_event_exit(m->event, 0);
+                if (!again)
+                        sd_event_exit(m->event, 0);
                 return;
         }
 
@@ -581,6 +616,7 @@ int manager_run_once(struct manager *m, bool plan) {
         m->exit_status = EXIT_FAILURE_OTHER;
         if (manager_load_state(m) < 0)
                 return EXIT_FAILURE_OTHER;
+        m->once_deadline = clock_boottime_usec() + m->wait_usec;
         r = manager_start_pass(m);
         if (r < 0)
                 return EXIT_FAILURE_OTHER;

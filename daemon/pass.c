@@ -8,11 +8,13 @@
 
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "log.h"
 #include "metrics-snapshot.h"
+#include "prune.h"
 
 _Static_assert(STATE_LIST_DIGEST_LEN == CONNECT_LIST_DIGEST_LEN, "a list digest fits the state's copy");
 
@@ -86,6 +88,7 @@ struct pass {
         struct follow **follows;
         size_t n_follows;
         usec_t follow_deadline;        /* CLOCK_BOOTTIME */
+        bool probed_down;              /* a claim followed early this pass (FOLLOW_PROBE_DOWN) */
 
         unsigned claims_made, releases_made, moves_made;
         bool dirty;                    /* the state changed: save it whole at the end */
@@ -468,6 +471,8 @@ static void pass_finish(struct pass *p) {
                 return;
         if (!p->opts.read_only && pass_record_desired(p))
                 p->dirty = true;
+        if (!p->opts.read_only && state_prune(p->state, clock_wall_sec(), NULL) > 0)
+                p->dirty = true; /* forget the numbers we are done with (prune.h) */
         p->finished = true;
         p->phase = PASS_DONE;
         uint64_t now = clock_wall_sec();
@@ -494,15 +499,49 @@ static void pass_finish(struct pass *p) {
 
 /* ---- follow claims with DescribePhoneNumber ----------------------------- */
 
+/* Following costs one describe per claim (docs/design.md, "Following
+ * claims"). A claim's first describe is due when the claim latency observed
+ * so far (the EWMA in state->claim_latency_sec) says it is likely done;
+ * until one claim has been seen to settle, the oldest claim alone probes
+ * (first at FOLLOW_PROBE_FIRST_USEC, then FOLLOW_PROBE_GROWTH times later)
+ * and the others wait for what it learns. Due describes are handed to the
+ * client oldest claim first, at most FOLLOW_WINDOW per region at once: when
+ * the describe bucket is the bottleneck, the rest wait here (growing older,
+ * so likelier done) instead of in the client's queue, and a token is never
+ * spent early. A poll that sees IN_PROGRESS is repeated after an eighth of
+ * the estimate (at least FOLLOW_STEP_MIN_USEC), doubling from there. */
+#define FOLLOW_WINDOW 4
+#define FOLLOW_PROBE_FIRST_USEC (2 * USEC_PER_SEC)
+#define FOLLOW_PROBE_GROWTH 1.5
+#define FOLLOW_STEP_MIN_USEC (100 * USEC_PER_MSEC)
+#define FOLLOW_UPDATE_FIRST_USEC (500 * USEC_PER_MSEC)
+/* The first claim followed in a pass polls at this share of the estimate,
+ * so that an estimate that has grown too large can come down (at most one
+ * extra describe per pass). */
+#define FOLLOW_PROBE_DOWN 0.8
+
+enum follow_kind {
+        FOLLOW_CLAIM,                  /* a claim just answered: its settling teaches the latency */
+        FOLLOW_RESUMED,                /* a claim an earlier pass left IN_PROGRESS: poll now */
+        FOLLOW_UPDATE,                 /* a metadata update: not a claim, teaches nothing */
+        FOLLOW_MOVE,                   /* a move (UpdatePhoneNumber): looked at when a claim would be done */
+};
+
 struct follow {
         struct pass *pass;
+        enum follow_kind kind;
         char *target;
         char *phone_number;
         char *id;
         char *region;
-        usec_t delay;
         usec_t started;                /* CLOCK_BOOTTIME when the claim was answered */
+        usec_t due;                    /* CLOCK_BOOTTIME of the next describe; 0 while parked */
+        usec_t step;                   /* wait after the next IN_PROGRESS */
+        unsigned polls;                /* describes answered */
         sd_event_source *timer;
+        bool parked;                   /* waits for the latency probe */
+        bool early;                    /* its first look is the pass's probe down (FOLLOW_PROBE_DOWN) */
+        bool ready;                    /* due: waits for a place in the window */
         bool in_flight;
         bool done;
 };
@@ -526,19 +565,76 @@ static size_t pass_follows_active(struct pass *p) {
         return n;
 }
 
+static usec_t follow_latency_usec(const struct pass *p) {
+        double lat = p->state->claim_latency_sec;
+        if (!(lat > 0) || !isfinite(lat))
+                return 0;
+        return MIN((usec_t) (lat * 1e6), FOLLOW_MAX_DELAY_USEC);
+}
+
 static int follow_arm(struct follow *f);
+static void follow_dispatch(struct pass *p);
 static void pass_stop_if_quota_paused(struct pass *p, const char *target);
+
+/* The probe taught the latency, or ended without teaching it: every parked
+ * claim gets its first describe at (answer + estimate), or the oldest of them
+ * becomes the next probe. */
+static bool follow_probing(const struct pass *p);
+
+static void follow_unpark(struct pass *p) {
+        usec_t lat = follow_latency_usec(p);
+        if (!lat && follow_probing(p))
+                return;
+        for (size_t i = 0; i < p->n_follows; i++) {
+                struct follow *f = p->follows[i];
+                if (!f->parked || f->done)
+                        continue;
+                f->parked = false;
+                f->due = f->started + (lat ?: FOLLOW_PROBE_FIRST_USEC);
+                f->step = MAX(lat / 8, FOLLOW_STEP_MIN_USEC);
+                if (follow_arm(f) < 0)
+                        f->done = true;
+                if (!lat)
+                        break; /* the oldest probes; the rest stay parked */
+        }
+}
+
+static bool follow_probing(const struct pass *p) {
+        for (size_t i = 0; i < p->n_follows; i++) {
+                const struct follow *f = p->follows[i];
+                if (f->kind == FOLLOW_CLAIM && !f->parked && !f->done)
+                        return true;
+        }
+        return false;
+}
+
+static void follow_learn(struct follow *f, usec_t now) {
+        struct pass *p = f->pass;
+        double took = (double) (now - f->started) / 1e6, lat = p->state->claim_latency_sec;
+        if (f->kind != FOLLOW_CLAIM)
+                return;
+        /* Settled at the first describe: the latency is at most its age,
+         * which is the estimate plus the describe's own wait and round trip
+         * (not the claim's): the estimate stays, unless the describe went
+         * early (the per-pass probe down) and so brings it down. After an
+         * IN_PROGRESS, the age is an upper bound close to the truth. */
+        if (f->polls == 1 && lat > 0 && isfinite(lat))
+                took = MIN(took, lat);
+        p->state->claim_latency_sec = lat > 0 && isfinite(lat) ? 0.7 * lat + 0.3 * took : took;
+}
 
 static void on_follow_describe(const struct connect_result *res, void *userdata) {
         struct follow *f = userdata;
         struct pass *p = f->pass;
         struct lifecycle_events ev = {0};
         uint64_t now = clock_wall_sec();
+        bool was_unknown = follow_latency_usec(p) == 0;
 
         f->in_flight = false;
         p->outstanding--;
         p->dirty = true;
         if (res->r >= 0 && res->n_numbers == 1) {
+                f->polls++;
                 lifecycle_ingest_describe(p->state, p->config, f->target, &res->numbers[0], now, &ev);
                 log_events(p, &ev);
                 pass_stop_if_quota_paused(p, f->target);
@@ -546,11 +642,7 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
                  * FAILED, a metadata update back to CLAIMED. */
                 struct state_number *n = state_find_number(p->state, f->target, f->phone_number);
                 if (!n || res->numbers[0].status != CONNECT_STATUS_IN_PROGRESS) {
-                        /* Settled: learn how long claims take, for the next polls. */
-                        double took = (double) (clock_boottime_usec() - f->started) / 1e6;
-                        p->state->claim_latency_sec = p->state->claim_latency_sec > 0
-                                                              ? 0.7 * p->state->claim_latency_sec + 0.3 * took
-                                                              : took;
+                        follow_learn(f, clock_boottime_usec());
                         f->done = true;
                         (void) pass_save(p);
                 }
@@ -570,12 +662,80 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
                 }
         }
         if (!f->done && !p->stopping && clock_boottime_usec() < p->follow_deadline) {
-                f->delay = MIN(f->delay * 2, FOLLOW_MAX_DELAY_USEC);
+                usec_t now_b = clock_boottime_usec();
+                if (f->kind == FOLLOW_CLAIM && was_unknown) {
+                        /* The probe: the next look when the claim is that much older. */
+                        usec_t age = now_b > f->started ? now_b - f->started : 0;
+                        f->due = f->started + MAX((usec_t) ((double) age * FOLLOW_PROBE_GROWTH),
+                                                  age + FOLLOW_STEP_MIN_USEC);
+                } else if (f->early) {
+                        /* Looked early on purpose: the next look when the
+                         * estimate says, as for any other claim. */
+                        f->early = false;
+                        f->due = MAX(now_b, f->started + follow_latency_usec(p));
+                } else {
+                        f->due = now_b + f->step;
+                        f->step = MIN(f->step * 2, FOLLOW_MAX_DELAY_USEC);
+                }
                 if (follow_arm(f) < 0)
                         f->done = true;
         } else
                 f->done = true;
+        if (was_unknown && (f->done || follow_latency_usec(p) > 0))
+                follow_unpark(p);
+        follow_dispatch(p);
         pass_maybe_advance(p);
+}
+
+static void follow_send(struct follow *f) {
+        struct pass *p = f->pass;
+        f->ready = false;
+        int r = connect_describe_number(p->client, f->region, f->id, on_follow_describe, f);
+        if (r < 0) {
+                f->done = true;
+                if (follow_latency_usec(p) == 0)
+                        follow_unpark(p);
+                return;
+        }
+        f->in_flight = true;
+        p->outstanding++;
+}
+
+/* Hands due describes to the client, oldest claim first, while the region
+ * has fewer than FOLLOW_WINDOW in flight. Each round is one walk over the
+ * follows; a region found full is skipped for the rest of the call. */
+#define FOLLOW_FULL_REGIONS_MAX 16
+static void follow_dispatch(struct pass *p) {
+        const char *full[FOLLOW_FULL_REGIONS_MAX];
+        size_t n_full = 0;
+
+        if (p->stopping)
+                return;
+        for (;;) {
+                struct follow *best = NULL;
+                for (size_t i = 0; i < p->n_follows; i++) {
+                        struct follow *f = p->follows[i];
+                        if (!f->ready || f->done || (best && best->started <= f->started))
+                                continue;
+                        bool skip = false;
+                        for (size_t k = 0; k < n_full && !skip; k++)
+                                skip = streq(full[k], f->region);
+                        if (!skip)
+                                best = f;
+                }
+                if (!best)
+                        return;
+                unsigned in_region = 0;
+                for (size_t j = 0; j < p->n_follows; j++)
+                        if (p->follows[j]->in_flight && streq(p->follows[j]->region, best->region))
+                                in_region++;
+                if (in_region < FOLLOW_WINDOW)
+                        follow_send(best);
+                else if (n_full < FOLLOW_FULL_REGIONS_MAX)
+                        full[n_full++] = best->region;
+                else
+                        return; /* more full regions than that: the next answer dispatches again */
+        }
 }
 
 static int on_follow_timer(sd_event_source *s _unused_, uint64_t usec _unused_, void *userdata) {
@@ -586,48 +746,61 @@ static int on_follow_timer(sd_event_source *s _unused_, uint64_t usec _unused_, 
                 pass_maybe_advance(p);
                 return 0;
         }
-        int r = connect_describe_number(p->client, f->region, f->id, on_follow_describe, f);
-        if (r < 0) {
-                f->done = true;
-                pass_maybe_advance(p);
-                return 0;
-        }
-        f->in_flight = true;
-        p->outstanding++;
+        f->ready = true;
+        follow_dispatch(p);
+        pass_maybe_advance(p);
         return 0;
 }
 
 static int follow_arm(struct follow *f) {
-        usec_t now = clock_boottime_usec();
-        usec_t when = now + f->delay;
-        if (when > f->pass->follow_deadline)
-                when = f->pass->follow_deadline;
+        usec_t when = MIN(f->due, f->pass->follow_deadline);
         if (f->timer)
                 return sd_event_source_set_time(f->timer, when) < 0 ? -EIO
                        : sd_event_source_set_enabled(f->timer, SD_EVENT_ONESHOT);
-        return sd_event_add_time(f->pass->event, &f->timer, CLOCK_BOOTTIME, when, 100 * USEC_PER_MSEC, on_follow_timer,
+        return sd_event_add_time(f->pass->event, &f->timer, CLOCK_BOOTTIME, when, 10 * USEC_PER_MSEC, on_follow_timer,
                                  f);
 }
 
-static void pass_follow(struct pass *p, const char *target, const char *region, const char *phone_number,
-                        const char *id) {
+static void pass_follow(struct pass *p, enum follow_kind kind, const char *target, const char *region,
+                        const char *phone_number, const char *id) {
         if (p->stopping || !id)
                 return;
         struct follow *f = calloc(1, sizeof *f);
         if (!f)
                 return;
         f->pass = p;
+        f->kind = kind;
         f->target = strdup(target);
         f->phone_number = strdup(phone_number);
         f->id = strdup(id);
         f->region = strdup(region);
         f->started = clock_boottime_usec();
-        double lat = p->state->claim_latency_sec;
-        f->delay = lat > 0 ? (usec_t) (lat * 1e6) : USEC_PER_SEC;
-        f->delay = MAX(f->delay, 500 * USEC_PER_MSEC);
-        f->delay = MIN(f->delay, FOLLOW_MAX_DELAY_USEC);
+        usec_t lat = follow_latency_usec(p);
+        f->step = MAX(lat / 8, FOLLOW_STEP_MIN_USEC);
+        switch (kind) {
+        case FOLLOW_RESUMED:
+                f->due = f->started;
+                break;
+        case FOLLOW_UPDATE:
+                f->due = f->started + FOLLOW_UPDATE_FIRST_USEC;
+                break;
+        case FOLLOW_MOVE:
+                f->due = f->started + (lat ? lat : FOLLOW_PROBE_FIRST_USEC);
+                break;
+        case FOLLOW_CLAIM:
+                if (!lat && follow_probing(p))
+                        f->parked = true;
+                else if (!lat)
+                        f->due = f->started + FOLLOW_PROBE_FIRST_USEC;
+                else if (!p->probed_down) {
+                        p->probed_down = f->early = true;
+                        f->due = f->started + (usec_t) ((double) lat * FOLLOW_PROBE_DOWN);
+                } else
+                        f->due = f->started + lat;
+                break;
+        }
         struct follow **nf = realloc(p->follows, sizeof *nf * (p->n_follows + 1));
-        if (!f->target || !f->phone_number || !f->id || !f->region || !nf || follow_arm(f) < 0) {
+        if (!f->target || !f->phone_number || !f->id || !f->region || !nf || (!f->parked && follow_arm(f) < 0)) {
                 if (nf)
                         p->follows = nf;
                 follow_free(f);
@@ -769,7 +942,7 @@ static void on_claim(const struct connect_result *res, void *userdata) {
                 log_fields(LOG_INFO, 0, &f, "Claim of %s for %s/%s accepted, in progress", cc->phone_number,
                            cc->target, cc->pool ? cc->pool : "-");
                 (void) pass_save(p);
-                pass_follow(p, cc->target, cc->region, cc->phone_number, res->phone_number_id);
+                pass_follow(p, FOLLOW_CLAIM, cc->target, cc->region, cc->phone_number, res->phone_number_id);
         } else if (res->r < 0 && n) {
                 enum claim_next next;
                 if (res->r == -ECANCELED)
@@ -1186,7 +1359,7 @@ static void on_step(const struct connect_result *res, void *userdata) {
                         /* The update runs IN_PROGRESS for a while: follow it so
                          * that the pass ends with the number CLAIMED again. */
                         if (s->action == STEP_UPDATE_DESCRIPTION && s->phone_number_id)
-                                pass_follow(p, s->target, s->region, s->phone_number, s->phone_number_id);
+                                pass_follow(p, FOLLOW_UPDATE, s->target, s->region, s->phone_number, s->phone_number_id);
                         log_step_done(s, &f);
                 }
                 (void) pass_save(p);
@@ -1271,7 +1444,7 @@ static void on_move(const struct connect_result *res, void *userdata) {
                 p->moves_made++;
                 log_fields(LOG_INFO, 0, &f, "Move of %s from %s to %s/%s accepted, in progress", s->phone_number,
                            s->source_arn ? s->source_arn : s->source, s->target, s->pool);
-                pass_follow(p, s->source, s->region, s->phone_number, s->phone_number_id);
+                pass_follow(p, FOLLOW_MOVE, s->source, s->region, s->phone_number, s->phone_number_id);
         } else if (res->r != -ECANCELED) {
                 log_call_error(LOG_WARNING, res, s->target, s->pool, s->phone_number, "Moving the number failed");
                 lifecycle_move_refused(p->state, n, &res->error, clock_wall_sec(), &ev);
@@ -1417,11 +1590,11 @@ static void pass_execute(struct pass *p) {
                 struct state_number *n = &p->state->numbers[i];
                 const struct target_config *t = pass_target(p, n->target);
                 if (n->phase == PHASE_IN_PROGRESS && n->id && t && n->pool)
-                        pass_follow(p, n->target, t->region, n->phone_number, n->id);
+                        pass_follow(p, FOLLOW_RESUMED, n->target, t->region, n->phone_number, n->id);
                 else if (n->move_token && n->id) {
                         const struct target_config *owner = NULL;
                         if (lifecycle_source(p->config, n->target, NULL, &owner))
-                                pass_follow(p, n->target, owner->region, n->phone_number, n->id);
+                                pass_follow(p, FOLLOW_RESUMED, n->target, owner->region, n->phone_number, n->id);
                 }
         }
         for (size_t i = 0; i < p->plan->n_steps; i++)

@@ -119,9 +119,14 @@ static bool in_view(const struct state_number *x, const char *target, const char
         }
 }
 
-/* SHA-256 over the sorted phone numbers of the pool's view. */
+/* SHA-256 over the sorted phone numbers of the pool's view, then, once
+ * records of the target have been pruned (prune.h), their count: the view
+ * shrinks when a record is pruned, and the count keeps it from being an
+ * earlier view again (docs/design.md, "Pruning the state"). */
 static int pool_view_digest(const struct state *s, const char *target, const char *pool, char ret[static 65]) {
-        size_t n = 0, len = 0;
+        const struct state_target *st = state_find_target(s, target);
+        uint64_t pruned = st ? st->pruned : 0;
+        size_t n = 0, len = 32;
         for (size_t i = 0; i < s->n_numbers; i++) {
                 const struct state_number *x = &s->numbers[i];
                 if (in_view(x, target, pool)) {
@@ -146,6 +151,12 @@ static int pool_view_digest(const struct state *s, const char *target, const cha
                 memcpy(buf + off, v[i], l);
                 off += l;
                 buf[off++] = '\n';
+        }
+        if (pruned) {
+                int w = snprintf(buf + off, len + 1 - off, "pruned %" PRIu64 "\n", pruned);
+                if (w < 0 || (size_t) w > len - off)
+                        return -EINVAL;
+                off += (size_t) w;
         }
         sha256_hex(buf, off, ret);
         return 0;

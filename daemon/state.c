@@ -442,6 +442,8 @@ static json_t *number_to_json(const struct state_number *n, int *ret_r) {
         if (r >= 0)
                 r = put_u64(o, "next_retry_at", n->next_retry_at);
         if (r >= 0)
+                r = put_u64(o, "ended_at", n->ended_at);
+        if (r >= 0)
                 r = put_u64(o, "attempts", n->attempts);
         if (r >= 0)
                 r = put_str(o, "failure_message", n->failure_message);
@@ -520,6 +522,8 @@ static json_t *target_to_json(const struct state_target *t, int *ret_r) {
                 r = put_bool(o, "quota_logged", t->quota_logged);
         if (r >= 0)
                 r = put_u64(o, "quota_last_retry_at", t->quota_last_retry_at);
+        if (r >= 0)
+                r = put_u64(o, "pruned", t->pruned);
         if (r >= 0 && t->n_churn > 0) {
                 json_t *a = json_array();
                 r = a ? 0 : -ENOMEM;
@@ -865,6 +869,7 @@ static const struct member number_members[] = {
         M("move_attempts", MEMBER_UNSIGNED, move_attempts),
         M("move_message", MEMBER_STR, move_message),
         M("pin_logged", MEMBER_BOOL, pin_logged),
+        M("ended_at", MEMBER_U64, ended_at),
 };
 #undef M
 #undef M_TAGS
@@ -991,6 +996,8 @@ static int target_from_json(json_t *o, struct state_target *t) {
                 r = get_bool(o, "quota_logged", &t->quota_logged);
         if (r >= 0)
                 r = get_u64(o, "quota_last_retry_at", &t->quota_last_retry_at);
+        if (r >= 0)
+                r = get_u64(o, "pruned", &t->pruned);
         json_t *churn = json_object_get(o, "churn");
         if (r >= 0 && churn && !json_is_null(churn)) {
                 if (!json_is_array(churn))

@@ -101,6 +101,7 @@ struct state_number {
         unsigned move_attempts;      /* FAILED attempts so far (each retry takes a new token) */
         char *move_message;          /* the last failure, or NULL */
         bool pin_logged;             /* a pinned number's "unavailable" or "lost" was logged (this episode) */
+        uint64_t ended_at;           /* first seen final (prune.h); 0 while it is not */
 };
 
 struct state_churn {
@@ -134,6 +135,7 @@ struct state_target {
                                       * pass: --status shows it without reading the YAML */
         size_t n_desired;
         bool listed_ok;              /* the last list of this target succeeded */
+        uint64_t pruned;             /* records of this target ever pruned: part of its pools' view digests */
         /* In memory only, never saved: the SHA-256 of the target's last list
          * answer, when it was one page and the state has not changed since
          * it was taken in. A pass that receives the same bytes again may
