@@ -10,7 +10,7 @@ should take about as long as the first: the goal is wall(two) / wall(one)
 <= 1.15 (medians of --runs runs, each from empty against a fresh fake).
 Two variants of the two-account run: both accounts want US DID numbers
 (the pass shares one search feed per kind of number between all pools, and
-deals it pool after pool), and the second account wants GB DID numbers
+deals it in turn, one number per pool and round), and the second account wants GB DID numbers
 (its own feed), which isolates the pacing per account.
 
 Writes bench/results/accounts.md and prints it. Standard library only;

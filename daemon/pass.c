@@ -829,6 +829,7 @@ struct searcher {
         unsigned searches;
         unsigned searches_max;
         unsigned fruitless;            /* searches that returned nothing new */
+        size_t turn;                   /* the claimer that gets the first candidate of the next round */
         bool searching;
         bool exhausted;
         bool found_any;
@@ -886,7 +887,7 @@ static void searcher_free(struct searcher *sr) {
         free(sr);
 }
 
-static void claimer_pump(struct claimer *c);
+static bool claimer_take_one(struct claimer *c);
 static void searcher_pump(struct searcher *sr);
 
 /* Queues claim step s (a slot) to be filled with its token number try. */
@@ -1151,9 +1152,17 @@ static void searcher_maybe_search(struct searcher *sr) {
         p->outstanding++;
 }
 
+/* Candidates go out in turn, one per claimer and round: pools of
+ * different accounts then claim side by side, each at its own account's
+ * rate, instead of the second waiting until the first is full. */
 static void searcher_pump(struct searcher *sr) {
-        for (size_t i = 0; i < sr->n_claimers; i++)
-                claimer_pump(sr->claimers[i]);
+        for (bool more = sr->n_claimers > 0; more;) {
+                more = false;
+                for (size_t k = 0; k < sr->n_claimers; k++)
+                        if (claimer_take_one(sr->claimers[(sr->turn + k) % sr->n_claimers]))
+                                more = true;
+                sr->turn++;
+        }
         searcher_maybe_search(sr);
 }
 
@@ -1166,16 +1175,18 @@ static char *searcher_take(struct searcher *sr) {
         return num;
 }
 
-static void claimer_pump(struct claimer *cl) {
+/* Starts one claim with the feed's next candidate; false when the
+ * claimer wants none or the feed is empty. */
+static bool claimer_take_one(struct claimer *cl) {
         struct pass *p = cl->pass;
-        while (!cl->stopped && !p->stopping && cl->n_slots > 0) {
+        if (!cl->stopped && !p->stopping && cl->n_slots > 0) {
                 if (cl->not_available > 2 * cl->slots_wanted + CLAIM_CANDIDATE_SLACK) {
                         cl->stopped = true;
-                        break;
+                        return false;
                 }
                 _cleanup_(freep) char *num = searcher_take(cl->searcher);
                 if (!num)
-                        return; /* the searcher pumps us when it has more */
+                        return false; /* the searcher pumps us when it has more */
 
                 const struct plan_step *step = cl->pending[0];
                 unsigned try = cl->tries[0];
@@ -1187,7 +1198,7 @@ static void claimer_pump(struct claimer *cl) {
                 struct state_number *n = lifecycle_claim_intent(p->state, step, num, step->claim_tokens[try], now);
                 if (!n) {
                         cl->stopped = true;
-                        break;
+                        return false;
                 }
                 /* The intent must be on disk before the request leaves
                  * (docs/design.md): no state, no claim. */
@@ -1197,15 +1208,17 @@ static void claimer_pump(struct claimer *cl) {
                                 state_remove_number(p->state, n);
                         pass_set_error(p, false, "state could not be saved; claims stopped");
                         cl->stopped = true;
-                        break;
+                        return false;
                 }
                 n = state_find_number(p->state, cl->step->target, num);
                 if (!n || send_claim(p, cl, cl->step->target, cl->step->pool, cl->step->region, cl->step->target_arn,
                                      n, step, try, false) < 0) {
                         cl->stopped = true;
-                        break;
+                        return false;
                 }
+                return true;
         }
+        return false;
 }
 
 static bool step_is_tdg(const struct plan_step *s) {
