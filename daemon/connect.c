@@ -1114,6 +1114,8 @@ int connect_client_new(sd_event *event, const struct connect_client_options *o, 
         client_apply_rates(c, o);
 
         r = http_client_new(event, s.ca_file, &c->http);
+        if (r >= 0)
+                r = http_set_default_ca_file(o->ca_file);
         if (r < 0)
                 goto fail;
         r = credentials_provider_new(o->profile, &c->creds);
@@ -1156,6 +1158,8 @@ int connect_client_reconfigure(struct connect_client *c, const struct connect_cl
         if (r < 0)
                 return r;
         r = http_client_set_ca_file(c->http, s.ca_file);
+        if (r >= 0)
+                r = http_set_default_ca_file(o->ca_file);
         if (r < 0)
                 return r;
 

@@ -665,7 +665,7 @@ static int cred_http(const char *method, const char *url, const char *const *hea
                 .no_proxy = true,
                 .sensitive = true,
         };
-        r = http_perform(&req, env("AWS_CA_BUNDLE"), &resp, &error_text);
+        r = http_perform(&req, http_default_ca_file(), &resp, &error_text);
         if (r == -ENOMEM)
                 return set_error(ret_error, r, "out of memory");
         if (r == -EINVAL)

@@ -891,6 +891,23 @@ fail:
         return r;
 }
 
+static char *default_ca_file;
+
+int http_set_default_ca_file(const char *ca_file) {
+        if (isempty(ca_file)) {
+                default_ca_file = mfree(default_ca_file);
+                return 0;
+        }
+        return free_and_strdup(&default_ca_file, ca_file);
+}
+
+const char *http_default_ca_file(void) {
+        if (default_ca_file)
+                return default_ca_file;
+        const char *e = getenv("AWS_CA_BUNDLE");
+        return isempty(e) ? NULL : e;
+}
+
 int http_perform(const struct http_request *req, const char *ca_file, struct http_response *ret,
                  char **ret_error_text) {
         struct http_transfer *t;

@@ -72,3 +72,8 @@ void http_response_clear_sensitive(struct http_response *r);
  * http_client_new(). */
 int http_perform(const struct http_request *req, const char *ca_file, struct http_response *ret,
                  char **ret_error_text);
+/* The CA bundle of every HTTPS call that is not Connect's (STS, container
+ * credentials): the YAML's ca_file:, set here when the configuration is
+ * (re)loaded, else $AWS_CA_BUNDLE, else NULL (the system's trust store). */
+int http_set_default_ca_file(const char *ca_file);
+const char *http_default_ca_file(void);

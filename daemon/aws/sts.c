@@ -360,7 +360,7 @@ int sts_call(const char *endpoint, const char *region, const struct sts_assume_r
                 .max_response_bytes = STS_RESPONSE_MAX_BYTES,
                 .sensitive = true,
         };
-        r = http_perform(&req, getenv("AWS_CA_BUNDLE"), &resp, &error_text);
+        r = http_perform(&req, http_default_ca_file(), &resp, &error_text);
         header_lines_wipe(lines);
         if (r < 0) {
                 set_message(ret_error, "STS %s: %s", endpoint, error_text ? error_text : strerror(-r));
