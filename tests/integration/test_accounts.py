@@ -103,6 +103,16 @@ class Accounts(cnlib.DaemonTest):
         self.assert_signed_by_account()
 
 
+    def test_sts_trusts_the_yaml_ca_file(self):
+        # ca_file: is used instead of the system's trust store for every
+        # HTTPS call, STS included: no AWS_CA_BUNDLE needed.
+        del self.env["AWS_CA_BUNDLE"]
+        self.write()
+        r = self.once("--wait", "60s")
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        self.assert_converged()
+        self.assertEqual(len(self.sts_calls(ROLE_B)), 1)
+
     def test_wrong_external_id_skips_that_account_only(self):
         self.fake.config(roles={ROLE_B: {"external_id": "the-real-one", "trusted": [ACCT_A]},
                                 ROLE_C: {"external_id": EXT_C, "trusted": [ACCT_A]}})
