@@ -687,10 +687,42 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
         pass_maybe_advance(p);
 }
 
+/* A number's id as the calls about it send it. With roles (several
+ * accounts), its ARN: a bare id names no account, so the call could be
+ * signed with another account's credentials (Amazon Connect then finds no
+ * such number, or refuses) and paced on the wrong buckets; the ARN says
+ * whose number it is. */
+static const char *call_id(struct pass *p, const char *source, const char *id, const char *known_arn,
+                           char buf[static STATE_ARN_MAX]) {
+        bool roles = false;
+        for (size_t i = 0; i < p->config->n_targets && !roles; i++)
+                roles = p->config->targets[i].role_arn != NULL;
+        if (!roles || !id || strncmp(id, "arn:", 4) == 0)
+                return id;
+        if (known_arn)
+                return known_arn;
+        /* arn:PARTITION:connect:REGION:ACCOUNT: of the list source, then
+         * phone-number/ID: the form Amazon Connect gives a number's ARN. */
+        const char *arn = NULL, *q;
+        if (!lifecycle_source(p->config, source, &arn, NULL))
+                return id;
+        q = arn;
+        for (int field = 0; field < 5 && q; field++) {
+                q = strchr(q, ':');
+                if (q)
+                        q++;
+        }
+        if (!q)
+                return id;
+        int k = snprintf(buf, STATE_ARN_MAX, "%.*sphone-number/%s", (int) (q - arn), arn, id);
+        return k > 0 && k < STATE_ARN_MAX ? buf : id;
+}
+
 static void follow_send(struct follow *f) {
         struct pass *p = f->pass;
         f->ready = false;
-        int r = connect_describe_number(p->client, f->region, f->id, on_follow_describe, f);
+        char arn[STATE_ARN_MAX];
+        int r = connect_describe_number(p->client, f->region, call_id(p, f->target, f->id, NULL, arn), on_follow_describe, f);
         if (r < 0) {
                 f->done = true;
                 if (follow_latency_usec(p) == 0)
@@ -1394,7 +1426,8 @@ static int start_step_call(struct pass *p, const struct plan_step *s) {
                 return -ENOMEM;
         sc->pass = p;
         sc->step = s;
-        const char *id = s->phone_number_id;
+        char arn[STATE_ARN_MAX];
+        const char *id = call_id(p, s->target, s->phone_number_id, s->phone_number_arn, arn);
         switch (s->action) {
         case STEP_UPDATE_DESCRIPTION:
                 if (uuid_random(token) < 0)
@@ -1488,8 +1521,9 @@ static int start_move(struct pass *p, const struct plan_step *s) {
                 return -ENOMEM;
         sc->pass = p;
         sc->step = s;
-        r = connect_update_number(p->client, s->region, s->phone_number_id, s->target_arn, s->client_token, on_move,
-                                  sc);
+        char arn[STATE_ARN_MAX];
+        r = connect_update_number(p->client, s->region, call_id(p, s->source, s->phone_number_id, s->phone_number_arn, arn), s->target_arn,
+                                  s->client_token, on_move, sc);
         if (r < 0) {
                 free(sc);
                 return r;
@@ -1742,8 +1776,9 @@ static void pass_describe_pump(struct pass *p) {
                 dc->pass = p;
                 dc->target = strdup(e);
                 dc->id = strdup(tab + 1);
+                char arn[STATE_ARN_MAX];
                 if (!dc->target || !dc->id ||
-                    connect_describe_number(p->client, t->region, dc->id, on_describe, dc) < 0) {
+                    connect_describe_number(p->client, t->region, call_id(p, dc->target, dc->id, NULL, arn), on_describe, dc) < 0) {
                         free(dc->target);
                         free(dc->id);
                         free(dc);

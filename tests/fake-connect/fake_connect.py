@@ -289,6 +289,7 @@ class Emulator:
         self.by_phone = {}             # phone number -> its latest record
         self.by_target = {}            # target ARN -> [records]
         self.stolen = set()            # numbers another customer holds
+        self.caller_account = None     # the account of the call being answered (under the lock)
         self.tokens = {}               # (op, token) -> {"fp", "status", "body", "expires"}
         self.buckets = {}
         self.temp_keys = {}            # ASIA key -> {"secret", "token", "expiration", "source"}
@@ -495,6 +496,11 @@ class Api:
         rec = None
         if UUID_RE.match(ident):
             rec = emu.by_id.get(ident)
+            # A bare id names a number of the caller's own account: another
+            # account's number is not found (its ARN would say whose it is).
+            caller = getattr(emu, "caller_account", None)
+            if rec is not None and caller and rec.account != caller:
+                rec = None
         else:
             m = PN_ARN_RE.match(ident)
             if m and not LEGACY_PN_ARN_RE.match(ident):
@@ -1134,7 +1140,11 @@ class ApiHandler(BaseHTTPRequestHandler):
             ctx = self.decode(op, labels, qpairs, body_bytes, ident.region)
             with emu.lock:
                 check_caller_account(emu, op, ctx, caller_account, caller)
-                status, body = getattr(api, op)(ctx)
+                emu.caller_account = caller_account
+                try:
+                    status, body = getattr(api, op)(ctx)
+                finally:
+                    emu.caller_account = None
         except ApiError as e:
             fault_after = self.post_faults(faults, op, rec)
             if fault_after == "drop":

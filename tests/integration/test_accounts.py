@@ -103,6 +103,25 @@ class Accounts(cnlib.DaemonTest):
         self.assert_signed_by_account()
 
 
+    def test_audit_after_a_restart_describes_each_number_in_its_account(self):
+        # A new process knows no number's account from a claim: the daily
+        # audit describes every number, each with its own account's
+        # credentials, and none is taken for gone. (An interval of a day
+        # lets one pass audit every number.)
+        self.write(interval="24h")
+        self.once("--wait", "60s", check=0)
+        self.assert_converged()
+        self.fake.clock(25 * 3600)
+        self.fake.reset()
+        env = dict(self.env, CONNECT_NUMBERS_CLOCK_OFFSET="+25h")
+        r = self.once("--wait", "60s", env=env)
+        self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+        calls = self.calls()
+        self.assertEqual(calls.get("DescribePhoneNumber", 0), 12, calls)
+        self.assertEqual(calls.get("ClaimPhoneNumber", 0), 0, r.stderr[-3000:])
+        self.assertNotIn("no longer in Amazon Connect", r.stderr)
+        self.assert_converged()
+
     def test_sts_trusts_the_yaml_ca_file(self):
         # ca_file: is used instead of the system's trust store for every
         # HTTPS call, STS included: no AWS_CA_BUNDLE needed.
