@@ -115,6 +115,8 @@ void lifecycle_count_pool(const struct state *s, const char *target, const char 
         struct lifecycle_pool_count c = {0};
         for (size_t i = 0; i < s->n_numbers; i++) {
                 const struct state_number *n = &s->numbers[i];
+                if (streq_ptr(n->move_target, target) && streq_ptr(n->move_pool, pool))
+                        c.moving++; /* filed where it is now, not under target */
                 if (!lifecycle_record_of_pool(n, target, pool) || !lifecycle_record_held(n, now))
                         continue;
                 c.held++;
@@ -152,13 +154,9 @@ void lifecycle_pool_figures(const struct state *s, const char *target, const cha
                             uint64_t now, struct pool_figures *ret) {
         struct lifecycle_pool_count c;
         lifecycle_count_pool(s, target, pool, now, &c);
-        unsigned moving = 0;
-        for (size_t i = 0; i < s->n_numbers; i++)
-                if (streq_ptr(s->numbers[i].move_target, target) && streq_ptr(s->numbers[i].move_pool, pool))
-                        moving++;
         *ret = (struct pool_figures){
                 .desired = desired,
-                .moving = moving,
+                .moving = c.moving,
                 .claimed = c.claimed,
                 .in_progress = c.in_progress + c.intent,
                 .failed_pending = c.failed,

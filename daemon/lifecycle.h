@@ -76,6 +76,7 @@ bool lifecycle_record_of_pool(const struct state_number *n, const char *target, 
 bool lifecycle_target_paused(const struct state_target *st, uint64_t now);
 struct lifecycle_pool_count {
         unsigned held, live, claimed, in_progress, intent, failed;
+        unsigned moving;             /* moves under way towards the pool (not in held) */
         uint64_t earliest_deadline;  /* of its FAILED records' windows, 0 none */
         uint64_t next_retry_at;      /* the earliest next attempt of its FAILED records, 0 none */
 };

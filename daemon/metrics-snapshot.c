@@ -191,9 +191,7 @@ int metrics_snapshot_format(const struct config *c, const struct state *s, const
                 for (size_t j = 0; j < t->n_pools; j++) {
                         const struct pool_config *pc = &t->pools[j];
                         struct lifecycle_pool_count pc_count;
-                        struct pool_figures fig;
                         lifecycle_count_pool(s, t->name, pc->name, now, &pc_count);
-                        lifecycle_pool_figures(s, t->name, pc->name, pc->count, now, &fig);
                         pools[n_pools++] = (struct metrics_pool){
                                 .target = t->name,
                                 .pool = pc->name,
@@ -202,7 +200,7 @@ int metrics_snapshot_format(const struct config *c, const struct state *s, const
                                 .in_progress = pc_count.in_progress + pc_count.intent,
                                 .failed_pending = pc_count.failed,
                                 .excess = pc_count.live > pc->count ? pc_count.live - pc->count : 0,
-                                .moving = fig.moving,
+                                .moving = pc_count.moving,
                                 .pins_missing = lifecycle_pins_missing(s, t, pc, now),
                         };
                 }

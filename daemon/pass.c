@@ -91,6 +91,7 @@ struct pass {
         bool probed_down;              /* a claim followed early this pass (FOLLOW_PROBE_DOWN) */
 
         unsigned claims_made, releases_made, moves_made;
+        bool with_roles;               /* some target's calls use an assumed role (call_id()) */
         bool dirty;                    /* the state changed: save it whole at the end */
         sd_event_source *finish_source;
         struct pass_result result;
@@ -694,28 +695,14 @@ static void on_follow_describe(const struct connect_result *res, void *userdata)
  * whose number it is. */
 static const char *call_id(struct pass *p, const char *source, const char *id, const char *known_arn,
                            char buf[static STATE_ARN_MAX]) {
-        bool roles = false;
-        for (size_t i = 0; i < p->config->n_targets && !roles; i++)
-                roles = p->config->targets[i].role_arn != NULL;
-        if (!roles || !id || strncmp(id, "arn:", 4) == 0)
+        if (!p->with_roles || !id || strncmp(id, "arn:", 4) == 0)
                 return id;
         if (known_arn)
                 return known_arn;
-        /* arn:PARTITION:connect:REGION:ACCOUNT: of the list source, then
-         * phone-number/ID: the form Amazon Connect gives a number's ARN. */
-        const char *arn = NULL, *q;
-        if (!lifecycle_source(p->config, source, &arn, NULL))
+        const char *arn = NULL;
+        if (!lifecycle_source(p->config, source, &arn, NULL) || !state_derive_number_arn(arn, id, buf))
                 return id;
-        q = arn;
-        for (int field = 0; field < 5 && q; field++) {
-                q = strchr(q, ':');
-                if (q)
-                        q++;
-        }
-        if (!q)
-                return id;
-        int k = snprintf(buf, STATE_ARN_MAX, "%.*sphone-number/%s", (int) (q - arn), arn, id);
-        return k > 0 && k < STATE_ARN_MAX ? buf : id;
+        return buf;
 }
 
 static void follow_send(struct follow *f) {
@@ -1418,6 +1405,8 @@ static void on_step(const struct connect_result *res, void *userdata) {
         pass_maybe_advance(p);
 }
 
+static void on_move(const struct connect_result *res, void *userdata);
+
 static int start_step_call(struct pass *p, const struct plan_step *s) {
         struct step_call *sc = calloc(1, sizeof *sc);
         char token[37];
@@ -1427,7 +1416,9 @@ static int start_step_call(struct pass *p, const struct plan_step *s) {
         sc->pass = p;
         sc->step = s;
         char arn[STATE_ARN_MAX];
-        const char *id = call_id(p, s->target, s->phone_number_id, s->phone_number_arn, arn);
+        /* A move's number is still filed where it is now (its source). */
+        const char *id = call_id(p, s->action == STEP_MOVE ? s->source : s->target, s->phone_number_id,
+                                 s->phone_number_arn, arn);
         switch (s->action) {
         case STEP_UPDATE_DESCRIPTION:
                 if (uuid_random(token) < 0)
@@ -1457,6 +1448,9 @@ static int start_step_call(struct pass *p, const struct plan_step *s) {
                 break;
         case STEP_RELEASE:
                 r = connect_release_number(p->client, s->region, id, s->client_token, on_step, sc);
+                break;
+        case STEP_MOVE:
+                r = connect_update_number(p->client, s->region, id, s->target_arn, s->client_token, on_move, sc);
                 break;
         default:
                 r = -EINVAL;
@@ -1516,21 +1510,7 @@ static int start_move(struct pass *p, const struct plan_step *s) {
         int r = pass_save(p);
         if (r < 0)
                 return r; /* not sent; the intent is settled by a describe next pass */
-        struct step_call *sc = calloc(1, sizeof *sc);
-        if (!sc)
-                return -ENOMEM;
-        sc->pass = p;
-        sc->step = s;
-        char arn[STATE_ARN_MAX];
-        r = connect_update_number(p->client, s->region, call_id(p, s->source, s->phone_number_id, s->phone_number_arn, arn), s->target_arn,
-                                  s->client_token, on_move, sc);
-        if (r < 0) {
-                free(sc);
-                return r;
-        }
-        p->outstanding++;
-        p->steps_in_flight++;
-        return 0;
+        return start_step_call(p, s);
 }
 
 static void log_report(const struct plan_step *s) {
@@ -1973,6 +1953,8 @@ int pass_start(sd_event *event, struct connect_client *client, const struct conf
         p->done = done;
         p->userdata = userdata;
         p->phase = PASS_LIST;
+        for (size_t i = 0; i < config->n_targets; i++)
+                p->with_roles = p->with_roles || config->targets[i].role_arn != NULL;
         state->last_pass_started_at = clock_wall_sec();
         /* Throttling is a reason to slow down, never to give up a step
          * while the pass (or --once's --wait) has time: throttled calls are

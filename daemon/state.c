@@ -1667,7 +1667,7 @@ struct state_target *state_get_target(struct state *s, const char *name, const c
         return t;
 }
 
-static bool derive_arn(const char *target_arn, const char *id, char buf[static STATE_ARN_MAX]) {
+bool state_derive_number_arn(const char *target_arn, const char *id, char buf[static STATE_ARN_MAX]) {
         if (isempty(target_arn) || isempty(id))
                 return false;
         /* arn:partition:service:region:account: */
@@ -1687,12 +1687,12 @@ const char *state_number_arn(const struct state_number *n, char buf[static STATE
                 return NULL;
         if (n->arn)
                 return n->arn;
-        return derive_arn(n->target_arn, n->id, buf) ? buf : NULL;
+        return state_derive_number_arn(n->target_arn, n->id, buf) ? buf : NULL;
 }
 
 int state_number_set_arn(struct state_number *n, const char *arn) {
         char buf[STATE_ARN_MAX];
-        if (arn && derive_arn(n->target_arn, n->id, buf) && streq(buf, arn)) {
+        if (arn && state_derive_number_arn(n->target_arn, n->id, buf) && streq(buf, arn)) {
                 n->arn = mfree(n->arn);
                 return 0;
         }

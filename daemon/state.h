@@ -239,6 +239,9 @@ const struct state_tag *state_number_tag(const struct state_number *n, const cha
  * state_number_set_arn stores arn, or nothing when it is the derived one. */
 #define STATE_ARN_MAX 512
 const char *state_number_arn(const struct state_number *n, char buf[static STATE_ARN_MAX]);
+/* The ARN Amazon Connect gives number id on target_arn's partition, region
+ * and account; false when either is missing or it does not fit. */
+bool state_derive_number_arn(const char *target_arn, const char *id, char buf[static STATE_ARN_MAX]);
 int state_number_set_arn(struct state_number *n, const char *arn);
 int state_churn_add(struct state_target *t, uint64_t at, bool release, const char *phone_number);
 /* Remembers a spent ClientToken (dropping the oldest beyond the limit). */
